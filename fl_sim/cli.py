@@ -1,0 +1,102 @@
+"""The ``fl-sim`` command: run, validate and list. User mistakes print one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from fl_sim.errors import UserError
+
+EXIT_USER_ERROR = 2
+LIST_KINDS = ("attacks", "strategies", "datasets", "models", "quantizers", "protocols")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse's own code)
+        raise UserError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="fl-sim", description="Federated learning under quantization: colluding malicious-QAT clients, "
+                "robust aggregation, and per-precision evaluation of the global model.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run a scenario on Flower's simulation engine and write its results")
+    run.add_argument("scenario", help="scenario YAML file")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a scenario key by its dotted path, e.g. --set data.path=/data/mnist (repeatable)")
+    run.add_argument("--out", help="run directory (default: <output_dir>/<name>-<timestamp>)")
+    run.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
+    val = sub.add_parser("validate", help="check a scenario file and print its resolved form")
+    val.add_argument("scenario")
+    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    lst = sub.add_parser("list", help="list registered components")
+    lst.add_argument("kind", choices=LIST_KINDS)
+    return p
+
+
+def _load(args: argparse.Namespace):
+    from fl_sim import components  # noqa: F401
+    from fl_sim.config.loader import load_scenario
+
+    return load_scenario(args.scenario, args.overrides)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import yaml
+
+    s = _load(args)
+    from fl_sim.server.build import build_strategy
+
+    try:
+        build_strategy(s)
+    except ValueError as exc:
+        raise UserError(f"{args.scenario}: strategy {s.strategy.name!r}: {exc}") from None
+    print(f"{args.scenario}: valid (schema version {s.schema_version})")
+    print(yaml.safe_dump(s.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from fl_sim.components import CATALOGUE, MALICIOUS
+
+    for e in CATALOGUE[args.kind]:
+        if args.kind == "attacks":
+            tag = "attack " if e.name in MALICIOUS else "honest "
+            print(f"{e.name:<22} {tag} {e.description}")
+        else:
+            print(f"{e.name:<22} {e.description}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    s = _load(args)
+    from fl_sim.runner import choose_run_dir, run_scenario
+
+    run_dir = choose_run_dir(s, args.out, args.force)
+    print(f"fl-sim: running {s.name!r}: {s.federation.num_clients} clients ({s.attack.num_malicious} malicious), "
+          f"{s.federation.rounds} rounds, strategy {s.strategy.name}", file=sys.stderr)
+    results = run_scenario(s, run_dir, verbose=args.verbose)
+    for name, m in results["final"].items():
+        print(f"{name:>6}: accuracy {100 * m['accuracy']:.2f}%  backdoor ASR {100 * m['backdoor_asr']:.2f}%")
+    print(f"results: {run_dir}/results.json  report: {run_dir}/report.md")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    try:
+        args = build_parser().parse_args(argv)
+        return {"run": cmd_run, "validate": cmd_validate, "list": cmd_list}[args.command](args)
+    except UserError as exc:
+        print(f"fl-sim: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("fl-sim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

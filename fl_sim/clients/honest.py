@@ -1,0 +1,48 @@
+"""Honest behaviours: plain local training, and quantization-aware training (QAT)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from fl_sim.clients.local_training import LossFn, cross_entropy_loss, steps_per_epoch, train_steps
+from fl_sim.clients.registry import BEHAVIOURS, Behaviour, TrainContext
+from fl_sim.config.schema import Scenario
+from fl_sim.quantization.fake_quant_model import fake_quantized
+from fl_sim.quantization.spec import QuantSpec
+
+
+def honest_steps(ctx: TrainContext) -> int:
+    """Local epochs over the client's own data, in minibatch steps."""
+    t = ctx.scenario.training
+    return t.epochs * steps_per_epoch(len(ctx.data), t.batch_size)
+
+
+def qat_loss(spec: QuantSpec) -> LossFn:
+    """Cross-entropy through the fake-quantized forward (dynamic ranges, STE gradients)."""
+
+    def loss(model: nn.Module, x, y):
+        with fake_quantized(model, spec):
+            return cross_entropy_loss(model, x, y)
+
+    return loss
+
+
+@BEHAVIOURS.register("honest", "local training on the client's own data")
+class Honest(Behaviour):
+    def loss_fn(self, scenario: Scenario) -> LossFn:
+        return cross_entropy_loss
+
+    def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
+        loss_fn = self.loss_fn(ctx.scenario)
+        loss = train_steps(model, ctx.data, loss_fn, ctx.scenario.training, honest_steps(ctx), ctx.generator, ctx.device)
+        return {"train_loss": loss}
+
+
+@BEHAVIOURS.register("honest_qat", "quantization-aware local training at training.qat.bits (fake quant + STE)")
+class HonestQAT(Honest):
+    def loss_fn(self, scenario: Scenario) -> LossFn:
+        return qat_loss(QuantSpec(bits=scenario.training.qat.bits))
+
+
+def honest_behaviour_name(scenario: Scenario) -> str:
+    return "honest_qat" if scenario.training.qat.enabled else "honest"

@@ -1,0 +1,60 @@
+"""The local optimisation loop shared by every behaviour: minibatch steps on a loss function."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fl_sim.config.schema import Optimizer, TrainingConfig
+from fl_sim.data.tensors import ImageSet
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model(x), y)
+
+
+def make_optimizer(params, cfg: TrainingConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    lr = cfg.lr if lr is None else lr
+    if cfg.optimizer is Optimizer.ADAM:
+        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return max(1, math.ceil(n / batch_size))
+
+
+def train_steps(
+    model: nn.Module,
+    data: ImageSet,
+    loss_fn: LossFn,
+    cfg: TrainingConfig,
+    steps: int,
+    generator: torch.Generator,
+    device: torch.device,
+    lr: float | None = None,
+) -> float:
+    """Run ``steps`` minibatch steps over reshuffled passes of ``data``; return the mean loss."""
+    model.train()
+    opt = make_optimizer(model.parameters(), cfg, lr)
+    total, done = 0.0, 0
+    while done < steps:
+        perm = torch.randperm(len(data), generator=generator)
+        for start in range(0, len(data), cfg.batch_size):
+            if done == steps:
+                break
+            idx = perm[start : start + cfg.batch_size]
+            x, y = data.x[idx].to(device), data.y[idx].to(device)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model, x, y)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+            done += 1
+    return total / max(done, 1)

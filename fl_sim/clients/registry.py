@@ -1,0 +1,65 @@
+"""The behaviour registry and what a behaviour is given each round."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from fl_sim.config.schema import Scenario
+from fl_sim.data.tensors import ImageSet
+from fl_sim.registry import Registry
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class TrainContext:
+    """Everything a client knows when it trains in one round."""
+
+    scenario: Scenario
+    server_round: int
+    partition_id: int
+    data: ImageSet
+    cohort_size: int
+    device: torch.device
+    generator: torch.Generator
+    # Colluders only: their pooled data, how many of them train this round, a shared RNG.
+    colluder_data: ImageSet | None = None
+    colluders_in_cohort: int = 0
+    colluder_generator: torch.Generator | None = None
+
+
+class Behaviour(ABC):
+    """How a client turns the global model into its update (in place on ``model``)."""
+
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    def __init__(self, params: BaseModel) -> None:
+        self.params = params
+
+    @abstractmethod
+    def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
+        """Train ``model`` in place; return metrics to report (loss, ...)."""
+
+
+BEHAVIOURS: Registry[type[Behaviour]] = Registry("behaviour")
+MALICIOUS: set[str] = set()
+
+
+def register_attack(name: str, description: str) -> Callable[[type[Behaviour]], type[Behaviour]]:
+    """Register a malicious behaviour (selectable as ``attack.behaviour``)."""
+
+    def deco(cls: type[Behaviour]) -> type[Behaviour]:
+        BEHAVIOURS.register(name, description)(cls)
+        MALICIOUS.add(name)
+        return cls
+
+    return deco

@@ -1,0 +1,26 @@
+"""Every registry, populated: importing this module registers all built-in components
+(datasets, models, behaviours, strategies). Scenarios may name only what is registered here."""
+
+from __future__ import annotations
+
+import strategies  # noqa: F401  (registers the aggregation strategies)
+from fl_sim.clients import BEHAVIOURS, MALICIOUS
+from fl_sim.data.sources import DATASETS
+from fl_sim.models import MODELS
+from fl_sim.quantization.registry import QUANTIZERS
+from fl_sim.registry import Registry
+from fl_sim.server.strategy_registry import STRATEGIES
+
+PROTOCOLS: Registry[str] = Registry("protocol")
+PROTOCOLS.register("precisions", "clean accuracy, per-class accuracy and backdoor ASR at every evaluation precision")("precisions")
+
+CATALOGUE: dict[str, Registry] = {
+    "attacks": BEHAVIOURS,
+    "strategies": STRATEGIES,
+    "datasets": DATASETS,
+    "models": MODELS,
+    "quantizers": QUANTIZERS,
+    "protocols": PROTOCOLS,
+}
+
+__all__ = ["BEHAVIOURS", "CATALOGUE", "DATASETS", "MALICIOUS", "MODELS", "PROTOCOLS", "QUANTIZERS", "STRATEGIES"]

@@ -1,0 +1,196 @@
+"""The scenario schema, version 1. Every section is a frozen pydantic model that rejects unknown
+keys by name; component names (dataset, model, behaviour, strategy) are checked against their
+registries, and component parameters against the component's own parameter model."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from fl_sim.quantization.spec import MAX_BITS, MIN_BITS, ActivationRange, Granularity, parse_precision
+
+SCHEMA_VERSION = 1
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class PartitionKind(str, Enum):
+    IID = "iid"
+    DIRICHLET = "dirichlet"
+    PATHOLOGICAL = "pathological"
+
+
+class DataConfig(Strict):
+    source: str = "digits"
+    path: str | None = None
+    hub_name: str | None = None
+    partitioner: PartitionKind = PartitionKind.IID
+    alpha: float = Field(0.5, gt=0)
+    classes_per_client: int = Field(2, ge=1)
+    calibration_size: int = Field(256, ge=1)
+    max_train_examples: int | None = Field(None, ge=1)
+    max_test_examples: int | None = Field(None, ge=1)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        from fl_sim.components import DATASETS
+
+        DATASETS.get(v)
+        return v
+
+
+class ModelConfig(Strict):
+    name: str = "mnist_cnn"
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from fl_sim.components import MODELS
+
+        MODELS.get(v)
+        return v
+
+
+class ClientResources(Strict):
+    num_cpus: float = Field(1.0, gt=0)
+    num_gpus: float = Field(0.0, ge=0)
+
+
+class FederationConfig(Strict):
+    num_clients: int = Field(10, ge=2)
+    rounds: int = Field(5, ge=1)
+    fraction_train: float = Field(1.0, gt=0, le=1)
+    min_train_clients: int = Field(2, ge=1)
+    client_resources: ClientResources = Field(default_factory=ClientResources)
+
+
+class Optimizer(str, Enum):
+    SGD = "sgd"
+    ADAM = "adam"
+
+
+class QATConfig(Strict):
+    enabled: bool = False
+    bits: int = Field(8, ge=MIN_BITS, le=MAX_BITS)
+
+
+class TrainingConfig(Strict):
+    optimizer: Optimizer = Optimizer.SGD
+    lr: float = Field(0.05, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+    qat: QATConfig = Field(default_factory=QATConfig)
+
+
+class Collusion(str, Enum):
+    INDEPENDENT = "independent"
+    AGGREGATION_AWARE = "aggregation_aware"
+
+
+class TriggerConfig(Strict):
+    size: int = Field(4, ge=1)
+    margin: int = Field(1, ge=0)
+    value: float = 1.0
+
+
+class AttackConfig(Strict):
+    """The colluders: how many, what they run, when, and what they share."""
+
+    behaviour: str = "qat_backdoor"
+    num_malicious: int = Field(0, ge=0)
+    start_round: int = Field(1, ge=1)
+    stop_round: int | None = Field(None, ge=1)
+    boost: float = Field(1.0, gt=0)
+    collusion: Collusion = Collusion.INDEPENDENT
+    target_label: int = Field(0, ge=0)
+    trigger: TriggerConfig = Field(default_factory=TriggerConfig)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "AttackConfig":
+        from fl_sim.components import BEHAVIOURS, MALICIOUS
+
+        BEHAVIOURS.get(self.behaviour)
+        if self.behaviour not in MALICIOUS:
+            raise ValueError(f"behaviour {self.behaviour!r} is not an attack (attacks: {', '.join(sorted(MALICIOUS))})")
+        self.behaviour_params()
+        if self.stop_round is not None and self.stop_round < self.start_round:
+            raise ValueError(f"stop_round {self.stop_round} is before start_round {self.start_round}")
+        return self
+
+    def behaviour_params(self) -> BaseModel:
+        """``params`` validated by the behaviour's own parameter model."""
+        from fl_sim.components import BEHAVIOURS
+
+        return BEHAVIOURS.get(self.behaviour).Params(**self.params)
+
+    def active(self, server_round: int) -> bool:
+        return server_round >= self.start_round and (self.stop_round is None or server_round <= self.stop_round)
+
+
+class StrategyConfig(Strict):
+    name: str = "fedavg"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "StrategyConfig":
+        self.strategy_params()
+        return self
+
+    def strategy_params(self) -> BaseModel:
+        from fl_sim.components import STRATEGIES
+
+        return STRATEGIES.get(self.name).Params(**self.params)
+
+
+class EvaluationConfig(Strict):
+    precisions: list[str] = Field(default_factory=lambda: ["fp32", "int8", "int4"], min_length=1)
+    granularity: Granularity = Granularity.PER_TENSOR
+    activations: ActivationRange = ActivationRange.CALIBRATED
+    every_n_rounds: int = Field(0, ge=0)
+    batch_size: int = Field(1000, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @field_validator("precisions")
+    @classmethod
+    def _known_precisions(cls, v: list[str]) -> list[str]:
+        for p in v:
+            parse_precision(p)
+        if len(set(v)) != len(v):
+            raise ValueError(f"precisions repeat a name: {v}")
+        return v
+
+
+class Scenario(Strict):
+    """A whole federated experiment."""
+
+    schema_version: Literal[1] = 1
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    output_dir: str = "runs"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    federation: FederationConfig = Field(default_factory=FederationConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    attack: AttackConfig = Field(default_factory=AttackConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Scenario":
+        n, m = self.federation.num_clients, self.attack.num_malicious
+        if m > n:
+            raise ValueError(f"attack.num_malicious ({m}) is more than federation.num_clients ({n})")
+        if self.federation.min_train_clients > n:
+            raise ValueError(f"federation.min_train_clients ({self.federation.min_train_clients}) is more than num_clients ({n})")
+        if self.attack.stop_round is not None and self.attack.start_round > self.federation.rounds:
+            raise ValueError(f"attack.start_round {self.attack.start_round} is after the last round {self.federation.rounds}")
+        return self

@@ -1,0 +1,1 @@
+"""Data: loaders (IDX folder, Hugging Face Hub, embedded default), partitioning, triggers."""

@@ -1,0 +1,58 @@
+"""Client partitions via flwr-datasets partitioners, plus the server's held-out sets.
+
+The partitioners work on a ``datasets.Dataset``; we hand them a light one holding only each
+example's index and label, and read the indices back. Every partitioner is seeded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from datasets import Dataset as HFDataset
+from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner, Partitioner, PathologicalPartitioner
+
+from fl_sim.data.tensors import ImageSet
+
+
+@dataclass(frozen=True)
+class ServerSplit:
+    """Indices into the train split: the clients' pool and the server's calibration set."""
+
+    client_pool: torch.Tensor
+    calibration: torch.Tensor
+
+
+def split_server_calibration(n: int, calibration_size: int, seed: int) -> ServerSplit:
+    """Hold ``calibration_size`` random training examples out for the server (never given to clients)."""
+    if calibration_size >= n:
+        raise ValueError(f"calibration_size {calibration_size} must be smaller than the {n} training examples")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return ServerSplit(client_pool=perm[calibration_size:], calibration=perm[:calibration_size])
+
+
+def make_partitioner(kind: str, num_partitions: int, seed: int, alpha: float, classes_per_client: int) -> Partitioner:
+    """A seeded flwr-datasets partitioner by kind: iid, dirichlet(alpha) or pathological."""
+    if kind == "iid":
+        return IidPartitioner(num_partitions=num_partitions)
+    if kind == "dirichlet":
+        return DirichletPartitioner(num_partitions, partition_by="label", alpha=alpha, min_partition_size=1, seed=seed)
+    if kind == "pathological":
+        return PathologicalPartitioner(num_partitions, partition_by="label", num_classes_per_partition=classes_per_client, seed=seed)
+    raise ValueError(f"unknown partitioner {kind!r}")
+
+
+def partition_indices(labels: torch.Tensor, partitioner: Partitioner) -> list[torch.Tensor]:
+    """Indices (into ``labels``) of every partition, in partition-id order."""
+    partitioner.dataset = HFDataset.from_dict({"idx": list(range(len(labels))), "label": labels.tolist()})
+    parts = [torch.tensor(partitioner.load_partition(i)["idx"], dtype=torch.int64) for i in range(partitioner.num_partitions)]
+    empty = [i for i, p in enumerate(parts) if len(p) == 0]
+    if empty:
+        raise ValueError(f"partitioning left clients {empty} with no data: use fewer clients or more data")
+    return parts
+
+
+def client_sets(train: ImageSet, split: ServerSplit, partitioner: Partitioner) -> list[ImageSet]:
+    """Each client's ImageSet, drawn from the client pool only."""
+    pool = train.subset(split.client_pool)
+    return [pool.subset(idx) for idx in partition_indices(pool.y, partitioner)]

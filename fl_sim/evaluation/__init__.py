@@ -1,0 +1,1 @@
+"""Evaluation: metrics on batched predictions, and the per-precision evaluation of a model."""

@@ -1,0 +1,1 @@
+"""Quantization: exact fake-quantization primitives, PTQ of whole models, QAT forward."""

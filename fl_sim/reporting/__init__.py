@@ -1,0 +1,1 @@
+"""Reporting: results.json, report.md and PNG plots of a run."""

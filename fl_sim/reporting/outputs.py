@@ -1,0 +1,43 @@
+"""Assemble and write a run's outputs: results.json, report.md, plots, the global model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from fl_sim import __version__
+from fl_sim.cohort import malicious_ids
+from fl_sim.config.schema import Scenario
+from fl_sim.data.federated import FederatedData
+from fl_sim.reporting.files import write_json_atomic, write_text_atomic
+from fl_sim.reporting.plots import write_plots
+from fl_sim.reporting.report import render_report
+
+
+def build_results(s: Scenario, data: FederatedData, outcome, final: dict[str, Any], timing: dict[str, float]) -> dict[str, Any]:
+    history = [dict(h) for h in outcome.history]
+    if history:  # the last round's model is the final model: show every precision there
+        history[-1]["precisions"] = {k: {"accuracy": v["accuracy"], "backdoor_asr": v["backdoor_asr"]} for k, v in final.items()}
+    return {
+        "fl_sim_version": __version__,
+        "scenario": s.model_dump(mode="json"),
+        "data": {"name": data.name, "num_classes": data.num_classes, "client_sizes": [len(c) for c in data.clients],
+                 "calibration_size": len(data.calibration), "test_size": len(data.test)},
+        "roles": {"malicious": malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious)},
+        "history": history,
+        "final": final,
+        "timing": timing,
+    }
+
+
+def write_outputs(run_dir: Path, s: Scenario, data: FederatedData, outcome, final: dict[str, Any],
+                  model: torch.nn.Module, timing: dict[str, float]) -> dict[str, Any]:
+    results = build_results(s, data, outcome, final, timing)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run_dir / "global_model.safetensors"))
+    write_plots(run_dir, results)
+    write_text_atomic(run_dir / "report.md", render_report(results))
+    write_json_atomic(run_dir / "results.json", results)
+    return results

@@ -1,0 +1,91 @@
+"""Run a scenario end to end: a staging directory, the Flower simulation (Ray), the final
+per-precision evaluation, results written atomically, then the directory renamed into place.
+A failed or interrupted run never leaves a half-written run directory under the final name."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fl_sim.config.schema import Scenario
+from fl_sim.errors import UserError
+
+INCOMPLETE_MARKER = "INCOMPLETE"
+
+
+def choose_run_dir(s: Scenario, out: str | None, force: bool) -> Path:
+    """``--out`` as given, else ``<output_dir>/<name>-<timestamp>``; refuse to overwrite without force."""
+    path = Path(out) if out else Path(s.output_dir) / f"{s.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    if path.exists() and not force:
+        raise UserError(f"run directory {path} already exists (use --force to overwrite)")
+    return path
+
+
+def staging_dir(run_dir: Path) -> Path:
+    return run_dir.parent / f".{run_dir.name}.incomplete"
+
+
+def execute(grid, s: Scenario, run_dir: Path) -> dict[str, Any]:
+    """The ServerApp's work: rounds, final evaluation, outputs; returns the results mapping."""
+    from fl_sim.data.federated import federated_data
+    from fl_sim.evaluation.precisions import evaluate_precisions
+    from fl_sim.reporting.outputs import write_outputs
+    from fl_sim.server.loop import initial_model, run_rounds
+
+    t0 = time.monotonic()
+    stage = staging_dir(run_dir)
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    (stage / INCOMPLETE_MARKER).write_text("this run has not finished\n")
+    data = federated_data(s.data, s.federation.num_clients, s.seed)
+    outcome = run_rounds(grid, s, data)
+    t_fed = time.monotonic() - t0
+    model = initial_model(s, data)
+    model.load_state_dict(outcome.final_state)
+    final = evaluate_precisions(model, data, s.evaluation, s.attack.trigger, s.attack.target_label)
+    timing = {"federation_s": t_fed, "total_s": time.monotonic() - t0}
+    results = write_outputs(stage, s, data, outcome, final, model, timing)
+    (stage / INCOMPLETE_MARKER).unlink()
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    os.replace(stage, run_dir)
+    return results
+
+
+def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False) -> dict[str, Any]:
+    """Run ``s`` on Flower's simulation engine (Ray) and write its outputs to ``run_dir``."""
+    from fl_sim.server.flower_app import make_apps
+    from flwr.simulation import run_simulation
+
+    from fl_sim.data.federated import federated_data
+    from fl_sim.server.build import build_strategy
+
+    federated_data(s.data, s.federation.num_clients, s.seed)  # fail fast on data problems
+    try:
+        build_strategy(s)
+    except ValueError as exc:
+        raise UserError(f"strategy {s.strategy.name!r}: {exc}") from None
+    holder: dict[str, Any] = {}
+    server_app, client_app = make_apps(s, run_dir, holder)
+    res = s.federation.client_resources
+    backend = {"client_resources": {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus},
+               "init_args": {"logging_level": logging.ERROR, "log_to_driver": verbose}}
+    flwr_logger = logging.getLogger("flwr")
+    old = flwr_logger.level
+    if not verbose:
+        flwr_logger.setLevel(logging.WARNING)
+    try:
+        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=s.federation.num_clients,
+                       backend_config=backend, verbose_logging=verbose)
+    finally:
+        flwr_logger.setLevel(old)
+    if "error" in holder:
+        raise holder["error"]
+    if "results" not in holder:
+        raise RuntimeError("the simulation ended without results (see the log above)")
+    return holder["results"]

@@ -1,0 +1,1 @@
+"""Server side: strategy wiring with controlled sampling, the round loop, the Flower ServerApp."""

@@ -1,0 +1,27 @@
+"""Build the scenario's strategy: registered spec -> Flower class + kwargs -> controlled sampling."""
+
+from __future__ import annotations
+
+from flwr.serverapp.strategy import Strategy
+
+from fl_sim.cohort import cohort_size
+from fl_sim.config.schema import Scenario
+from fl_sim.server.controlled import controlled
+from fl_sim.server.strategy_registry import STRATEGIES
+
+
+def scenario_cohort_size(s: Scenario) -> int:
+    f = s.federation
+    return cohort_size(f.num_clients, f.fraction_train, f.min_train_clients)
+
+
+def build_strategy(s: Scenario, node_of: dict[int, int] | None = None) -> Strategy:
+    """The controlled strategy for ``s``; ``node_of`` maps partition id -> Flower node id.
+    Raises ValueError for parameters that cannot work (e.g. Bulyan with too few clients)."""
+    spec = STRATEGIES.get(s.strategy.name)
+    size = scenario_cohort_size(s)
+    cls, kwargs = spec.build(s.strategy.strategy_params(), s.attack.num_malicious, size)
+    strategy = controlled(cls)(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=size,
+                               min_evaluate_nodes=0, min_available_nodes=s.federation.num_clients, **kwargs)
+    strategy.setup_control(s.seed, s.federation.num_clients, size, node_of or {})
+    return strategy

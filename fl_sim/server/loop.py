@@ -1,0 +1,95 @@
+"""The server's round loop on a Flower Grid: discover which node holds which partition, run the
+strategy with controlled sampling, evaluate the global model centrally each round."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+
+from fl_sim.cohort import malicious_ids
+from fl_sim.config.schema import Scenario
+from fl_sim.data.federated import FederatedData
+from fl_sim.evaluation.precisions import evaluate_precisions
+from fl_sim.models import build_model
+from fl_sim.seeding import derive_seed
+from fl_sim.server.build import build_strategy
+
+State = dict[str, torch.Tensor]
+PARTITION_KEY = "partition-id"
+
+
+@dataclass
+class FederationOutcome:
+    final_state: State
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def initial_model(s: Scenario, data: FederatedData) -> torch.nn.Module:
+    """The global model at round 0, seeded from the scenario (the global RNG is left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(s.seed, "init"))
+        return build_model(s.model.name, data.num_classes, data.input_shape)
+
+
+def discover_partitions(grid: Grid, num_clients: int, timeout: float = 600.0) -> dict[int, int]:
+    """Ask every node for its partition id; return partition id -> node id."""
+    deadline = time.monotonic() + timeout
+    while len(ids := list(grid.get_node_ids())) < num_clients:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(ids)} of {num_clients} client nodes connected within {timeout:.0f}s")
+        time.sleep(0.05)
+    msgs = [Message(RecordDict({"config": ConfigRecord({})}), message_type=MessageType.QUERY, dst_node_id=i) for i in ids]
+    node_of: dict[int, int] = {}
+    for reply in grid.send_and_receive(msgs, timeout=timeout):
+        if reply.has_error():
+            raise RuntimeError(f"node {reply.metadata.src_node_id} failed to report its partition: {reply.error.reason}")
+        node_of[int(reply.content["info"][PARTITION_KEY])] = reply.metadata.src_node_id
+    if sorted(node_of) != list(range(num_clients)):
+        raise RuntimeError(f"nodes reported partitions {sorted(node_of)}, expected 0..{num_clients - 1}")
+    return node_of
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run_rounds(grid: Grid, s: Scenario, data: FederatedData, progress: Callable[[str], None] = _progress) -> FederationOutcome:
+    """Run ``s.federation.rounds`` rounds; record cohort, malicious members and accuracy per round."""
+    model = initial_model(s, data)
+    strategy = build_strategy(s, discover_partitions(grid, s.federation.num_clients))
+    bad = set(malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious))
+    outcome = FederationOutcome(final_state={})
+    every = s.evaluation.every_n_rounds
+    t0 = time.monotonic()
+
+    def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        model.load_state_dict(arrays.to_torch_state_dict())
+        want = s.evaluation.precisions if every and server_round % every == 0 else ["fp32"]
+        metrics = evaluate_precisions(model, data, s.evaluation, s.attack.trigger, s.attack.target_label, want)
+        log = strategy.fl_round_log.get(server_round, {})
+        entry = {
+            "round": server_round,
+            "cohort": log.get("cohort", []),
+            "replied": log.get("replied", []),
+            "failed": log.get("failed", []),
+            "malicious_in_cohort": sorted(bad.intersection(log.get("cohort", []))),
+            "attack_active": server_round > 0 and s.attack.num_malicious > 0 and s.attack.active(server_round),
+            "fp32_accuracy": metrics["fp32"]["accuracy"] if "fp32" in metrics else None,
+            "precisions": {k: {"accuracy": v["accuracy"], "backdoor_asr": v["backdoor_asr"]} for k, v in metrics.items()},
+        }
+        outcome.history.append(entry)
+        shown = "  ".join(f"{k} acc {v['accuracy']:.3f} asr {v['backdoor_asr']:.3f}" for k, v in entry["precisions"].items())
+        failed = f"  FAILED clients {entry['failed']}" if entry["failed"] else ""
+        progress(f"[round {server_round:>3}/{s.federation.rounds}] {shown}{failed}  ({time.monotonic() - t0:.1f}s)")
+        return MetricRecord({"accuracy": float(entry["fp32_accuracy"] or 0.0)})
+
+    result = strategy.start(grid, ArrayRecord(model.state_dict()), num_rounds=s.federation.rounds, evaluate_fn=evaluate_fn)
+    outcome.final_state = result.arrays.to_torch_state_dict() if result.arrays is not None else model.state_dict()
+    return outcome

@@ -1,0 +1,46 @@
+"""The same federation in one process, without Flower or Ray: the reference loop that the
+overhead benchmark compares against, and a fast harness for studying attacks. It uses the very
+same client code (``run_client``), cohort sampling and central evaluation as the Flower path;
+aggregation here is example-weighted FedAvg only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from fl_sim.clients.runtime import run_client
+from fl_sim.cohort import sample_cohort
+from fl_sim.config.schema import Scenario
+from fl_sim.data.federated import FederatedData
+from fl_sim.evaluation.precisions import evaluate_precisions
+from fl_sim.server.build import scenario_cohort_size
+from fl_sim.server.loop import initial_model
+
+State = dict[str, torch.Tensor]
+
+
+def fedavg(states: list[State], weights: list[int]) -> State:
+    """Example-weighted mean of model states (the float64 sum of FedAvg's definition)."""
+    total = float(sum(weights))
+    return {k: (sum(w * s[k].double() for s, w in zip(states, weights)) / total).to(states[0][k].dtype) for k in states[0]}
+
+
+def run_plain(s: Scenario, data: FederatedData, on_round: Callable[[int, torch.nn.Module], Any] | None = None) -> torch.nn.Module:
+    """Run every round sequentially on the CPU; return the final global model."""
+    model = initial_model(s, data)
+    size = scenario_cohort_size(s)
+    device = torch.device("cpu")
+    for rnd in range(1, s.federation.rounds + 1):
+        cohort = sample_cohort(s.seed, rnd, s.federation.num_clients, size)
+        g = {k: v.clone() for k, v in model.state_dict().items()}
+        results = [run_client(s, data, pid, rnd, g, cohort, device) for pid in cohort]
+        model.load_state_dict(fedavg([r.state for r in results], [r.num_examples for r in results]))
+        if on_round is not None:
+            on_round(rnd, model)
+    return model
+
+
+def evaluate_final(s: Scenario, data: FederatedData, model: torch.nn.Module) -> dict[str, dict[str, Any]]:
+    return evaluate_precisions(model, data, s.evaluation, s.attack.trigger, s.attack.target_label)

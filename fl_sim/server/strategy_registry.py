@@ -1,0 +1,31 @@
+"""The strategy registry. A registered strategy names its parameter model and how to build the
+Flower strategy class and keyword arguments from validated parameters."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from flwr.serverapp.strategy import Strategy
+from pydantic import BaseModel, ConfigDict
+
+from fl_sim.registry import Registry
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StrategySpec(ABC):
+    """How to make one aggregation strategy from its scenario parameters."""
+
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    @staticmethod
+    @abstractmethod
+    def build(params: Any, num_malicious_assumed: int, cohort_size: int) -> tuple[type[Strategy], dict[str, Any]]:
+        """The Flower strategy class and its keyword arguments (sampling arguments excluded).
+        ``num_malicious_assumed`` is the defender's assumed count f (never the identities)."""
+
+
+STRATEGIES: Registry[type[StrategySpec]] = Registry("strategy")

@@ -1,0 +1,24 @@
+"""Bulyan (El Mhamdi et al., "The Hidden Vulnerability of Distributed Learning in Byzantium",
+ICML 2018): Multi-Krum selection followed by a coordinate-wise trimmed mean. Flower's built-in;
+it needs n >= 4f + 3 clients per round."""
+
+from flwr.serverapp.strategy import Bulyan
+from pydantic import Field
+
+from fl_sim.server.strategy_registry import STRATEGIES, NoParams, StrategySpec
+
+
+class BulyanParams(NoParams):
+    num_malicious: int | None = Field(None, ge=0, description="assumed f (default: attack.num_malicious)")
+
+
+@STRATEGIES.register("bulyan", "Bulyan: Multi-Krum selection then trimmed mean; needs n >= 4f+3 (El Mhamdi et al. 2018)")
+class BulyanSpec(StrategySpec):
+    Params = BulyanParams
+
+    @staticmethod
+    def build(params, num_malicious_assumed, cohort_size):
+        f = num_malicious_assumed if params.num_malicious is None else params.num_malicious
+        if cohort_size < 4 * f + 3:
+            raise ValueError(f"bulyan needs at least 4f+3 = {4 * f + 3} clients per round for f = {f}, the cohort has {cohort_size}")
+        return Bulyan, {"num_malicious_nodes": f}
