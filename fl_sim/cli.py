@@ -41,19 +41,20 @@ def _load(args: argparse.Namespace):
     from fl_sim import components  # noqa: F401
     from fl_sim.config.loader import load_scenario
 
-    return load_scenario(args.scenario, args.overrides)
+    from fl_sim.server.build import build_strategy
+
+    s = load_scenario(args.scenario, args.overrides)
+    try:
+        build_strategy(s)
+    except ValueError as exc:
+        raise UserError(f"{args.scenario}: strategy {s.strategy.name!r}: {exc}") from None
+    return s
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     import yaml
 
     s = _load(args)
-    from fl_sim.server.build import build_strategy
-
-    try:
-        build_strategy(s)
-    except ValueError as exc:
-        raise UserError(f"{args.scenario}: strategy {s.strategy.name!r}: {exc}") from None
     print(f"{args.scenario}: valid (schema version {s.schema_version})")
     print(yaml.safe_dump(s.model_dump(mode="json"), sort_keys=False), end="")
     return 0

@@ -63,13 +63,11 @@ def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False) -> dict[str,
     from flwr.simulation import run_simulation
 
     from fl_sim.data.federated import federated_data
-    from fl_sim.server.build import build_strategy
 
-    federated_data(s.data, s.federation.num_clients, s.seed)  # fail fast on data problems
     try:
-        build_strategy(s)
+        federated_data(s.data, s.federation.num_clients, s.seed)  # fail fast on data problems
     except ValueError as exc:
-        raise UserError(f"strategy {s.strategy.name!r}: {exc}") from None
+        raise UserError(f"data: {exc}") from None
     holder: dict[str, Any] = {}
     server_app, client_app = make_apps(s, run_dir, holder)
     res = s.federation.client_resources

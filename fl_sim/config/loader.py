@@ -45,7 +45,7 @@ def apply_override(raw: dict[str, Any], dotted: str, value: Any) -> None:
 def _format_error(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
     msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
+    if err["type"] == "extra_forbidden" and "." not in str(err["loc"][-1]):
         return f"unknown key '{loc}'"
     if err["type"] == "missing":
         return f"missing key '{loc}'"

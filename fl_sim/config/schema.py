@@ -7,11 +7,23 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fl_sim.quantization.spec import MAX_BITS, MIN_BITS, ActivationRange, Granularity, parse_precision
 
 SCHEMA_VERSION = 1
+
+
+def _params_error(exc: ValidationError, owner: str) -> ValueError:
+    """A component's parameter errors, located under ``params`` and naming the component."""
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(["params", *(str(p) for p in e["loc"])])
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{loc}' for {owner}")
+        else:
+            parts.append(f"{loc}: {e['msg'].removeprefix('Value error, ')}")
+    return ValueError("; ".join(parts))
 
 
 class Strict(BaseModel):
@@ -34,6 +46,14 @@ class DataConfig(Strict):
     calibration_size: int = Field(256, ge=1)
     max_train_examples: int | None = Field(None, ge=1)
     max_test_examples: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _path_exists(self) -> "DataConfig":
+        from pathlib import Path
+
+        if self.path is not None and not Path(self.path).expanduser().is_dir():
+            raise ValueError(f"path: folder not found: {self.path}")
+        return self
 
     @field_validator("source")
     @classmethod
@@ -120,7 +140,10 @@ class AttackConfig(Strict):
         BEHAVIOURS.get(self.behaviour)
         if self.behaviour not in MALICIOUS:
             raise ValueError(f"behaviour {self.behaviour!r} is not an attack (attacks: {', '.join(sorted(MALICIOUS))})")
-        self.behaviour_params()
+        try:
+            self.behaviour_params()
+        except ValidationError as exc:
+            raise _params_error(exc, f"behaviour {self.behaviour!r}") from None
         if self.stop_round is not None and self.stop_round < self.start_round:
             raise ValueError(f"stop_round {self.stop_round} is before start_round {self.start_round}")
         return self
@@ -141,7 +164,10 @@ class StrategyConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "StrategyConfig":
-        self.strategy_params()
+        try:
+            self.strategy_params()
+        except ValidationError as exc:
+            raise _params_error(exc, f"strategy {self.name!r}") from None
         return self
 
     def strategy_params(self) -> BaseModel:

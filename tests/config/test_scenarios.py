@@ -1,0 +1,37 @@
+"""Every shipped scenario loads and validates; overrides reach nested keys."""
+
+from pathlib import Path
+
+import pytest
+
+from fl_sim.config.loader import load_scenario
+from fl_sim.errors import UserError
+from fl_sim.server.build import build_strategy
+
+SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "scenarios").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+def test_scenario_validates(path, tmp_path):
+    overrides = [f"data.path={tmp_path}"] if "idx" in path.read_text() else []
+    s = load_scenario(path, overrides)
+    build_strategy(s)
+
+
+def test_shipped_scenarios_exist():
+    names = {p.name for p in SCENARIOS}
+    assert {"quickstart.yaml", "mnist_backdoor_collusion.yaml"} <= names
+
+
+def test_dotted_override_sets_nested_and_params():
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
+    s = load_scenario(path, ["federation.rounds=7", "attack.params.c1=0.25", "evaluation.precisions=[fp32, int6]"])
+    assert s.federation.rounds == 7
+    assert s.attack.behaviour_params().c1 == 0.25
+    assert s.evaluation.precisions == ["fp32", "int6"]
+
+
+def test_override_into_a_scalar_is_rejected():
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
+    with pytest.raises(UserError, match="seed is not a section"):
+        load_scenario(path, ["seed.x=1"])

@@ -1,0 +1,69 @@
+"""Bad input: one line naming the problem, exit code 2, no traceback, no run directory."""
+
+from pathlib import Path
+
+import pytest
+
+from fl_sim.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = str(REPO / "scenarios" / "quickstart.yaml")
+
+CASES = [
+    ("name: x\nfoo: 1\n", [], "unknown key 'foo'"),
+    ("name: x\nfederation: {num_clients: ten}\n", [], "federation.num_clients"),
+    ("name: x\nfederation: [1, 2\n", [], "malformed YAML"),
+    ("name: x\nfederation: {num_clients: 3}\nattack: {num_malicious: 5}\n", [], "num_malicious (5) is more than"),
+    ("name: x\nevaluation: {precisions: [fp32, int17]}\n", [], "bits must be in 2..16"),
+    ("name: x\nevaluation: {precisions: [fp32, int1]}\n", [], "bits must be in 2..16"),
+    ("name: x\nattack: {params: {bits: [8, 1]}}\n", [], "params.bits"),
+    ("name: x\ntraining: {qat: {bits: 20}}\n", [], "training.qat.bits"),
+    ("name: x\ndata: {source: idx, path: /nonexistent/mnist}\n", [], "folder not found"),
+    ("name: x\nstrategy: {name: nosuch}\n", [], "unknown strategy 'nosuch'"),
+    ("name: x\nattack: {behaviour: honest}\n", [], "not an attack"),
+    ("- just\n- a list\n", [], "must be a YAML mapping"),
+    ("name: x\n", ["federation.rounds=0"], "federation.rounds"),
+    ("name: x\n", ["federation"], "--set expects dotted.key=value"),
+    ("name: x\nfederation: {num_clients: 10}\nattack: {num_malicious: 3}\nstrategy: {name: bulyan}\n", [], "4f+3"),
+]
+
+
+@pytest.mark.parametrize("text,sets,expected", CASES)
+def test_bad_scenario_exits_2_with_one_line(tmp_path, capsys, text, sets, expected):
+    f = tmp_path / "s.yaml"
+    f.write_text(text)
+    out_dir = tmp_path / "run"
+    argv = ["run", str(f), "--out", str(out_dir)] + [a for s in sets for a in ("--set", s)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert expected in err
+    assert not out_dir.exists() and not list(tmp_path.glob(".run*"))
+
+
+def test_missing_scenario_file(capsys, tmp_path):
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert "scenario file not found" in capsys.readouterr().err
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    assert main(["run", QUICK, "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_missing_idx_folder_given_by_override(capsys, tmp_path):
+    assert main(["run", QUICK, "--set", "data.source=idx", "--set", f"data.path={tmp_path / 'gone'}", "--out", str(tmp_path / "r")]) == 2
+    assert "folder not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["attacks", "strategies", "datasets", "models", "quantizers", "protocols"])
+def test_list_prints_registered(kind, capsys):
+    assert main(["list", kind]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) >= 1
+
+
+def test_validate_prints_resolved_scenario(capsys):
+    assert main(["validate", QUICK]) == 0
+    assert "valid (schema version 1)" in capsys.readouterr().out
