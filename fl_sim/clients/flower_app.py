@@ -11,10 +11,21 @@ from fl_sim.cohort import sample_cohort
 from fl_sim.server.build import scenario_cohort_size
 
 
+def scenario_path(context: Context) -> str:
+    """run_config['scenario'], resolved against the working directory, else the project root
+    (``flwr run`` may start the apps elsewhere)."""
+    from pathlib import Path
+
+    p = Path(str(context.run_config["scenario"]))
+    if not p.is_absolute() and not p.exists():
+        p = Path(__file__).resolve().parents[2] / p
+    return str(p)
+
+
 def _scenario_from_context(context: Context) -> Scenario:
     from fl_sim.config.loader import load_scenario
 
-    return load_scenario(str(context.run_config["scenario"]))
+    return load_scenario(scenario_path(context))
 
 
 def make_client_app(scenario: Scenario | None = None) -> ClientApp:

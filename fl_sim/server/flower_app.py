@@ -42,10 +42,11 @@ app = ServerApp()
 def _flwr_run_main(grid: Grid, context: Context) -> None:
     """Entry point for ``flwr run .``: run the scenario named by run_config['scenario']."""
     from fl_sim import components  # noqa: F401
+    from fl_sim.clients.flower_app import scenario_path
     from fl_sim.config.loader import load_scenario
     from fl_sim.runner import choose_run_dir, execute
 
-    s = load_scenario(str(context.run_config["scenario"]))
+    s = load_scenario(scenario_path(context))
     run_dir = choose_run_dir(s, str(context.run_config.get("out", "")) or None, force=False)
     execute(grid, s, run_dir)
     print(f"fl-sim: results in {run_dir}")
