@@ -3,22 +3,17 @@ ICML 2018): Multi-Krum selection followed by a coordinate-wise trimmed mean. Flo
 it needs n >= 4f + 3 clients per round."""
 
 from flwr.serverapp.strategy import Bulyan
-from pydantic import Field
 
-from fl_sim.server.strategy_registry import STRATEGIES, NoParams, StrategySpec
-
-
-class BulyanParams(NoParams):
-    num_malicious: int | None = Field(None, ge=0, description="assumed f (default: attack.num_malicious)")
+from fl_sim.server.strategy_registry import STRATEGIES, AssumedF, StrategySpec
 
 
 @STRATEGIES.register("bulyan", "Bulyan: Multi-Krum selection then trimmed mean; needs n >= 4f+3 (El Mhamdi et al. 2018)")
 class BulyanSpec(StrategySpec):
-    Params = BulyanParams
+    Params = AssumedF
 
     @staticmethod
     def build(params, num_malicious_assumed, cohort_size):
-        f = num_malicious_assumed if params.num_malicious is None else params.num_malicious
+        f = params.f(num_malicious_assumed)
         if cohort_size < 4 * f + 3:
             raise ValueError(f"bulyan needs at least 4f+3 = {4 * f + 3} clients per round for f = {f}, the cohort has {cohort_size}")
         return Bulyan, {"num_malicious_nodes": f}

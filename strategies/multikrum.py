@@ -4,12 +4,11 @@ Flower's built-in."""
 from flwr.serverapp.strategy import MultiKrum
 from pydantic import Field
 
-from fl_sim.server.strategy_registry import STRATEGIES, NoParams, StrategySpec
+from fl_sim.server.strategy_registry import STRATEGIES, AssumedF, StrategySpec
 
 
-class MultiKrumParams(NoParams):
-    num_malicious: int | None = Field(None, ge=0, description="assumed f (default: attack.num_malicious)")
-    num_selected: int | None = Field(None, ge=1, description="m updates kept (default: n - f, set per cohort)")
+class MultiKrumParams(AssumedF):
+    num_selected: int | None = Field(None, ge=1, description="m updates kept (default: cohort size - f)")
 
 
 @STRATEGIES.register("multikrum", "Multi-Krum: mean of the m best-scored updates (Blanchard et al. 2017)")
@@ -18,5 +17,5 @@ class MultiKrumSpec(StrategySpec):
 
     @staticmethod
     def build(params, num_malicious_assumed, cohort_size):
-        f = num_malicious_assumed if params.num_malicious is None else params.num_malicious
+        f = params.f(num_malicious_assumed)
         return MultiKrum, {"num_malicious_nodes": f, "num_nodes_to_select": params.num_selected or max(1, cohort_size - f)}

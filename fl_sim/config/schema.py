@@ -26,6 +26,14 @@ def _params_error(exc: ValidationError, owner: str) -> ValueError:
     return ValueError("; ".join(parts))
 
 
+def _registered(kind: str, name: str) -> str:
+    """``name`` if the ``kind`` registry holds it; ValueError listing the known names otherwise."""
+    from fl_sim.components import CATALOGUE
+
+    CATALOGUE[kind].get(name)
+    return name
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
@@ -58,10 +66,7 @@ class DataConfig(Strict):
     @field_validator("source")
     @classmethod
     def _known_source(cls, v: str) -> str:
-        from fl_sim.components import DATASETS
-
-        DATASETS.get(v)
-        return v
+        return _registered("datasets", v)
 
 
 class ModelConfig(Strict):
@@ -70,10 +75,7 @@ class ModelConfig(Strict):
     @field_validator("name")
     @classmethod
     def _known_model(cls, v: str) -> str:
-        from fl_sim.components import MODELS
-
-        MODELS.get(v)
-        return v
+        return _registered("models", v)
 
 
 class ClientResources(Strict):

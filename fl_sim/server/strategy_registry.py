@@ -7,13 +7,22 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from flwr.serverapp.strategy import Strategy
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from fl_sim.registry import Registry
 
 
 class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AssumedF(NoParams):
+    """Parameters of a defense that assumes a number f of malicious clients."""
+
+    num_malicious: int | None = Field(None, ge=0, description="assumed f (default: attack.num_malicious)")
+
+    def f(self, default: int) -> int:
+        return default if self.num_malicious is None else self.num_malicious
 
 
 class StrategySpec(ABC):
