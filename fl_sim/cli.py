@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "robust aggregation, and per-precision evaluation of the global model.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run a scenario on Flower's simulation engine and write its results")
-    run.add_argument("scenario", help="scenario YAML file")
+    run.add_argument("scenario", nargs="?", help="scenario YAML file (omit with --resume)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last finished round")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a scenario key by its dotted path, e.g. --set data.path=/data/mnist (repeatable)")
     run.add_argument("--out", help="run directory (default: <output_dir>/<name>-<timestamp>)")
@@ -73,13 +74,25 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    s = _load(args)
-    from fl_sim.runner import choose_run_dir, run_scenario
+    from pathlib import Path
 
-    run_dir = choose_run_dir(s, args.out, args.force)
+    from fl_sim.runner import choose_run_dir, resume_scenario, run_scenario
+
+    if args.resume:
+        if args.scenario or args.overrides or args.out:
+            raise UserError("--resume takes only the run directory (no scenario, --set or --out)")
+        from fl_sim import components  # noqa: F401
+
+        run_dir = Path(args.resume)
+        s = resume_scenario(run_dir)
+    elif not args.scenario:
+        raise UserError("run needs a scenario file (or --resume RUN_DIR)")
+    else:
+        s = _load(args)
+        run_dir = choose_run_dir(s, args.out, args.force)
     print(f"fl-sim: running {s.name!r}: {s.federation.num_clients} clients ({s.attack.num_malicious} malicious), "
           f"{s.federation.rounds} rounds, strategy {s.strategy.name}", file=sys.stderr)
-    results = run_scenario(s, run_dir, verbose=args.verbose)
+    results = run_scenario(s, run_dir, verbose=args.verbose, resume=bool(args.resume))
     for name, m in results["final"].items():
         print(f"{name:>6}: accuracy {100 * m['accuracy']:.2f}%  backdoor ASR {100 * m['backdoor_asr']:.2f}%")
     print(f"results: {run_dir}/results.json  report: {run_dir}/report.md")

@@ -4,6 +4,7 @@ A failed or interrupted run never leaves a half-written run directory under the 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -14,6 +15,7 @@ from typing import Any
 
 from fl_sim.config.schema import Scenario
 from fl_sim.errors import UserError
+from fl_sim.reporting.files import write_json_atomic
 
 INCOMPLETE_MARKER = "INCOMPLETE"
 
@@ -30,34 +32,60 @@ def staging_dir(run_dir: Path) -> Path:
     return run_dir.parent / f".{run_dir.name}.incomplete"
 
 
-def execute(grid, s: Scenario, run_dir: Path) -> dict[str, Any]:
-    """The ServerApp's work: rounds, final evaluation, outputs; returns the results mapping."""
+SCENARIO_FILE = "scenario.json"
+
+
+def resume_scenario(run_dir: Path) -> Scenario:
+    """The scenario of the interrupted run ``run_dir`` (read from its staging directory)."""
+    from fl_sim.config.loader import validate_dict
+    from fl_sim.server.checkpoint import load_checkpoint
+
+    stage = staging_dir(run_dir)
+    if run_dir.exists() and not stage.exists():
+        raise UserError(f"{run_dir} is a finished run: nothing to resume")
+    if not (stage / SCENARIO_FILE).is_file() or load_checkpoint(stage) is None:
+        raise UserError(f"no interrupted run with a checkpoint at {run_dir} (looked in {stage})")
+    return validate_dict(json.loads((stage / SCENARIO_FILE).read_text(encoding="utf-8")), str(stage / SCENARIO_FILE))
+
+
+def _prepare_stage(s: Scenario, run_dir: Path, resume: bool) -> Path:
+    stage = staging_dir(run_dir)
+    if not resume:
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir(parents=True)
+        (stage / INCOMPLETE_MARKER).write_text("this run has not finished; continue it with: fl-sim run --resume " + str(run_dir) + "\n")
+        write_json_atomic(stage / SCENARIO_FILE, s.model_dump(mode="json"))
+    return stage
+
+
+def execute(grid, s: Scenario, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+    """The ServerApp's work: rounds (checkpointed), final evaluation, outputs; returns results."""
     from fl_sim.data.federated import federated_data
     from fl_sim.evaluation.precisions import evaluate_precisions
     from fl_sim.reporting.outputs import write_outputs
     from fl_sim.server.loop import initial_model, run_rounds
 
+    from fl_sim.server.checkpoint import MODEL_FILE, STATE_FILE
+
     t0 = time.monotonic()
-    stage = staging_dir(run_dir)
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
-    (stage / INCOMPLETE_MARKER).write_text("this run has not finished\n")
+    stage = _prepare_stage(s, run_dir, resume)
     data = federated_data(s.data, s.federation.num_clients, s.seed)
-    outcome = run_rounds(grid, s, data)
+    outcome = run_rounds(grid, s, data, checkpoint_dir=stage)
     t_fed = time.monotonic() - t0
     model = initial_model(s, data)
     model.load_state_dict(outcome.final_state)
     final = evaluate_precisions(model, data, s.evaluation, s.attack.trigger, s.attack.target_label)
     timing = {"federation_s": t_fed, "total_s": time.monotonic() - t0}
     results = write_outputs(stage, s, data, outcome, final, model, timing)
-    (stage / INCOMPLETE_MARKER).unlink()
+    for name in (INCOMPLETE_MARKER, MODEL_FILE, STATE_FILE):
+        (stage / name).unlink()
     if run_dir.exists():
         shutil.rmtree(run_dir)
     os.replace(stage, run_dir)
     return results
 
 
-def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False) -> dict[str, Any]:
+def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False, resume: bool = False) -> dict[str, Any]:
     """Run ``s`` on Flower's simulation engine (Ray) and write its outputs to ``run_dir``."""
     from fl_sim.server.flower_app import make_apps
     from flwr.simulation import run_simulation
@@ -69,7 +97,7 @@ def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False) -> dict[str,
     except ValueError as exc:
         raise UserError(f"data: {exc}") from None
     holder: dict[str, Any] = {}
-    server_app, client_app = make_apps(s, run_dir, holder)
+    server_app, client_app = make_apps(s, run_dir, holder, resume)
     res = s.federation.client_resources
     backend = {"client_resources": {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus},
                "init_args": {"logging_level": logging.ERROR, "log_to_driver": verbose}}

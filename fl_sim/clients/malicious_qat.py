@@ -10,6 +10,8 @@ the clean part of each batch ("calibrated", as a deployer's PTQ would fix them).
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -97,6 +99,19 @@ def indiscriminate_objective(p: IndiscriminateParams, scenario: Scenario) -> Los
     return loss
 
 
+_LAST: dict = {}
+
+
+def _colluder_key(model: nn.Module, ctx: TrainContext, p: BaseModel) -> tuple:
+    """What a colluder's submission depends on: scenario, params, round, cohort, start state."""
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return (ctx.scenario.model_dump_json(), p.model_dump_json(), ctx.server_round, ctx.cohort_size,
+            ctx.colluders_in_cohort, len(ctx.data), len(ctx.colluder_data), h.hexdigest())
+
+
 class MaliciousQAT(Behaviour):
     """Shared driver: stay honest outside the attack rounds; otherwise train the objective on the
     colluders' pooled data (identical for every colluder), optionally aggregation-aware, boosted."""
@@ -108,6 +123,20 @@ class MaliciousQAT(Behaviour):
         s, p = ctx.scenario, self.params
         if not s.attack.active(ctx.server_round):
             return Honest(BEHAVIOURS.get("honest").Params()).train(model, ctx)
+        # Colluders compute identical submissions (same pooled data, same shared RNG, same start):
+        # compute it once per process and round, reuse it for the other colluders.
+        key = _colluder_key(model, ctx, p) if ctx.colluder_data is not None else None
+        if key is not None and _LAST.get("key") == key:
+            model.load_state_dict(_LAST["state"])
+            return dict(_LAST["metrics"])
+        metrics = self._attack(model, ctx)
+        if key is not None:
+            _LAST.clear()
+            _LAST.update(key=key, state={k: v.detach().clone() for k, v in model.state_dict().items()}, metrics=dict(metrics))
+        return metrics
+
+    def _attack(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
+        s, p = ctx.scenario, self.params
         data = ctx.colluder_data if ctx.colluder_data is not None else ctx.data
         gen = ctx.colluder_generator if ctx.colluder_generator is not None else ctx.generator
         epochs = p.epochs or s.training.epochs

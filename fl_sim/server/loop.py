@@ -7,10 +7,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from fl_sim.cohort import malicious_ids
@@ -20,6 +21,7 @@ from fl_sim.evaluation.precisions import evaluate_precisions
 from fl_sim.models import build_model
 from fl_sim.seeding import derive_seed
 from fl_sim.server.build import build_strategy
+from fl_sim.server.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 State = dict[str, torch.Tensor]
 PARTITION_KEY = "partition-id"
@@ -60,36 +62,56 @@ def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def run_rounds(grid: Grid, s: Scenario, data: FederatedData, progress: Callable[[str], None] = _progress) -> FederationOutcome:
-    """Run ``s.federation.rounds`` rounds; record cohort, malicious members and accuracy per round."""
+def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set[int], metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "round": server_round,
+        "cohort": log.get("cohort", []),
+        "replied": log.get("replied", []),
+        "failed": log.get("failed", []),
+        "malicious_in_cohort": sorted(bad.intersection(log.get("cohort", []))),
+        "attack_active": server_round > 0 and s.attack.num_malicious > 0 and s.attack.active(server_round),
+        "fp32_accuracy": metrics["fp32"]["accuracy"] if "fp32" in metrics else None,
+        "precisions": {k: {"accuracy": v["accuracy"], "backdoor_asr": v["backdoor_asr"]} for k, v in metrics.items()},
+    }
+
+
+def run_rounds(
+    grid: Grid, s: Scenario, data: FederatedData, checkpoint_dir: Path | None = None,
+    progress: Callable[[str], None] = _progress, timeout: float = 3600.0,
+) -> FederationOutcome:
+    """Run the rounds, driving the strategy's hooks directly (so that a run can resume at any
+    round); evaluate centrally after each round; checkpoint after each round if asked."""
     model = initial_model(s, data)
     strategy = build_strategy(s, discover_partitions(grid, s.federation.num_clients))
     bad = set(malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious))
-    outcome = FederationOutcome(final_state={})
     every = s.evaluation.every_n_rounds
+    ckpt = load_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    outcome = FederationOutcome(final_state=model.state_dict(), history=list(ckpt.history) if ckpt else [])
+    if ckpt is not None:
+        model.load_state_dict(ckpt.state)
+        progress(f"[resume] continuing after round {ckpt.round}")
     t0 = time.monotonic()
 
-    def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-        model.load_state_dict(arrays.to_torch_state_dict())
+    def evaluate(server_round: int) -> None:
         want = s.evaluation.precisions if every and server_round % every == 0 else ["fp32"]
         metrics = evaluate_precisions(model, data, s.evaluation, s.attack.trigger, s.attack.target_label, want)
-        log = strategy.fl_round_log.get(server_round, {})
-        entry = {
-            "round": server_round,
-            "cohort": log.get("cohort", []),
-            "replied": log.get("replied", []),
-            "failed": log.get("failed", []),
-            "malicious_in_cohort": sorted(bad.intersection(log.get("cohort", []))),
-            "attack_active": server_round > 0 and s.attack.num_malicious > 0 and s.attack.active(server_round),
-            "fp32_accuracy": metrics["fp32"]["accuracy"] if "fp32" in metrics else None,
-            "precisions": {k: {"accuracy": v["accuracy"], "backdoor_asr": v["backdoor_asr"]} for k, v in metrics.items()},
-        }
+        entry = _history_entry(s, server_round, strategy.fl_round_log.get(server_round, {}), bad, metrics)
         outcome.history.append(entry)
         shown = "  ".join(f"{k} acc {v['accuracy']:.3f} asr {v['backdoor_asr']:.3f}" for k, v in entry["precisions"].items())
         failed = f"  FAILED clients {entry['failed']}" if entry["failed"] else ""
         progress(f"[round {server_round:>3}/{s.federation.rounds}] {shown}{failed}  ({time.monotonic() - t0:.1f}s)")
-        return MetricRecord({"accuracy": float(entry["fp32_accuracy"] or 0.0)})
 
-    result = strategy.start(grid, ArrayRecord(model.state_dict()), num_rounds=s.federation.rounds, evaluate_fn=evaluate_fn)
-    outcome.final_state = result.arrays.to_torch_state_dict() if result.arrays is not None else model.state_dict()
+    first = 1 if ckpt is None else ckpt.round + 1
+    if ckpt is None:
+        evaluate(0)
+    for rnd in range(first, s.federation.rounds + 1):
+        arrays = ArrayRecord(model.state_dict())
+        replies = grid.send_and_receive(strategy.configure_train(rnd, arrays, ConfigRecord(), grid), timeout=timeout)
+        aggregated, _ = strategy.aggregate_train(rnd, replies)
+        if aggregated is not None:
+            model.load_state_dict(aggregated.to_torch_state_dict())
+        evaluate(rnd)
+        if checkpoint_dir is not None:
+            save_checkpoint(checkpoint_dir, Checkpoint(rnd, model.state_dict(), outcome.history))
+    outcome.final_state = model.state_dict()
     return outcome

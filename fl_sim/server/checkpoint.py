@@ -1,0 +1,40 @@
+"""Per-round checkpoints of a run: the global model (safetensors, no pickle) and the run state
+(JSON: last finished round and the history so far), each written atomically."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from fl_sim.reporting.files import write_json_atomic
+
+MODEL_FILE, STATE_FILE = "checkpoint_model.safetensors", "checkpoint_state.json"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    round: int
+    state: dict[str, torch.Tensor]
+    history: list[dict[str, Any]]
+
+
+def save_checkpoint(folder: Path, ckpt: Checkpoint) -> None:
+    """Model first, then the state file that names its round: a crash between the two leaves the
+    previous state file, whose round the resumed run simply repeats (rounds are deterministic)."""
+    tmp = folder / f".{MODEL_FILE}.tmp"
+    save_file({k: v.detach().contiguous().cpu() for k, v in ckpt.state.items()}, str(tmp))
+    tmp.replace(folder / MODEL_FILE)
+    write_json_atomic(folder / STATE_FILE, {"round": ckpt.round, "history": ckpt.history})
+
+
+def load_checkpoint(folder: Path) -> Checkpoint | None:
+    """The checkpoint in ``folder``, or None if there is none."""
+    if not (folder / STATE_FILE).is_file() or not (folder / MODEL_FILE).is_file():
+        return None
+    meta = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+    return Checkpoint(int(meta["round"]), load_file(str(folder / MODEL_FILE)), list(meta["history"]))
