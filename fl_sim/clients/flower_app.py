@@ -40,6 +40,7 @@ def make_client_app(scenario: Scenario | None = None) -> ClientApp:
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         from fl_sim import components  # noqa: F401  (registries in this worker process)
+        from fl_sim.clients.faults import maybe_fail
         from fl_sim.clients.runtime import run_client
         from fl_sim.data.federated import federated_data
 
@@ -49,6 +50,7 @@ def make_client_app(scenario: Scenario | None = None) -> ClientApp:
         device = torch.device("cuda" if s.federation.client_resources.num_gpus > 0 and torch.cuda.is_available() else "cpu")
         pid = int(context.node_config["partition-id"])
         rnd = int(msg.content["config"]["server-round"])
+        maybe_fail(s, rnd, pid)
         data = federated_data(s.data, s.federation.num_clients, s.seed)
         cohort = sample_cohort(s.seed, rnd, s.federation.num_clients, scenario_cohort_size(s))
         res = run_client(s, data, pid, rnd, msg.content["arrays"].to_torch_state_dict(), cohort, device)

@@ -49,6 +49,11 @@ class Behaviour(ABC):
     def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
         """Train ``model`` in place; return metrics to report (loss, ...)."""
 
+    def tamper(self, state: dict[str, torch.Tensor], start: dict[str, torch.Tensor],
+               num_examples: int) -> tuple[dict[str, torch.Tensor], int]:
+        """What the client actually sends (honest behaviours send what they trained)."""
+        return state, num_examples
+
 
 BEHAVIOURS: Registry[type[Behaviour]] = Registry("behaviour")
 MALICIOUS: set[str] = set()

@@ -62,6 +62,8 @@ def run_client(
         colluders_in_cohort=len(in_cohort) if colluding else 0,
         colluder_generator=torch_generator(scenario.seed, "colluders", server_round) if colluding else None,
     )
-    metrics = behaviour_for(scenario, partition_id).train(model, ctx)
+    behaviour = behaviour_for(scenario, partition_id)
+    metrics = behaviour.train(model, ctx)
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
-    return ClientResult(state, len(ctx.data), metrics)
+    state, count = behaviour.tamper(state, global_state, len(ctx.data))
+    return ClientResult(state, count, metrics)

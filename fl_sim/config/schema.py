@@ -83,12 +83,34 @@ class ClientResources(Strict):
     num_gpus: float = Field(0.0, ge=0)
 
 
+class GuardConfig(Strict):
+    """Server-side screening of replies (fl_sim/server/payload_guard.py)."""
+
+    max_norm_ratio: float = Field(100.0, gt=1, description="reject updates whose norm exceeds this x the round median")
+    max_examples_ratio: float = Field(10.0, ge=1, description="cap reported example counts at this x the round median")
+
+
+class FaultKind(str, Enum):
+    EXCEPTION = "exception"
+    TIMEOUT = "timeout"
+
+
+class FaultConfig(Strict):
+    """Injected client faults: each (round, client) fails with probability ``rate`` (seeded)."""
+
+    rate: float = Field(0.0, ge=0, le=1)
+    kind: FaultKind = FaultKind.EXCEPTION
+
+
 class FederationConfig(Strict):
     num_clients: int = Field(10, ge=2)
     rounds: int = Field(5, ge=1)
     fraction_train: float = Field(1.0, gt=0, le=1)
     min_train_clients: int = Field(2, ge=1)
     client_resources: ClientResources = Field(default_factory=ClientResources)
+    round_timeout_s: float = Field(3600.0, gt=0, description="the server waits this long for a round's replies")
+    guard: GuardConfig = Field(default_factory=GuardConfig)
+    faults: FaultConfig = Field(default_factory=FaultConfig)
 
 
 class Optimizer(str, Enum):

@@ -7,6 +7,7 @@ from flwr.serverapp.strategy import Strategy
 from fl_sim.cohort import cohort_size
 from fl_sim.config.schema import Scenario
 from fl_sim.server.controlled import controlled
+from fl_sim.server.payload_guard import GuardLimits
 from fl_sim.server.strategy_registry import STRATEGIES
 
 
@@ -23,5 +24,6 @@ def build_strategy(s: Scenario, node_of: dict[int, int] | None = None) -> Strate
     cls, kwargs = spec.build(s.strategy.strategy_params(), s.attack.num_malicious, size)
     strategy = controlled(cls)(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=size,
                                min_evaluate_nodes=0, min_available_nodes=s.federation.num_clients, **kwargs)
-    strategy.setup_control(s.seed, s.federation.num_clients, size, node_of or {})
+    g = s.federation.guard
+    strategy.setup_control(s.seed, s.federation.num_clients, size, node_of or {}, GuardLimits(g.max_norm_ratio, g.max_examples_ratio))
     return strategy

@@ -5,21 +5,29 @@ cohort and repliers are logged. The strategy never sees who is malicious."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
+import torch
 
 from fl_sim.cohort import sample_cohort
+from fl_sim.server.payload_guard import GuardLimits, screen, structural_problem
+
+logger = logging.getLogger("fl_sim.server")
 
 
 class ControlledSampling:
     """Mixin placed before a Flower strategy class in the MRO."""
 
-    def setup_control(self, seed: int, num_clients: int, cohort_size: int, node_of: dict[int, int]) -> None:
+    def setup_control(self, seed: int, num_clients: int, cohort_size: int, node_of: dict[int, int],
+                      limits: GuardLimits | None = None) -> None:
         self.fl_seed, self.fl_num_clients, self.fl_cohort_size = seed, num_clients, cohort_size
+        self.fl_limits = limits or GuardLimits()
+        self.fl_reference: dict[str, torch.Tensor] = {}
         self.fl_node_of = node_of
         self.fl_pid_of = {node: pid for pid, node in node_of.items()}
         self.fl_round_log: dict[int, dict[str, Any]] = {}
@@ -28,21 +36,70 @@ class ControlledSampling:
         cohort = sample_cohort(self.fl_seed, server_round, self.fl_num_clients, self.fl_cohort_size)
         self.fl_round_log[server_round] = {"cohort": cohort}
         config["server-round"] = server_round
+        self.fl_reference = arrays.to_torch_state_dict()
         record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
         return [Message(content=record, message_type=MessageType.TRAIN, dst_node_id=self.fl_node_of[p]) for p in cohort]
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         ordered = sorted(replies, key=lambda m: self.fl_pid_of.get(m.metadata.src_node_id, -1))
         log = self.fl_round_log.setdefault(server_round, {})
-        log["replied"] = [self.fl_pid_of[m.metadata.src_node_id] for m in ordered if not m.has_error()]
+        ok = [m for m in ordered if not m.has_error()]
+        log["replied"] = [self.fl_pid_of[m.metadata.src_node_id] for m in ok]
         log["failed"] = [self.fl_pid_of.get(m.metadata.src_node_id, -1) for m in ordered if m.has_error()]
-        return super().aggregate_train(server_round, ordered)  # type: ignore[misc]
+        kept = self._screen(ok, log)
+        if not kept:
+            return None, None
+        arrays, metrics = super().aggregate_train(server_round, kept)  # type: ignore[misc]
+        if arrays is not None and structural_problem(self.fl_reference, arrays.to_torch_state_dict()) is not None:
+            logger.warning("round %d: the aggregate is not a finite model of the right shape; the global model is kept", server_round)
+            log["aggregate_rejected"] = True
+            return None, metrics
+        return arrays, metrics
+
+    def _screen(self, ok: list[Message], log: dict[str, Any]) -> list[Message]:
+        """Reject malformed or non-finite replies and absurd norms, cap example counts, and
+        rebuild each kept reply in canonical form (so one odd reply cannot break aggregation)."""
+        states, counts = [], []
+        for m in ok:
+            states.append(_decode(m, self.arrayrecord_key))
+            counts.append(_count(m, self.weighted_by_key))
+        reasons, capped = screen(self.fl_reference, states, counts, self.fl_limits)
+        kept: list[Message] = []
+        log["rejected"], log["capped"] = {}, {}
+        for m, state, reason, n, c in zip(ok, states, reasons, counts, capped):
+            pid = self.fl_pid_of[m.metadata.src_node_id]
+            if reason is not None:
+                logger.warning("client %d rejected: %s", pid, reason)
+                log["rejected"][pid] = reason
+                continue
+            if c != n:
+                logger.warning("client %d reported %s examples; capped at %s", pid, n, c)
+                log["capped"][pid] = [n, c]
+            m.content = RecordDict({self.arrayrecord_key: ArrayRecord(state),
+                                    "metrics": MetricRecord({self.weighted_by_key: c})})
+            kept.append(m)
+        return kept
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         return []
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         return None
+
+
+def _decode(m: Message, key: str) -> dict[str, torch.Tensor] | None:
+    try:
+        return m.content[key].to_torch_state_dict()
+    except Exception:  # a hostile or broken payload: anything can be wrong with it
+        return None
+
+
+def _count(m: Message, key: str) -> float:
+    try:
+        value = next(iter(m.content.metric_records.values()))[key]
+        return float(value) if isinstance(value, (int, float)) else float("nan")
+    except Exception:
+        return float("nan")
 
 
 def controlled(cls: type[Strategy]) -> type[Strategy]:

@@ -68,6 +68,8 @@ def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set
         "cohort": log.get("cohort", []),
         "replied": log.get("replied", []),
         "failed": log.get("failed", []),
+        "rejected": log.get("rejected", {}),
+        "capped_counts": log.get("capped", {}),
         "malicious_in_cohort": sorted(bad.intersection(log.get("cohort", []))),
         "attack_active": server_round > 0 and s.attack.num_malicious > 0 and s.attack.active(server_round),
         "fp32_accuracy": metrics["fp32"]["accuracy"] if "fp32" in metrics else None,
@@ -77,7 +79,7 @@ def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set
 
 def run_rounds(
     grid: Grid, s: Scenario, data: FederatedData, checkpoint_dir: Path | None = None,
-    progress: Callable[[str], None] = _progress, timeout: float = 3600.0,
+    progress: Callable[[str], None] = _progress,
 ) -> FederationOutcome:
     """Run the rounds, driving the strategy's hooks directly (so that a run can resume at any
     round); evaluate centrally after each round; checkpoint after each round if asked."""
@@ -99,6 +101,7 @@ def run_rounds(
         outcome.history.append(entry)
         shown = "  ".join(f"{k} acc {v['accuracy']:.3f} asr {v['backdoor_asr']:.3f}" for k, v in entry["precisions"].items())
         failed = f"  FAILED clients {entry['failed']}" if entry["failed"] else ""
+        failed += f"  REJECTED clients {sorted(entry['rejected'])}" if entry["rejected"] else ""
         progress(f"[round {server_round:>3}/{s.federation.rounds}] {shown}{failed}  ({time.monotonic() - t0:.1f}s)")
 
     first = 1 if ckpt is None else ckpt.round + 1
@@ -106,7 +109,7 @@ def run_rounds(
         evaluate(0)
     for rnd in range(first, s.federation.rounds + 1):
         arrays = ArrayRecord(model.state_dict())
-        replies = grid.send_and_receive(strategy.configure_train(rnd, arrays, ConfigRecord(), grid), timeout=timeout)
+        replies = grid.send_and_receive(strategy.configure_train(rnd, arrays, ConfigRecord(), grid), timeout=s.federation.round_timeout_s)
         aggregated, _ = strategy.aggregate_train(rnd, replies)
         if aggregated is not None:
             model.load_state_dict(aggregated.to_torch_state_dict())

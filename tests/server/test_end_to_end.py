@@ -48,3 +48,23 @@ def test_sampled_cohort_and_robust_strategy(tmp_path):
     res = json.loads((out / "results.json").read_text())
     cohorts = [h["replied"] for h in res["history"][1:]]
     assert all(len(c) == 3 for c in cohorts)
+
+
+def test_failing_and_hostile_clients_do_not_stop_the_run(tmp_path):
+    from fl_sim.clients.faults import fault_for
+    from fl_sim.config.loader import validate_dict
+
+    raw = tiny_raw(federation={"num_clients": 5, "rounds": 3, "faults": {"rate": 0.2, "kind": "exception"}},
+                   attack={"behaviour": "hostile_payload", "num_malicious": 1, "params": {"kind": "nan"}})
+    s = validate_dict(raw, "t")
+    out = tmp_path / "r"
+    assert main(["run", _write(tmp_path, raw), "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    bad = res["roles"]["malicious"][0]
+    for h in res["history"][1:]:
+        expected_failed = [p for p in range(5) if fault_for(s, h["round"], p) is not None]
+        assert h["failed"] == expected_failed
+        if bad not in expected_failed:
+            assert list(h["rejected"]) == [str(bad)]
+    assert sum(len(h["failed"]) for h in res["history"]) >= 1
+    assert all(m["accuracy"] is not None for m in res["final"].values())
