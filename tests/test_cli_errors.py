@@ -25,6 +25,33 @@ CASES = [
     ("name: x\n", ["federation.rounds=0"], "federation.rounds"),
     ("name: x\n", ["federation"], "--set expects dotted.key=value"),
     ("name: x\nfederation: {num_clients: 10}\nattack: {num_malicious: 3}\nstrategy: {name: bulyan}\n", [], "4f+3"),
+    ("schema_version: 2\nname: x\n", [], "schema_version"),
+    ("name: ''\n", [], "name"),
+    ("seed: 1\n", [], "missing key 'name'"),
+    ("name: x\nseed: -1\n", [], "seed"),
+    ("name: x\ndata: {source: cifar100}\n", [], "unknown dataset 'cifar100'"),
+    ("name: x\ndata: {partitioner: shards}\n", [], "data.partitioner"),
+    ("name: x\ndata: {alpha: 0}\n", [], "data.alpha"),
+    ("name: x\nmodel: {name: resnet999}\n", [], "unknown model 'resnet999'"),
+    ("name: x\nfederation: {fraction_train: 0}\n", [], "federation.fraction_train"),
+    ("name: x\nfederation: {num_clients: 4, min_train_clients: 5}\n", [], "min_train_clients"),
+    ("name: x\ntraining: {optimizer: rmsprop}\n", [], "training.optimizer"),
+    ("name: x\ntraining: {lr: -0.1}\n", [], "training.lr"),
+    ("name: x\nattack: {collusion: telepathic}\n", [], "attack.collusion"),
+    ("name: x\nattack: {start_round: 4, stop_round: 2}\n", [], "stop_round 2 is before start_round 4"),
+    ("name: x\nattack: {behaviour: nosuch}\n", [], "unknown behaviour 'nosuch'"),
+    ("name: x\nattack: {trigger: {size: 0}}\n", [], "attack.trigger.size"),
+    ("name: x\nevaluation: {precisions: []}\n", [], "evaluation.precisions"),
+    ("name: x\nevaluation: {precisions: [fp32, fp32]}\n", [], "repeat"),
+    ("name: x\nevaluation: {precisions: [float8]}\n", [], "unknown precision 'float8'"),
+    ("name: x\nevaluation: {device: tpu}\n", [], "evaluation.device"),
+    ("name: x\nevaluation: {granularity: per_row}\n", [], "evaluation.granularity"),
+    ("name: x\nstrategy: {name: fedtrimmedavg, params: {beta: 0.7}}\n", [], "params.beta"),
+    ("name: x\n", ["attack.params.bits=[8, 40]"], "params.bits"),
+    ("name: x\n", ["federation.num_clients=[oops"], "not valid YAML"),
+    ("name: x\n", ["seed.deeper=1"], "seed: Input should be a valid integer"),
+    ("name: x\n", ["=3"], "--set expects dotted.key=value"),
+    ("\tname: x\n", [], "malformed YAML"),
 ]
 
 
@@ -39,6 +66,29 @@ def test_bad_scenario_exits_2_with_one_line(tmp_path, capsys, text, sets, expect
     assert err.count("\n") == 0 and "Traceback" not in err
     assert expected in err
     assert not out_dir.exists() and not list(tmp_path.glob(".run*"))
+
+
+CLI_CASES = [
+    (["run"], "needs a scenario file"),
+    (["frobnicate"], "invalid choice"),
+    (["list", "widgets"], "invalid choice"),
+    (["run", QUICK, "--resume", "/tmp/x"], "--resume takes only the run directory"),
+    (["run", QUICK, "--bogus-flag"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize("argv,expected", CLI_CASES)
+def test_bad_command_line_exits_2(argv, expected, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and expected in err
+
+
+def test_binary_scenario_file(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_bytes(bytes(range(256)))
+    assert main(["validate", str(f)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 def test_missing_scenario_file(capsys, tmp_path):
