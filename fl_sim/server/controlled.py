@@ -46,6 +46,8 @@ class ControlledSampling:
         ok = [m for m in ordered if not m.has_error()]
         log["replied"] = [self.fl_pid_of[m.metadata.src_node_id] for m in ok]
         log["failed"] = [self.fl_pid_of.get(m.metadata.src_node_id, -1) for m in ordered if m.has_error()]
+        answered = set(log["replied"]) | set(log["failed"])
+        log["timed_out"] = [p for p in log.get("cohort", []) if p not in answered]
         kept = self._screen(ok, log)
         if not kept:
             return None, None

@@ -68,3 +68,20 @@ def test_failing_and_hostile_clients_do_not_stop_the_run(tmp_path):
             assert list(h["rejected"]) == [str(bad)]
     assert sum(len(h["failed"]) for h in res["history"]) >= 1
     assert all(m["accuracy"] is not None for m in res["final"].values())
+
+
+def test_timed_out_client_is_recorded_and_the_round_goes_on(tmp_path):
+    from fl_sim.clients.faults import fault_for
+    from fl_sim.config.loader import validate_dict
+
+    raw = tiny_raw(federation={"num_clients": 5, "rounds": 3, "round_timeout_s": 8, "faults": {"rate": 0.2, "kind": "timeout"}},
+                   attack={"num_malicious": 0})
+    s = validate_dict(raw, "t")
+    expected = {r: [p for p in range(5) if fault_for(s, r, p)] for r in (1, 2, 3)}
+    assert any(expected.values()), "pick a seed under which some client times out"
+    out = tmp_path / "r"
+    assert main(["run", _write(tmp_path, raw), "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    for h in res["history"][1:]:
+        assert h["timed_out"] == expected[h["round"]]
+        assert h["replied"] == [p for p in range(5) if p not in expected[h["round"]]]
