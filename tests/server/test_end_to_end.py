@@ -74,7 +74,7 @@ def test_timed_out_client_is_recorded_and_the_round_goes_on(tmp_path):
     from fl_sim.clients.faults import fault_for
     from fl_sim.config.loader import validate_dict
 
-    raw = tiny_raw(federation={"num_clients": 5, "rounds": 3, "round_timeout_s": 8, "faults": {"rate": 0.2, "kind": "timeout"}},
+    raw = tiny_raw(federation={"num_clients": 5, "rounds": 3, "round_timeout_s": 25, "faults": {"rate": 0.2, "kind": "timeout"}},
                    attack={"num_malicious": 0})
     s = validate_dict(raw, "t")
     expected = {r: [p for p in range(5) if fault_for(s, r, p)] for r in (1, 2, 3)}
