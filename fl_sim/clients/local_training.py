@@ -39,8 +39,10 @@ def train_steps(
     generator: torch.Generator,
     device: torch.device,
     lr: float | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> float:
-    """Run ``steps`` minibatch steps over reshuffled passes of ``data``; return the mean loss."""
+    """Run ``steps`` minibatch steps over reshuffled passes of ``data``; return the mean loss.
+    ``after_step`` (if given) is called with the number of steps done after each step."""
     model.train()
     opt = make_optimizer(model.parameters(), cfg, lr)
     total, done = 0.0, 0
@@ -57,4 +59,7 @@ def train_steps(
             opt.step()
             total += float(loss.detach())
             done += 1
+            if after_step is not None:
+                after_step(done)
+                model.train()
     return total / max(done, 1)

@@ -21,3 +21,17 @@ def test_boost_scales_update_exactly():
     s = {"w": torch.tensor([2.0, 0.0])}
     assert torch.equal(boost(g, s, 3.0)["w"], torch.tensor([4.0, 2.0]))
     assert torch.equal(boost(g, s, 1.0)["w"], s["w"])
+
+
+def test_state_distance_and_projection_onto_a_ball():
+    from fl_sim.clients.collusion import project_into_ball, state_distance
+
+    center = {"w": torch.tensor([0.0, 0.0]), "b": torch.tensor([1.0])}
+    model = torch.nn.Module()
+    model.w = torch.nn.Parameter(torch.tensor([3.0, 4.0]))
+    model.b = torch.nn.Parameter(torch.tensor([1.0]))
+    assert state_distance(dict(model.state_dict()), center) == 5.0
+    project_into_ball(model, center, 2.5)
+    assert torch.allclose(model.w.detach(), torch.tensor([1.5, 2.0])) and model.b.item() == 1.0
+    project_into_ball(model, center, 10.0)  # inside: unchanged
+    assert torch.allclose(model.w.detach(), torch.tensor([1.5, 2.0]))
