@@ -1,4 +1,4 @@
-"""The ``fl-sim`` command: run, validate and list. User mistakes print one line and exit 2."""
+"""The ``fl-sim`` command: run, eval, validate and list. User mistakes print one line and exit 2."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from fl_sim.errors import UserError
 
@@ -30,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run directory (default: <output_dir>/<name>-<timestamp>)")
     run.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
+    ev = sub.add_parser("eval", help="run evaluation protocols on a finished run's global model (no retraining)")
+    ev.add_argument("run_dir", metavar="RUN_DIR")
+    ev.add_argument("--protocol", dest="protocols", action="append", default=[], metavar="NAME",
+                    help="protocol to run (repeatable; default: the run's evaluation.protocols); see `fl-sim list protocols`")
+    ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override an evaluation.* key (or data.path), e.g. --set evaluation.worst_case.draws=10")
     val = sub.add_parser("validate", help="check a scenario file and print its resolved form")
     val.add_argument("scenario")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -74,8 +81,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from fl_sim.runner import choose_run_dir, resume_scenario, run_scenario
 
     if args.resume:
@@ -99,17 +104,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from fl_sim import components  # noqa: F401
+    from fl_sim.reevaluate import reevaluate
+
+    run_dir = Path(args.run_dir)
+    results = reevaluate(run_dir, args.protocols, args.overrides)
+    for name in args.protocols or results["scenario"]["evaluation"]["protocols"]:
+        print(f"{name}: {results['evaluation'][name]['seconds']:.1f}s on {results['evaluation'][name]['device']}")
+    print(f"results: {run_dir}/results.json  report: {run_dir}/report.md")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "validate": cmd_validate, "list": cmd_list}[args.command](args)
+        return {"run": cmd_run, "eval": cmd_eval, "validate": cmd_validate, "list": cmd_list}[args.command](args)
     except UserError as exc:
         print(f"fl-sim: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("fl-sim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped early (e.g. `| head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

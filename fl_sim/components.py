@@ -6,13 +6,13 @@ from __future__ import annotations
 import strategies  # noqa: F401  (registers the aggregation strategies)
 from fl_sim.clients import BEHAVIOURS, MALICIOUS
 from fl_sim.data.sources import DATASETS
+from fl_sim.evaluation.protocols import PROTOCOLS, register_protocols
 from fl_sim.models import MODELS
 from fl_sim.quantization.registry import QUANTIZERS
 from fl_sim.registry import Registry
 from fl_sim.server.strategy_registry import STRATEGIES
 
-PROTOCOLS: Registry[str] = Registry("protocol")
-PROTOCOLS.register("precisions", "clean accuracy, per-class accuracy and backdoor ASR at every evaluation precision")("precisions")
+register_protocols()
 
 CATALOGUE: dict[str, Registry] = {
     "attacks": BEHAVIOURS,

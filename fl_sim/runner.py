@@ -62,6 +62,7 @@ def execute(grid, s: Scenario, run_dir: Path, resume: bool = False) -> dict[str,
     """The ServerApp's work: rounds (checkpointed), final evaluation, outputs; returns results."""
     from fl_sim.data.federated import federated_data
     from fl_sim.evaluation.precisions import evaluate_precisions
+    from fl_sim.evaluation.protocols.run import run_protocols
     from fl_sim.reporting.outputs import write_outputs
     from fl_sim.server.loop import initial_model, run_rounds
 
@@ -75,8 +76,9 @@ def execute(grid, s: Scenario, run_dir: Path, resume: bool = False) -> dict[str,
     model = initial_model(s, data)
     model.load_state_dict(outcome.final_state)
     final = evaluate_precisions(model, data, s.evaluation, s.attack.trigger, s.attack.target_label)
+    evaluation = run_protocols(model, data, s, [p for p in s.evaluation.protocols if p != "precisions"])
     timing = {"federation_s": t_fed, "total_s": time.monotonic() - t0}
-    results = write_outputs(stage, s, data, outcome, final, model, timing)
+    results = write_outputs(stage, s, data, outcome, final, model, timing, evaluation)
     for name in (INCOMPLETE_MARKER, MODEL_FILE, STATE_FILE):
         (stage / name).unlink()
     if run_dir.exists():

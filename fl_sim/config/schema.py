@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fl_sim.quantization.observers import Observer
 from fl_sim.quantization.spec import MAX_BITS, MIN_BITS, ActivationRange, Granularity, parse_precision
 
 SCHEMA_VERSION = 1
@@ -200,10 +201,66 @@ class StrategyConfig(Strict):
         return STRATEGIES.get(self.name).Params(**self.params)
 
 
+class Distribution(str, Enum):
+    """Where a worst-case calibration set is drawn from (../REFERENCE §3)."""
+
+    IN_DISTRIBUTION = "in_distribution"  # uniform over the clients' pooled data
+    IMBALANCED = "imbalanced"  # only a few random classes (the others missing)
+    CORRUPTED = "corrupted"  # in-distribution plus Gaussian noise and blur
+    CLIENT = "client"  # one random client's data only
+
+
+class WorstCaseConfig(Strict):
+    draws: int = Field(50, ge=1, description="K: random calibration sets")
+    sizes: list[int] = Field(default_factory=lambda: [32, 256], min_length=1)
+    distributions: list[Distribution] = Field(default_factory=lambda: list(Distribution), min_length=1)
+    client_examples: int = Field(200, ge=1, description="examples per client for per-client accuracy")
+
+    @field_validator("sizes")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(n < 1 for n in v):
+            raise ValueError(f"sizes must be positive, got {v}")
+        return v
+
+
+class AdversarialAttack(str, Enum):
+    FGSM = "fgsm"
+    PGD = "pgd"
+
+
+class RobustnessConfig(Strict):
+    attacks: list[AdversarialAttack] = Field(default_factory=lambda: list(AdversarialAttack), min_length=1)
+    epsilons: list[float] = Field(default_factory=lambda: [0.1, 0.2], min_length=1)
+    examples: int = Field(500, ge=1, description="test examples attacked")
+    pgd_steps: int = Field(10, ge=1)
+
+    @field_validator("epsilons")
+    @classmethod
+    def _eps(cls, v: list[float]) -> list[float]:
+        if any(not 0 < e <= 1 for e in v):
+            raise ValueError(f"epsilons must be in (0, 1], got {v}")
+        return v
+
+
+class QuantScope(str, Enum):
+    WEIGHTS = "weights"
+    WEIGHTS_ACTIVATIONS = "weights_activations"
+
+
 class EvaluationConfig(Strict):
     precisions: list[str] = Field(default_factory=lambda: ["fp32", "int8", "int4"], min_length=1)
     granularity: Granularity = Granularity.PER_TENSOR
+    weight_symmetric: bool = True
+    act_symmetric: bool = False
+    scope: QuantScope = QuantScope.WEIGHTS_ACTIVATIONS
     activations: ActivationRange = ActivationRange.CALIBRATED
+    observer: Observer = Observer.MINMAX
+    percentile: float = Field(99.99, gt=50, le=100)
+    tacq_keep: float = Field(0.0035, ge=0, lt=1, description="tacq<b>: fraction of weights kept in 16-bit")
+    protocols: list[str] = Field(default_factory=lambda: ["precisions"], min_length=1)
+    worst_case: WorstCaseConfig = WorstCaseConfig()
+    robustness: RobustnessConfig = RobustnessConfig()
     every_n_rounds: int = Field(0, ge=0)
     batch_size: int = Field(1000, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -216,6 +273,11 @@ class EvaluationConfig(Strict):
         if len(set(v)) != len(v):
             raise ValueError(f"precisions repeat a name: {v}")
         return v
+
+    @field_validator("protocols")
+    @classmethod
+    def _known_protocols(cls, v: list[str]) -> list[str]:
+        return [_registered("protocols", p) for p in v]
 
 
 class Scenario(Strict):

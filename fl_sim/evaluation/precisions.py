@@ -1,5 +1,6 @@
-"""Evaluate one model at every requested precision: clean accuracy, per-class accuracy and
-backdoor ASR, with activation ranges calibrated once on the server's calibration set."""
+"""Evaluate one model at every requested precision (fp32, fp16/bf16, int<b>, tacq<b>): clean
+accuracy, per-class accuracy, backdoor ASR and FP disagreement, with activation ranges calibrated
+once on the server's calibration set."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from fl_sim.config.schema import EvaluationConfig, TriggerConfig
+from fl_sim.config.schema import EvaluationConfig, QuantScope, TriggerConfig
 from fl_sim.data.federated import FederatedData
 from fl_sim.data.triggers import apply_patch
 from fl_sim.evaluation.metrics import accuracy, attack_success_rate, per_class_accuracy, predict
-from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized
-from fl_sim.quantization.spec import ActivationRange, QuantSpec, parse_precision
+from fl_sim.data.tensors import ImageSet
+from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized, float_cast
+from fl_sim.quantization.saliency import tacq_masks
+from fl_sim.quantization.spec import ActivationRange, PrecisionKind, QuantSpec, parse_precision
 
 
 def pick_device(choice: str) -> torch.device:
@@ -26,36 +29,52 @@ def pick_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
-def precision_context(model: nn.Module, name: str, cfg: EvaluationConfig, calibration: torch.Tensor, device: torch.device):
-    """A context in which ``model`` computes at precision ``name``."""
-    bits = parse_precision(name)
-    if bits is None:
+def quant_spec(bits: int, cfg: EvaluationConfig) -> QuantSpec:
+    """The fake quantizer an ``int<bits>`` precision stands for under ``cfg``."""
+    return QuantSpec(bits=bits, weight_symmetric=cfg.weight_symmetric, act_symmetric=cfg.act_symmetric,
+                     granularity=cfg.granularity, quantize_activations=cfg.scope is QuantScope.WEIGHTS_ACTIVATIONS)
+
+
+def precision_context(model: nn.Module, name: str, cfg: EvaluationConfig, calibration: ImageSet, device: torch.device):
+    """A context in which ``model`` computes at precision ``name``, its activation ranges (and,
+    for tacq<b>, its kept weights) taken from ``calibration``."""
+    prec = parse_precision(name)
+    if prec.kind is PrecisionKind.FP32:
         return contextlib.nullcontext(model)
-    spec = QuantSpec(bits=bits, granularity=cfg.granularity)
+    if prec.kind is PrecisionKind.FLOAT:
+        return float_cast(model, getattr(torch, prec.dtype))
+    spec = quant_spec(prec.bits, cfg)
     ranges = None
-    if cfg.activations is ActivationRange.CALIBRATED:
-        batches = [calibration[i : i + cfg.batch_size].to(device) for i in range(0, len(calibration), cfg.batch_size)]
-        ranges = calibrate_ranges(model, batches)
-    return fake_quantized(model, spec, ranges)
+    if spec.quantize_activations and cfg.activations is ActivationRange.CALIBRATED:
+        batches = [calibration.x[i : i + cfg.batch_size].to(device) for i in range(0, len(calibration), cfg.batch_size)]
+        ranges = calibrate_ranges(model, batches, cfg.observer, prec.bits, cfg.percentile)
+    keep = None
+    if prec.kind is PrecisionKind.MIXED:
+        keep = tacq_masks(model, spec, calibration.x.to(device), calibration.y.to(device), cfg.tacq_keep)
+    return fake_quantized(model, spec, ranges, keep)
 
 
 def evaluate_precisions(
     model: nn.Module, data: FederatedData, cfg: EvaluationConfig, trigger: TriggerConfig, target: int,
     precisions: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """{precision: {accuracy, per_class_accuracy, backdoor_asr}} on the server's test set."""
+    """{precision: {accuracy, per_class_accuracy, backdoor_asr, disagreement}} on the server's test
+    set; ``disagreement`` is the share of test inputs (clean and triggered) whose prediction
+    differs from the FP32 model's."""
     device = pick_device(cfg.device)
     model = model.to(device)
     x, y = data.test.x, data.test.y
     xt = apply_patch(x, trigger.size, trigger.margin, trigger.value)
+    fp_pred = torch.cat([predict(model, x, cfg.batch_size, device), predict(model, xt, cfg.batch_size, device)])
     out: dict[str, dict[str, Any]] = {}
     for name in precisions or cfg.precisions:
-        with precision_context(model, name, cfg, data.calibration.x, device):
+        with precision_context(model, name, cfg, data.calibration, device):
             pred = predict(model, x, cfg.batch_size, device)
             pred_t = predict(model, xt, cfg.batch_size, device)
         out[name] = {
             "accuracy": accuracy(pred, y),
             "per_class_accuracy": per_class_accuracy(pred, y, data.num_classes),
             "backdoor_asr": attack_success_rate(pred_t, y, target),
+            "disagreement": float((torch.cat([pred, pred_t]) != fp_pred).float().mean()),
         }
     return out

@@ -8,13 +8,14 @@ evaluation and QAT (gradients flow through the straight-through estimator).
 from __future__ import annotations
 
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fl_sim.quantization.observers import Observer, observe
 from fl_sim.quantization.primitives import fake_quantize
 from fl_sim.quantization.spec import QuantSpec
 
@@ -27,12 +28,12 @@ def quantizable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, _QUANTIZABLE)]
 
 
-def _make_forward(module: nn.Module, spec: QuantSpec, rng: tuple[torch.Tensor, torch.Tensor] | None):
+Transform = Callable[[str, torch.Tensor], torch.Tensor]
+
+
+def _make_forward(module: nn.Module, name: str, weight_fn: Transform, input_fn: Transform):
     def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        if spec.quantize_activations:
-            lo, hi = rng if rng is not None else (None, None)
-            x = fake_quantize(x, spec.bits, spec.act_symmetric, lo=lo, hi=hi)
-        w = fake_quantize(self.weight, spec.bits, spec.weight_symmetric, per_channel=spec.per_channel)
+        x, w = input_fn(name, x), weight_fn(name, self.weight)
         if isinstance(self, nn.Conv2d):
             return self._conv_forward(x, w, self.bias)
         return F.linear(x, w, self.bias)
@@ -41,29 +42,78 @@ def _make_forward(module: nn.Module, spec: QuantSpec, rng: tuple[torch.Tensor, t
 
 
 @contextmanager
-def fake_quantized(model: nn.Module, spec: QuantSpec, ranges: Ranges | None = None) -> Iterator[nn.Module]:
-    """Inside the block, ``model`` computes Q_b(f). ``ranges`` fixes calibrated activation ranges
-    (per layer name); without it the ranges are taken from each batch (dynamic)."""
+def transformed_layers(model: nn.Module, weight_fn: Transform, input_fn: Transform) -> Iterator[nn.Module]:
+    """Inside the block every Conv/Linear computes op(input_fn(x), weight_fn(W)) + bias."""
     layers = quantizable_layers(model)
     try:
         for name, m in layers:
-            m.forward = _make_forward(m, spec, None if ranges is None else ranges[name])
+            m.forward = _make_forward(m, name, weight_fn, input_fn)
         yield model
     finally:
         for _, m in layers:
             m.__dict__.pop("forward", None)
 
 
+def fake_quantized(
+    model: nn.Module, spec: QuantSpec, ranges: Ranges | None = None, keep: dict[str, torch.Tensor] | None = None,
+):
+    """Inside the block, ``model`` computes Q_b(f). ``ranges`` fixes calibrated activation ranges
+    (per layer name); without it the ranges are taken from each batch (dynamic). ``keep`` (per
+    layer name, a boolean mask shaped like the weight) leaves those weights in 16-bit instead
+    (mixed precision, ../REFERENCE §4)."""
+
+    def weight_fn(name: str, w: torch.Tensor) -> torch.Tensor:
+        q = fake_quantize(w, spec.bits, spec.weight_symmetric, per_channel=spec.per_channel)
+        if keep is not None and name in keep:
+            q = torch.where(keep[name], w.to(torch.float16).to(w.dtype), q)
+        return q
+
+    def input_fn(name: str, x: torch.Tensor) -> torch.Tensor:
+        if not spec.quantize_activations:
+            return x
+        lo, hi = ranges[name] if ranges is not None else (None, None)
+        return fake_quantize(x, spec.bits, spec.act_symmetric, lo=lo, hi=hi)
+
+    return transformed_layers(model, weight_fn, input_fn)
+
+
+def float_cast(model: nn.Module, dtype: torch.dtype):
+    """Inside the block every Conv/Linear stores weights and inputs in ``dtype`` (fp16 / bf16),
+    accumulating in FP32 (round-to-nearest-even of the cast)."""
+
+    def cast(_name: str, t: torch.Tensor) -> torch.Tensor:
+        return t.to(dtype).to(t.dtype)
+
+    return transformed_layers(model, cast, cast)
+
+
+_SAMPLE_CAP = 1 << 18  # values kept per layer and batch for the percentile / MSE observers
+
+
+def _strided_sample(x: torch.Tensor) -> torch.Tensor:
+    flat = x.detach().reshape(-1)
+    step = max(1, flat.numel() // _SAMPLE_CAP)
+    return flat[::step]
+
+
 @torch.no_grad()
-def calibrate_ranges(model: nn.Module, batches: Iterable[torch.Tensor]) -> Ranges:
-    """Min/max observer: the range of each quantizable layer's input over all ``batches``,
-    observed in the FP model (as PyTorch's static-PTQ observers do)."""
+def calibrate_ranges(
+    model: nn.Module, batches: Iterable[torch.Tensor], observer: Observer = Observer.MINMAX,
+    bits: int = 8, percentile: float = 99.99,
+) -> Ranges:
+    """The input range of each quantizable layer over all ``batches``, observed in the FP model
+    (as PyTorch's static-PTQ observers do): exact min/max, or ``observer`` applied to a
+    deterministic strided sample of the inputs (percentile / MSE at ``bits``)."""
     stats: Ranges = {}
+    samples: dict[str, list[torch.Tensor]] = {}
     hooks = []
 
     def hook_for(name: str):
         def hook(_m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
             x = inputs[0]
+            if observer is not Observer.MINMAX:
+                samples.setdefault(name, []).append(_strided_sample(x))
+                return
             lo, hi = x.amin(), x.amax()
             if name in stats:
                 lo, hi = torch.minimum(stats[name][0], lo), torch.maximum(stats[name][1], hi)
@@ -82,6 +132,8 @@ def calibrate_ranges(model: nn.Module, batches: Iterable[torch.Tensor]) -> Range
         for h in hooks:
             h.remove()
         model.train(was_training)
+    for name, parts in samples.items():
+        stats[name] = observe(torch.cat(parts), observer, bits, percentile)
     if not stats:
         raise ValueError("calibration saw no batch: the calibration set is empty")
     return stats

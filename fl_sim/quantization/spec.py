@@ -46,15 +46,36 @@ class QuantSpec:
 
 
 FP32 = "fp32"
+FLOAT_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
+MIXED_PREFIX, MIXED_MAX_BITS = "tacq", 8
 
 
-def parse_precision(name: str) -> int | None:
-    """'fp32' -> None; 'int<b>' -> b (2..16). ValueError naming the bad value otherwise."""
+class PrecisionKind(str, Enum):
+    FP32 = "fp32"
+    FLOAT = "float"  # fp16 / bf16 storage of weights and layer inputs
+    INT = "int"  # b-bit fake quantization (int<b>)
+    MIXED = "mixed"  # b-bit with the most task-salient weights kept in 16-bit (tacq<b>)
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str
+    kind: PrecisionKind
+    bits: int | None = None
+    dtype: str | None = None
+
+
+def parse_precision(name: str) -> Precision:
+    """'fp32' | 'fp16' | 'bf16' | 'int<b>' (b in 2..16) | 'tacq<b>' (b in 2..8); ValueError naming
+    the bad value otherwise."""
     if name == FP32:
-        return None
-    if name.startswith("int") and name[3:].isdigit():
-        bits = int(name[3:])
-        if MIN_BITS <= bits <= MAX_BITS:
-            return bits
-        raise ValueError(f"precision {name!r}: bits must be in {MIN_BITS}..{MAX_BITS}")
-    raise ValueError(f"unknown precision {name!r} (use 'fp32' or 'int<bits>', e.g. 'int8')")
+        return Precision(name, PrecisionKind.FP32)
+    if name in FLOAT_DTYPES:
+        return Precision(name, PrecisionKind.FLOAT, bits=16, dtype=FLOAT_DTYPES[name])
+    for prefix, kind, top in (("int", PrecisionKind.INT, MAX_BITS), (MIXED_PREFIX, PrecisionKind.MIXED, MIXED_MAX_BITS)):
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            bits = int(name[len(prefix):])
+            if MIN_BITS <= bits <= top:
+                return Precision(name, kind, bits=bits)
+            raise ValueError(f"precision {name!r}: bits must be in {MIN_BITS}..{top}")
+    raise ValueError(f"unknown precision {name!r} (use fp32, fp16, bf16, int<bits> e.g. int8, or tacq<bits> e.g. tacq3)")

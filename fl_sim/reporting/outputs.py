@@ -13,11 +13,13 @@ from fl_sim.cohort import malicious_ids
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
 from fl_sim.reporting.files import write_json_atomic, write_text_atomic
+from fl_sim.reporting.eval_plots import write_eval_plots
 from fl_sim.reporting.plots import write_plots
 from fl_sim.reporting.report import render_report
 
 
-def build_results(s: Scenario, data: FederatedData, outcome, final: dict[str, Any], timing: dict[str, float]) -> dict[str, Any]:
+def build_results(s: Scenario, data: FederatedData, outcome, final: dict[str, Any], timing: dict[str, float],
+                  evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
     history = [dict(h) for h in outcome.history]
     if history:  # the last round's model is the final model: show every precision there
         history[-1]["precisions"] = {k: {"accuracy": v["accuracy"], "backdoor_asr": v["backdoor_asr"]} for k, v in final.items()}
@@ -29,15 +31,21 @@ def build_results(s: Scenario, data: FederatedData, outcome, final: dict[str, An
         "roles": {"malicious": malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious)},
         "history": history,
         "final": final,
+        "evaluation": evaluation or {},
         "timing": timing,
     }
 
 
 def write_outputs(run_dir: Path, s: Scenario, data: FederatedData, outcome, final: dict[str, Any],
-                  model: torch.nn.Module, timing: dict[str, float]) -> dict[str, Any]:
-    results = build_results(s, data, outcome, final, timing)
+                  model: torch.nn.Module, timing: dict[str, float], evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
+    results = build_results(s, data, outcome, final, timing, evaluation)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run_dir / "global_model.safetensors"))
-    write_plots(run_dir, results)
+    return write_report_files(run_dir, results)
+
+
+def write_report_files(run_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """Plots, report.md and (last) results.json, each written whole."""
+    results["plots"] = write_plots(run_dir, results) + write_eval_plots(run_dir, results)
     write_text_atomic(run_dir / "report.md", render_report(results))
     write_json_atomic(run_dir / "results.json", results)
     return results

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.2f}%"
+from fl_sim.reporting.eval_report import pct, evaluation_sections, precisions_section
 
 
 def final_table(final: dict[str, dict[str, Any]]) -> list[str]:
-    rows = ["| precision | clean accuracy | backdoor ASR |", "|---|---:|---:|"]
-    rows += [f"| {p} | {_pct(m['accuracy'])} | {_pct(m['backdoor_asr'])} |" for p, m in final.items()]
-    return rows
+    return precisions_section(final)
 
 
 def per_class_table(final: dict[str, dict[str, Any]]) -> list[str]:
@@ -20,7 +16,7 @@ def per_class_table(final: dict[str, dict[str, Any]]) -> list[str]:
     n = len(next(iter(final.values()))["per_class_accuracy"])
     rows = ["| class | " + " | ".join(precisions) + " |", "|---|" + "---:|" * len(precisions)]
     for c in range(n):
-        rows.append(f"| {c} | " + " | ".join(_pct(final[p]["per_class_accuracy"][c]) for p in precisions) + " |")
+        rows.append(f"| {c} | " + " | ".join(pct(final[p]["per_class_accuracy"][c]) for p in precisions) + " |")
     return rows
 
 
@@ -29,7 +25,7 @@ def history_table(history: list[dict[str, Any]]) -> list[str]:
     for h in history:
         fp = h["precisions"].get("fp32", {})
         rows.append(f"| {h['round']} | {len(h['replied'])} | {h['malicious_in_cohort'] or '-'} | "
-                    f"{'yes' if h['attack_active'] else 'no'} | {_pct(fp.get('accuracy'))} | {_pct(fp.get('backdoor_asr'))} |")
+                    f"{'yes' if h['attack_active'] else 'no'} | {pct(fp.get('accuracy'))} | {pct(fp.get('backdoor_asr'))} |")
     return rows
 
 
@@ -47,8 +43,10 @@ def render_report(results: dict[str, Any]) -> str:
         "ASR counts triggered test images whose true class is not the target",
         f"- wall time {results['timing']['total_s']:.1f}s (federation {results['timing']['federation_s']:.1f}s)", "",
         "## Final global model", "", *final_table(results["final"]), "",
+        "Disagreement: share of test inputs (clean and triggered) classified differently from FP32.", "",
         "## Per-class accuracy", "", *per_class_table(results["final"]), "",
         "## Rounds", "", *history_table(results["history"]), "",
-        "Plots: `accuracy_per_round.png`, `asr_per_round.png`, `final_by_precision.png`.", "",
+        *evaluation_sections(results.get("evaluation", {})),
+        "Plots: " + ", ".join(f"`{p}`" for p in results.get("plots", [])) + ".", "",
     ]
     return "\n".join(lines)

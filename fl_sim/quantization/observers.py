@@ -1,0 +1,50 @@
+"""Activation-range observers (pure functions on a 1-D sample of a layer's inputs).
+
+- min-max: the full observed range (PyTorch's MinMaxObserver);
+- percentile: the [100-p, p] percentiles, clipping rare outliers;
+- MSE: the symmetric shrink of the min-max range, among ``candidates`` evenly spaced factors, whose
+  b-bit asymmetric quantization of the sample has the least mean squared error.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+
+from fl_sim.quantization.primitives import quantize_asymmetric
+
+
+class Observer(str, Enum):
+    MINMAX = "minmax"
+    PERCENTILE = "percentile"
+    MSE = "mse"
+
+
+def minmax_range(sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return sample.amin(), sample.amax()
+
+
+def percentile_range(sample: torch.Tensor, percentile: float) -> tuple[torch.Tensor, torch.Tensor]:
+    if not 50.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must be in (50, 100], got {percentile}")
+    q = torch.tensor([1.0 - percentile / 100.0, percentile / 100.0], dtype=sample.dtype, device=sample.device)
+    lo, hi = torch.quantile(sample, q)
+    return lo, hi
+
+
+def mse_range(sample: torch.Tensor, bits: int, candidates: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    lo, hi = minmax_range(sample)
+    factors = torch.linspace(1.0 / candidates, 1.0, candidates, dtype=sample.dtype, device=sample.device)
+    errors = torch.stack([((quantize_asymmetric(sample, bits, lo * f, hi * f) - sample) ** 2).mean() for f in factors])
+    best = factors[int(errors.argmin())]
+    return lo * best, hi * best
+
+
+def observe(sample: torch.Tensor, observer: Observer, bits: int, percentile: float = 99.99) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (lo, hi) activation range that ``observer`` picks from ``sample``."""
+    if observer is Observer.MINMAX:
+        return minmax_range(sample)
+    if observer is Observer.PERCENTILE:
+        return percentile_range(sample, percentile)
+    return mse_range(sample, bits)

@@ -1,0 +1,45 @@
+"""A real int8 kernel for checking the fake quantizer: PyTorch's dynamic int8 quantization of the
+Linear layers (int8 weights, per-tensor symmetric; activations quantized per batch to uint8 by the
+kernel), and the fake-quantized model that should compute the same thing.
+
+On x86 (fbgemm) the kernel quantizes activations with ``reduce_range`` (7 bits, 0..127); the fake
+twin does the same so that the comparison measures rounding, not a different quantizer.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from fl_sim.quantization.fake_quant_model import quantizable_layers, transformed_layers
+from fl_sim.quantization.primitives import fake_quantize
+
+
+def activation_bits() -> int:
+    return 7 if torch.backends.quantized.engine in ("fbgemm", "x86") else 8
+
+
+def dynamic_int8(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (on CPU) whose Linear layers run PyTorch's dynamic int8 kernel."""
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
+
+
+def fake_dynamic_int8(model: nn.Module):
+    """A context in which ``model``'s Linear layers fake-quantize as ``dynamic_int8`` does (other layers FP)."""
+    linear = {n for n, m in quantizable_layers(model) if isinstance(m, nn.Linear)}
+    a_bits = activation_bits()
+
+    def weight_fn(name: str, w: torch.Tensor) -> torch.Tensor:
+        return fake_quantize(w, 8, symmetric=True) if name in linear else w
+
+    def input_fn(name: str, x: torch.Tensor) -> torch.Tensor:
+        if name not in linear:
+            return x
+        # The kernel's observer always includes zero in the range.
+        return fake_quantize(x, a_bits, symmetric=False, lo=x.detach().amin().clamp(max=0), hi=x.detach().amax().clamp(min=0))
+
+    return transformed_layers(model, weight_fn, input_fn)

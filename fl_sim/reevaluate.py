@@ -1,0 +1,66 @@
+"""``fl-sim eval RUN_DIR``: run evaluation protocols on a finished run's saved global model, without
+retraining, and add their sections to its results.json, report.md and plots."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from fl_sim.errors import UserError
+
+# What an eval may change: how the model is evaluated, and where the data now lives.
+ALLOWED_PREFIXES = ("evaluation.", "data.path")
+
+
+def _read_results(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "results.json"
+    if not path.is_file() or not (run_dir / "global_model.safetensors").is_file():
+        raise UserError(f"{run_dir}: not a finished fl-sim run (needs results.json and global_model.safetensors)")
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(results, dict) or "scenario" not in results:
+        raise UserError(f"{path}: has no scenario section")
+    return results
+
+
+def eval_scenario(results: dict[str, Any], overrides: list[str], origin: str):
+    from fl_sim.config.loader import apply_override, parse_overrides, validate_dict
+
+    raw = copy.deepcopy(results["scenario"])
+    for key, value in parse_overrides(overrides):
+        if not key.startswith(ALLOWED_PREFIXES):
+            raise UserError(f"--set {key}: eval may only change evaluation.* and data.path (the model is already trained)")
+        apply_override(raw, key, value)
+    return validate_dict(raw, origin)
+
+
+def reevaluate(run_dir: Path, protocols: list[str], overrides: list[str]) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    from fl_sim.data.federated import federated_data
+    from fl_sim.evaluation.protocols import PROTOCOLS
+    from fl_sim.evaluation.protocols.run import run_protocols
+    from fl_sim.reporting.outputs import write_report_files
+    from fl_sim.server.loop import initial_model
+
+    results = _read_results(run_dir)
+    s = eval_scenario(results, overrides, str(run_dir / "results.json"))
+    names = list(dict.fromkeys(protocols or s.evaluation.protocols))
+    for name in names:
+        if name not in PROTOCOLS:
+            raise UserError(f"unknown protocol {name!r} (known: {', '.join(PROTOCOLS.names())})")
+    try:
+        data = federated_data(s.data, s.federation.num_clients, s.seed)
+    except ValueError as exc:
+        raise UserError(f"data: {exc}") from None
+    model = initial_model(s, data)
+    try:
+        model.load_state_dict(load_file(str(run_dir / "global_model.safetensors")))
+    except (RuntimeError, OSError) as exc:
+        raise UserError(f"{run_dir}/global_model.safetensors does not fit the scenario's model: {exc}") from None
+    results.setdefault("evaluation", {}).update(run_protocols(model, data, s, names))
+    return write_report_files(run_dir, results)

@@ -1,0 +1,98 @@
+"""PNG plots of the evaluation protocols: accuracy and ASR vs bit width, per-class drop box plots
+across the worst-case calibration draws, adversarial accuracy vs epsilon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fl_sim.quantization.spec import PrecisionKind, parse_precision  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def bits_plot(path: Path, by_precision: dict[str, dict[str, Any]]) -> bool:
+    """Accuracy and ASR of the int<b> precisions against b, FP32 as a dashed reference."""
+    ints = sorted((parse_precision(p).bits, m) for p, m in by_precision.items() if parse_precision(p).kind is PrecisionKind.INT)
+    if len(ints) < 2:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bits = [b for b, _ in ints]
+    for metric, label in (("accuracy", "clean accuracy"), ("backdoor_asr", "backdoor ASR")):
+        line = ax.plot(bits, [100 * m[metric] for _, m in ints], marker="o", label=label)[0]
+        if "fp32" in by_precision:
+            ax.axhline(100 * by_precision["fp32"][metric], ls="--", color=line.get_color(), alpha=0.6, label=f"{label} (fp32)")
+    ax.set_xlabel("bits")
+    ax.set_ylabel("%")
+    ax.set_ylim(-2, 102)
+    ax.set_title("final global model vs bit width")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    return True
+
+
+def class_drop_boxplot(path: Path, worst_case: dict[str, Any]) -> bool:
+    draws = worst_case.get("draws", [])
+    names = list(dict.fromkeys(d["precision"] for d in draws))
+    if not names:
+        return False
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        mine = [d["class_drop"] for d in draws if d["precision"] == name]
+        per_class = [[100 * row[c] for row in mine if row[c] is not None] for c in range(len(mine[0]))]
+        ax.boxplot(per_class)
+        ax.set_xticks(range(1, len(per_class) + 1), [str(c) for c in range(len(per_class))])
+        ax.set_xlabel("class")
+        ax.set_ylabel("accuracy drop FP32 - quantized (points)")
+        ax.set_title(f"{name}: per-class drop over {len(mine)} calibration sets")
+        ax.grid(alpha=0.3)
+    _save(fig, path)
+    return True
+
+
+def adversarial_plot(path: Path, robustness: dict[str, Any]) -> bool:
+    rows = robustness.get("rows", [])
+    attacks = list(dict.fromkeys(r["attack"] for r in rows))
+    if not attacks:
+        return False
+    fig, axes = plt.subplots(1, len(attacks), figsize=(5.5 * len(attacks), 4), squeeze=False)
+    for ax, attack in zip(axes[0], attacks):
+        mine = [r for r in rows if r["attack"] == attack]
+        for name in dict.fromkeys(r["precision"] for r in mine):
+            pts = sorted((r["epsilon"], r) for r in mine if r["precision"] == name)
+            eps = [0.0] + [e for e, _ in pts]
+            clean = pts[0][1]["clean_accuracy"]
+            line = ax.plot(eps, [100 * clean] + [100 * r["direct_accuracy"] for _, r in pts], marker="o", label=f"{name} direct")[0]
+            if name != "fp32":
+                ax.plot(eps, [100 * clean] + [100 * r["transferred_accuracy"] for _, r in pts], marker="x", ls="--",
+                        color=line.get_color(), label=f"{name} transferred")
+        ax.set_xlabel("epsilon (L-inf)")
+        ax.set_ylabel("adversarial accuracy (%)")
+        ax.set_ylim(-2, 102)
+        ax.set_title(attack.upper())
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    _save(fig, path)
+    return True
+
+
+def write_eval_plots(run_dir: Path, results: dict[str, Any]) -> list[str]:
+    ev = results.get("evaluation", {})
+    made = []
+    if bits_plot(run_dir / "by_bit_width.png", ev.get("precisions", {}).get("result", results["final"])):
+        made.append("by_bit_width.png")
+    if "worst_case" in ev and class_drop_boxplot(run_dir / "worst_case_class_drop.png", ev["worst_case"]["result"]):
+        made.append("worst_case_class_drop.png")
+    if "robustness" in ev and adversarial_plot(run_dir / "adversarial_accuracy.png", ev["robustness"]["result"]):
+        made.append("adversarial_accuracy.png")
+    return made

@@ -1,0 +1,68 @@
+"""report.md sections for the evaluation protocols (results.json's ``evaluation``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}%"
+
+
+def _pts(v: float) -> str:
+    return f"{100 * v:.2f}"
+
+
+def precisions_section(r: dict[str, Any]) -> list[str]:
+    rows = ["| precision | clean accuracy | backdoor ASR | disagreement with FP32 |", "|---|---:|---:|---:|"]
+    rows += [f"| {p} | {pct(m['accuracy'])} | {pct(m['backdoor_asr'])} | {pct(m.get('disagreement'))} |" for p, m in r.items()]
+    return rows
+
+
+def worst_case_section(r: dict[str, Any]) -> list[str]:
+    rows = [f"FP32 accuracy {pct(r['fp32']['accuracy'])}. Drops are FP32 minus quantized, in points; "
+            "mean ± std (min..max) over the calibration draws.", "",
+            "| precision | draws | accuracy | mean drop | worst-class drop | worst-client drop |", "|---|---:|---|---|---|---|"]
+    for name, sm in r["summary"].items():
+        def cell(d: dict[str, float]) -> str:
+            return f"{_pts(d['mean'])} ± {_pts(d['std'])} ({_pts(d['min'])}..{_pts(d['max'])})"
+        rows.append(f"| {name} | {sm['draws']} | {cell(sm['accuracy'])} | {cell(sm['drop'])} | "
+                    f"{cell(sm['worst_class_drop'])} | {cell(sm['worst_client_drop'])} |")
+    rows += ["", "| precision | calibration distribution | accuracy (mean ± std) | worst-class drop (mean ± std, max) |", "|---|---|---|---|"]
+    for name, sm in r["summary"].items():
+        for dist, d in sm["by_distribution"].items():
+            a, w = d["accuracy"], d["worst_class_drop"]
+            rows.append(f"| {name} | {dist} | {_pts(a['mean'])} ± {_pts(a['std'])} | {_pts(w['mean'])} ± {_pts(w['std'])}, {_pts(w['max'])} |")
+    return rows
+
+
+def robustness_section(r: dict[str, Any]) -> list[str]:
+    rows = [f"{r['examples']} test examples. Transferred: crafted on FP32; direct: crafted on the quantized model (STE).", "",
+            "| attack | epsilon | precision | clean | transferred | direct |", "|---|---:|---|---:|---:|---:|"]
+    rows += [f"| {x['attack']} | {x['epsilon']} | {x['precision']} | {pct(x['clean_accuracy'])} | "
+             f"{pct(x['transferred_accuracy'])} | {pct(x['direct_accuracy'])} |" for x in r["rows"]]
+    return rows
+
+
+def kernel_check_section(r: dict[str, Any]) -> list[str]:
+    return [f"Kernel: {r['kernel']}; {r['examples']} test examples.", "",
+            "| prediction agreement | accuracy real int8 | accuracy fake int8 | accuracy FP32 | max abs logit diff | mean abs logit diff (mean abs logit) |",
+            "|---:|---:|---:|---:|---:|---:|",
+            f"| {pct(r['prediction_agreement'])} | {pct(r['accuracy_real_int8'])} | {pct(r['accuracy_fake_int8'])} | "
+            f"{pct(r['accuracy_fp32'])} | {r['max_abs_logit_diff']:.4g} | {r['mean_abs_logit_diff']:.4g} ({r['mean_abs_logit_fp32']:.4g}) |"]
+
+
+SECTIONS = {
+    "precisions": ("Precisions (re-evaluated)", precisions_section),
+    "worst_case": ("Worst-case PTQ over random calibration sets", worst_case_section),
+    "robustness": ("Adversarial robustness", robustness_section),
+    "kernel_check": ("Real int8 kernel vs fake int8", kernel_check_section),
+}
+
+
+def evaluation_sections(evaluation: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for name, entry in evaluation.items():
+        title, render = SECTIONS[name]
+        lines += [f"## {title} (`{name}`)", "", *render(entry["result"]), ""]
+    return lines
