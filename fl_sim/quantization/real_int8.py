@@ -1,6 +1,7 @@
 """A real int8 kernel for checking the fake quantizer: PyTorch's dynamic int8 quantization of the
-Linear layers (int8 weights, per-tensor symmetric; activations quantized per batch to uint8 by the
-kernel), and the fake-quantized model that should compute the same thing.
+Linear layers (int8 weights, per-tensor symmetric with PyTorch's scale max|w|/127.5; activations
+quantized per batch to uint8 by the kernel, range always including zero), and the fake-quantized
+model that should compute the same thing.
 
 On x86 (fbgemm) the kernel quantizes activations with ``reduce_range`` (7 bits, 0..127); the fake
 twin does the same so that the comparison measures rounding, not a different quantizer.
@@ -34,7 +35,11 @@ def fake_dynamic_int8(model: nn.Module):
     a_bits = activation_bits()
 
     def weight_fn(name: str, w: torch.Tensor) -> torch.Tensor:
-        return fake_quantize(w, 8, symmetric=True) if name in linear else w
+        if name not in linear:
+            return w
+        # PyTorch's symmetric qint8 observer: scale = max|w| / 127.5 over the range [-128, 127].
+        scale = float(w.detach().abs().amax().clamp_min(1e-12)) / 127.5
+        return torch.fake_quantize_per_tensor_affine(w, scale, 0, -128, 127)
 
     def input_fn(name: str, x: torch.Tensor) -> torch.Tensor:
         if name not in linear:

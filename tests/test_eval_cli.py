@@ -1,0 +1,72 @@
+"""``fl-sim eval RUN_DIR``: protocols on a finished run's saved model, added to its outputs; bad
+input is one line and exit 2."""
+
+import json
+
+import pytest
+import yaml
+
+from fl_sim.cli import main
+from tests.conftest import tiny_raw
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("evalrun")
+    scen = tmp / "tiny.yaml"
+    scen.write_text(yaml.safe_dump(tiny_raw(evaluation={"precisions": ["fp32", "int8", "int4"], "protocols": ["precisions", "kernel_check"]})))
+    out = tmp / "run"
+    assert main(["run", str(scen), "--out", str(out)]) == 0
+    return out
+
+
+def test_run_with_extra_protocols_records_them(run_dir):
+    res = json.loads((run_dir / "results.json").read_text())
+    kc = res["evaluation"]["kernel_check"]["result"]
+    assert kc["prediction_agreement"] > 0.99 and kc["mean_abs_logit_diff"] < 1e-3 * kc["mean_abs_logit_fp32"]
+    assert "Real int8 kernel" in (run_dir / "report.md").read_text()
+    assert res["final"]["int8"]["disagreement"] >= 0.0
+
+
+def test_eval_adds_protocol_sections_plots_and_keeps_final(run_dir, capsys):
+    before = json.loads((run_dir / "results.json").read_text())
+    argv = ["eval", str(run_dir), "--protocol", "worst_case", "--protocol", "robustness", "--protocol", "precisions",
+            "--set", "evaluation.worst_case.draws=4", "--set", "evaluation.worst_case.sizes=[16]",
+            "--set", "evaluation.worst_case.client_examples=20", "--set", "evaluation.robustness.examples=40",
+            "--set", "evaluation.robustness.pgd_steps=2", "--set", "evaluation.robustness.epsilons=[0.3]",
+            "--set", "evaluation.precisions=[fp32, bf16, int8, int4, int2, tacq2]"]
+    assert main(argv) == 0
+    res = json.loads((run_dir / "results.json").read_text())
+    assert res["final"] == before["final"] and res["history"] == before["history"]
+    ev = res["evaluation"]
+    assert {"kernel_check", "worst_case", "robustness", "precisions"} <= set(ev)
+    wc = ev["worst_case"]["result"]
+    assert set(wc["summary"]) == {"int8", "int4", "int2", "tacq2"}  # no calibration for fp32 / bf16
+    assert [d["distribution"] for d in wc["draws"] if d["precision"] == "int4"] == [
+        "in_distribution", "imbalanced", "corrupted", "client"]
+    assert all(len(d["client_drop"]) == 4 and len(d["class_drop"]) == 10 for d in wc["draws"])
+    rows = ev["robustness"]["result"]["rows"]
+    assert {(r["attack"], r["precision"]) for r in rows} >= {("pgd", "int4"), ("fgsm", "fp32")}
+    fp_rows = [r for r in rows if r["precision"] == "fp32"]
+    assert all(r["direct_accuracy"] <= r["clean_accuracy"] for r in fp_rows)
+    assert ev["precisions"]["result"]["int2"]["disagreement"] > ev["precisions"]["result"]["int8"]["disagreement"]
+    for f in ("by_bit_width.png", "worst_case_class_drop.png", "adversarial_accuracy.png"):
+        assert (run_dir / f).is_file(), f
+    report = (run_dir / "report.md").read_text()
+    assert "Worst-case PTQ" in report and "Adversarial robustness" in report
+
+
+@pytest.mark.parametrize("argv_tail,expected", [
+    (["--set", "federation.rounds=3"], "eval may only change evaluation.*"),
+    (["--protocol", "nosuch"], "unknown protocol 'nosuch'"),
+    (["--set", "evaluation.worst_case.draws=0"], "evaluation.worst_case.draws"),
+])
+def test_eval_bad_input(run_dir, capsys, argv_tail, expected):
+    assert main(["eval", str(run_dir), *argv_tail]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1
+
+
+def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "not a finished fl-sim run" in capsys.readouterr().err
