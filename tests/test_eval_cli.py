@@ -30,7 +30,8 @@ def test_run_with_extra_protocols_records_them(run_dir):
 
 def test_eval_adds_protocol_sections_plots_and_keeps_final(run_dir, capsys):
     before = json.loads((run_dir / "results.json").read_text())
-    argv = ["eval", str(run_dir), "--protocol", "worst_case", "--protocol", "robustness", "--protocol", "precisions",
+    argv = ["eval", str(run_dir), "--protocol", "worst_case", "--protocol", "robustness", "--protocol", "precisions", "--protocol", "data_free",
+            "--set", "evaluation.data_free.steps=3", "--set", "evaluation.data_free.samples=32",
             "--set", "evaluation.worst_case.draws=4", "--set", "evaluation.worst_case.sizes=[16]",
             "--set", "evaluation.worst_case.client_examples=20", "--set", "evaluation.robustness.examples=40",
             "--set", "evaluation.robustness.pgd_steps=2", "--set", "evaluation.robustness.epsilons=[0.3]",
@@ -39,7 +40,10 @@ def test_eval_adds_protocol_sections_plots_and_keeps_final(run_dir, capsys):
     res = json.loads((run_dir / "results.json").read_text())
     assert res["final"] == before["final"] and res["history"] == before["history"]
     ev = res["evaluation"]
-    assert {"kernel_check", "worst_case", "robustness", "precisions"} <= set(ev)
+    assert {"kernel_check", "worst_case", "robustness", "precisions", "data_free"} <= set(ev)
+    df = ev["data_free"]["result"]["rows"]
+    assert [r["precision"] for r in df] == ["int8", "int4", "int2"]
+    assert all(0 <= r["accuracy"]["data_free_calibration"] <= 1 and 0 <= r["disagreement"]["probe_samples"] <= 1 for r in df)
     wc = ev["worst_case"]["result"]
     assert set(wc["summary"]) == {"int8", "int4", "int2", "tacq2"}  # no calibration for fp32 / bf16
     assert [d["distribution"] for d in wc["draws"] if d["precision"] == "int4"] == [
@@ -53,7 +57,7 @@ def test_eval_adds_protocol_sections_plots_and_keeps_final(run_dir, capsys):
     for f in ("by_bit_width.png", "worst_case_class_drop.png", "adversarial_accuracy.png"):
         assert (run_dir / f).is_file(), f
     report = (run_dir / "report.md").read_text()
-    assert "Worst-case PTQ" in report and "Adversarial robustness" in report
+    assert "Worst-case PTQ" in report and "Adversarial robustness" in report and "Data-free calibration" in report
 
 
 @pytest.mark.parametrize("argv_tail,expected", [

@@ -243,6 +243,12 @@ class RobustnessConfig(Strict):
         return v
 
 
+class DataFreeConfig(Strict):
+    steps: int = Field(200, ge=1, description="generator training steps")
+    batch_size: int = Field(64, ge=2)
+    samples: int = Field(256, ge=1, description="generated calibration / probe samples")
+
+
 class QuantScope(str, Enum):
     WEIGHTS = "weights"
     WEIGHTS_ACTIVATIONS = "weights_activations"
@@ -261,6 +267,7 @@ class EvaluationConfig(Strict):
     protocols: list[str] = Field(default_factory=lambda: ["precisions"], min_length=1)
     worst_case: WorstCaseConfig = WorstCaseConfig()
     robustness: RobustnessConfig = RobustnessConfig()
+    data_free: DataFreeConfig = DataFreeConfig()
     every_n_rounds: int = Field(0, ge=0)
     batch_size: int = Field(1000, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"

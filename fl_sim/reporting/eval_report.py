@@ -52,11 +52,25 @@ def kernel_check_section(r: dict[str, Any]) -> list[str]:
             f"{pct(r['accuracy_fp32'])} | {r['max_abs_logit_diff']:.4g} | {r['mean_abs_logit_diff']:.4g} ({r['mean_abs_logit_fp32']:.4g}) |"]
 
 
+def data_free_section(r: dict[str, Any]) -> list[str]:
+    rows = [f"Generator: {r['generator_steps']} steps, {r['samples']} samples. Accuracy on the test set with activation ranges "
+            "from real server data, per batch (dynamic), or generated samples (no data); disagreement = share of inputs "
+            "classified differently by FP32 and the quantized model.", "",
+            "| precision | real calibration | dynamic | data-free calibration | disagreement: probe samples | uniform noise | test set |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for x in r["rows"]:
+        a, d = x["accuracy"], x["disagreement"]
+        rows.append(f"| {x['precision']} | {pct(a['real_calibration'])} | {pct(a['dynamic'])} | {pct(a['data_free_calibration'])} | "
+                    f"{pct(d['probe_samples'])} | {pct(d['uniform_noise'])} | {pct(d['test_set'])} |")
+    return rows
+
+
 SECTIONS = {
     "precisions": ("Precisions (re-evaluated)", precisions_section),
     "worst_case": ("Worst-case PTQ over random calibration sets", worst_case_section),
     "robustness": ("Adversarial robustness", robustness_section),
     "kernel_check": ("Real int8 kernel vs fake int8", kernel_check_section),
+    "data_free": ("Data-free calibration and disagreement probe", data_free_section),
 }
 
 

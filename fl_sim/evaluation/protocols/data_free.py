@@ -1,0 +1,59 @@
+"""Protocol ``data_free`` (../REFERENCE §5): for each int precision, accuracy with activation ranges
+calibrated on real server data, taken per batch (dynamic), and calibrated on samples from a
+generator trained against the FP/quantized pair with no data; then a generator pushed to maximise
+FP/quantized disagreement, whose samples' disagreement rate is compared with the test set's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from fl_sim.data.tensors import ImageSet
+from fl_sim.evaluation.metrics import accuracy, predict
+from fl_sim.evaluation.precisions import precision_context, quant_spec
+from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
+from fl_sim.quantization.datafree import GeneratorConfig, sample, train_generator
+from fl_sim.quantization.fake_quant_model import fake_quantized
+from fl_sim.quantization.spec import PrecisionKind, parse_precision
+
+
+def _disagreement(model, name, ev, calib, x, dev) -> float:
+    fp = predict(model, x, ev.batch_size, dev)
+    with precision_context(model, name, ev, calib, dev):
+        q = predict(model, x, ev.batch_size, dev)
+    return float((fp != q).float().mean())
+
+
+@PROTOCOLS.register("data_free", "PTQ calibrated on generator samples (no data) vs real data vs dynamic; generator probe of FP/quantized disagreement")
+def run(ctx: EvalContext) -> dict[str, Any]:
+    ev, data, dev = ctx.scenario.evaluation, ctx.data, ctx.device
+    model = ctx.model.to(dev)
+    cfg = GeneratorConfig(steps=ev.data_free.steps, batch_size=ev.data_free.batch_size)
+    dynamic_ev = ev.model_copy(update={"activations": "dynamic"})
+    x, y = data.test.x, data.test.y
+    rows = []
+    for name in ev.precisions:
+        prec = parse_precision(name)
+        if prec.kind is not PrecisionKind.INT:
+            continue
+        spec = quant_spec(prec.bits, ev)
+        gen = ctx.generator(f"data_free/{name}")
+        acc = {}
+        for label, cfg_ev, calib in (("real_calibration", ev, data.calibration), ("dynamic", dynamic_ev, data.calibration)):
+            with precision_context(model, name, cfg_ev, calib, dev):
+                acc[label] = accuracy(predict(model, x, ev.batch_size, dev), y)
+        g = train_generator(model, lambda: fake_quantized(model, spec), data.num_classes, data.input_shape, False, cfg, gen, dev)
+        xs, ys = sample(g, ev.data_free.samples, data.num_classes, gen, dev)
+        synthetic = ImageSet(xs.cpu(), ys.cpu())
+        with precision_context(model, name, ev, synthetic, dev):
+            acc["data_free_calibration"] = accuracy(predict(model, x, ev.batch_size, dev), y)
+        probe = train_generator(model, lambda: precision_context(model, name, ev, data.calibration, dev),
+                                data.num_classes, data.input_shape, True, cfg, gen, dev)
+        px, _ = sample(probe, ev.data_free.samples, data.num_classes, gen, dev)
+        noise = torch.rand(px.shape, generator=gen)
+        rows.append({"precision": name, "accuracy": acc,
+                     "disagreement": {"probe_samples": _disagreement(model, name, ev, data.calibration, px.cpu(), dev),
+                                      "uniform_noise": _disagreement(model, name, ev, data.calibration, noise, dev),
+                                      "test_set": _disagreement(model, name, ev, data.calibration, x, dev)}})
+    return {"generator_steps": cfg.steps, "samples": ev.data_free.samples, "rows": rows}
