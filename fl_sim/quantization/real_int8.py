@@ -10,6 +10,7 @@ twin does the same so that the comparison measures rounding, not a different qua
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from torch import nn
@@ -26,7 +27,9 @@ def dynamic_int8(model: nn.Module) -> nn.Module:
     """A copy of ``model`` (on CPU) whose Linear layers run PyTorch's dynamic int8 kernel."""
     from torch.ao.quantization import quantize_dynamic
 
-    return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():  # the eager-mode API is deprecated in favour of torchao; it is the kernel we check against
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
 
 
 def fake_dynamic_int8(model: nn.Module):

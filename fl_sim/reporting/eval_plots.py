@@ -20,6 +20,19 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
+def _panels(keys: list[str], width: float):
+    """One figure with a panel per key: (figure, [(axis, key), ...])."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(width * len(keys), 4), squeeze=False)
+    return fig, list(zip(axes[0], keys))
+
+
+def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+
+
 def bits_plot(path: Path, by_precision: dict[str, dict[str, Any]]) -> bool:
     """Accuracy and ASR of the int<b> precisions against b, FP32 as a dashed reference."""
     ints = sorted((parse_precision(p).bits, m) for p, m in by_precision.items() if parse_precision(p).kind is PrecisionKind.INT)
@@ -31,11 +44,8 @@ def bits_plot(path: Path, by_precision: dict[str, dict[str, Any]]) -> bool:
         line = ax.plot(bits, [100 * m[metric] for _, m in ints], marker="o", label=label)[0]
         if "fp32" in by_precision:
             ax.axhline(100 * by_precision["fp32"][metric], ls="--", color=line.get_color(), alpha=0.6, label=f"{label} (fp32)")
-    ax.set_xlabel("bits")
-    ax.set_ylabel("%")
+    _label(ax, "bits", "%", "final global model vs bit width")
     ax.set_ylim(-2, 102)
-    ax.set_title("final global model vs bit width")
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
     return True
@@ -46,16 +56,13 @@ def class_drop_boxplot(path: Path, worst_case: dict[str, Any]) -> bool:
     names = list(dict.fromkeys(d["precision"] for d in draws))
     if not names:
         return False
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    fig, panels = _panels(names, 5)
+    for ax, name in panels:
         mine = [d["class_drop"] for d in draws if d["precision"] == name]
         per_class = [[100 * row[c] for row in mine if row[c] is not None] for c in range(len(mine[0]))]
         ax.boxplot(per_class)
         ax.set_xticks(range(1, len(per_class) + 1), [str(c) for c in range(len(per_class))])
-        ax.set_xlabel("class")
-        ax.set_ylabel("accuracy drop FP32 - quantized (points)")
-        ax.set_title(f"{name}: per-class drop over {len(mine)} calibration sets")
-        ax.grid(alpha=0.3)
+        _label(ax, "class", "accuracy drop FP32 - quantized (points)", f"{name}: per-class drop over {len(mine)} calibration sets")
     _save(fig, path)
     return True
 
@@ -65,8 +72,8 @@ def adversarial_plot(path: Path, robustness: dict[str, Any]) -> bool:
     attacks = list(dict.fromkeys(r["attack"] for r in rows))
     if not attacks:
         return False
-    fig, axes = plt.subplots(1, len(attacks), figsize=(5.5 * len(attacks), 4), squeeze=False)
-    for ax, attack in zip(axes[0], attacks):
+    fig, panels = _panels(attacks, 5.5)
+    for ax, attack in panels:
         mine = [r for r in rows if r["attack"] == attack]
         for name in dict.fromkeys(r["precision"] for r in mine):
             pts = sorted((r["epsilon"], r) for r in mine if r["precision"] == name)
@@ -76,11 +83,8 @@ def adversarial_plot(path: Path, robustness: dict[str, Any]) -> bool:
             if name != "fp32":
                 ax.plot(eps, [100 * clean] + [100 * r["transferred_accuracy"] for _, r in pts], marker="x", ls="--",
                         color=line.get_color(), label=f"{name} transferred")
-        ax.set_xlabel("epsilon (L-inf)")
-        ax.set_ylabel("adversarial accuracy (%)")
+        _label(ax, "epsilon (L-inf)", "adversarial accuracy (%)", attack.upper())
         ax.set_ylim(-2, 102)
-        ax.set_title(attack.upper())
-        ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     _save(fig, path)
     return True
