@@ -19,8 +19,13 @@ def fault_for(s: Scenario, server_round: int, partition_id: int) -> FaultKind | 
     return f.kind if numpy_rng(s.seed, "fault", server_round, partition_id).random() < f.rate else None
 
 
+def is_dropped(s: Scenario, server_round: int, partition_id: int) -> bool:
+    return fault_for(s, server_round, partition_id) is FaultKind.DROP
+
+
 def maybe_fail(s: Scenario, server_round: int, partition_id: int) -> None:
-    """Raise (exception) or stall past the round timeout (timeout), if this client is drawn."""
+    """Raise (exception) or stall past the round timeout (timeout), if this client is drawn
+    (a dropped reply is lost at the server's door: ``is_dropped``)."""
     kind = fault_for(s, server_round, partition_id)
     if kind is FaultKind.EXCEPTION:
         raise InjectedFault(f"injected fault: client {partition_id} fails in round {server_round}")

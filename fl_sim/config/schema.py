@@ -92,8 +92,9 @@ class GuardConfig(Strict):
 
 
 class FaultKind(str, Enum):
-    EXCEPTION = "exception"
-    TIMEOUT = "timeout"
+    EXCEPTION = "exception"  # the client raises
+    TIMEOUT = "timeout"  # the client stalls past round_timeout_s
+    DROP = "drop"  # the client trains, but its reply is lost on the way to the server
 
 
 class FaultConfig(Strict):

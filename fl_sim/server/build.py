@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flwr.serverapp.strategy import Strategy
 
+from fl_sim.clients.faults import is_dropped
 from fl_sim.cohort import cohort_size
 from fl_sim.config.schema import Scenario
 from fl_sim.server.controlled import controlled
@@ -25,5 +26,6 @@ def build_strategy(s: Scenario, node_of: dict[int, int] | None = None) -> Strate
     strategy = controlled(cls)(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=size,
                                min_evaluate_nodes=0, min_available_nodes=s.federation.num_clients, **kwargs)
     g = s.federation.guard
-    strategy.setup_control(s.seed, s.federation.num_clients, size, node_of or {}, GuardLimits(g.max_norm_ratio, g.max_examples_ratio))
+    strategy.setup_control(s.seed, s.federation.num_clients, size, node_of or {}, GuardLimits(g.max_norm_ratio, g.max_examples_ratio),
+                           dropped=lambda rnd, pid: is_dropped(s, rnd, pid))
     return strategy

@@ -6,7 +6,7 @@ cohort and repliers are logged. The strategy never sees who is malicious."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -24,13 +24,14 @@ class ControlledSampling:
     """Mixin placed before a Flower strategy class in the MRO."""
 
     def setup_control(self, seed: int, num_clients: int, cohort_size: int, node_of: dict[int, int],
-                      limits: GuardLimits | None = None) -> None:
+                      limits: GuardLimits | None = None, dropped: Callable[[int, int], bool] | None = None) -> None:
         self.fl_seed, self.fl_num_clients, self.fl_cohort_size = seed, num_clients, cohort_size
         self.fl_limits = limits or GuardLimits()
         self.fl_reference: dict[str, torch.Tensor] = {}
         self.fl_node_of = node_of
         self.fl_pid_of = {node: pid for pid, node in node_of.items()}
         self.fl_round_log: dict[int, dict[str, Any]] = {}
+        self.fl_dropped = dropped  # (round, partition id) -> is this reply lost in transit (injected fault)
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         cohort = sample_cohort(self.fl_seed, server_round, self.fl_num_clients, self.fl_cohort_size)
@@ -43,10 +44,14 @@ class ControlledSampling:
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         ordered = sorted(replies, key=lambda m: self.fl_pid_of.get(m.metadata.src_node_id, -1))
         log = self.fl_round_log.setdefault(server_round, {})
+        if self.fl_dropped is not None:
+            lost = [m for m in ordered if self.fl_dropped(server_round, self.fl_pid_of.get(m.metadata.src_node_id, -1))]
+            log["dropped"] = [self.fl_pid_of[m.metadata.src_node_id] for m in lost]
+            ordered = [m for m in ordered if all(m is not x for x in lost)]
         ok = [m for m in ordered if not m.has_error()]
         log["replied"] = [self.fl_pid_of[m.metadata.src_node_id] for m in ok]
         log["failed"] = [self.fl_pid_of.get(m.metadata.src_node_id, -1) for m in ordered if m.has_error()]
-        answered = set(log["replied"]) | set(log["failed"])
+        answered = set(log["replied"]) | set(log["failed"]) | set(log.get("dropped", []))
         log["timed_out"] = [p for p in log.get("cohort", []) if p not in answered]
         kept = self._screen(ok, log)
         if not kept:

@@ -69,6 +69,7 @@ def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set
         "replied": log.get("replied", []),
         "failed": log.get("failed", []),
         "timed_out": log.get("timed_out", []),
+        "dropped": log.get("dropped", []),
         "rejected": log.get("rejected", {}),
         "capped_counts": log.get("capped", {}),
         "malicious_in_cohort": sorted(bad.intersection(log.get("cohort", []))),
@@ -103,6 +104,7 @@ def run_rounds(
         shown = "  ".join(f"{k} acc {v['accuracy']:.3f} asr {v['backdoor_asr']:.3f}" for k, v in entry["precisions"].items())
         failed = f"  FAILED clients {entry['failed']}" if entry["failed"] else ""
         failed += f"  TIMED OUT clients {entry['timed_out']}" if entry["timed_out"] else ""
+        failed += f"  DROPPED replies of {entry['dropped']}" if entry["dropped"] else ""
         failed += f"  REJECTED clients {sorted(entry['rejected'])}" if entry["rejected"] else ""
         progress(f"[round {server_round:>3}/{s.federation.rounds}] {shown}{failed}  ({time.monotonic() - t0:.1f}s)")
 

@@ -85,3 +85,20 @@ def test_timed_out_client_is_recorded_and_the_round_goes_on(tmp_path):
     for h in res["history"][1:]:
         assert h["timed_out"] == expected[h["round"]]
         assert h["replied"] == [p for p in range(5) if p not in expected[h["round"]]]
+
+
+def test_dropped_replies_are_recorded_and_left_out(tmp_path):
+    from fl_sim.clients.faults import fault_for
+    from fl_sim.config.loader import validate_dict
+
+    raw = tiny_raw(federation={"num_clients": 5, "rounds": 3, "faults": {"rate": 0.3, "kind": "drop"}}, attack={"num_malicious": 0})
+    s = validate_dict(raw, "t")
+    expected = {r: [p for p in range(5) if fault_for(s, r, p)] for r in (1, 2, 3)}
+    assert any(expected.values()), "pick a seed under which some reply is dropped"
+    out = tmp_path / "r"
+    assert main(["run", _write(tmp_path, raw), "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    for h in res["history"][1:]:
+        assert h["dropped"] == expected[h["round"]]
+        assert h["replied"] == [p for p in range(5) if p not in expected[h["round"]]]
+        assert h["failed"] == [] and h["timed_out"] == []
