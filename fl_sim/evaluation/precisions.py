@@ -4,7 +4,6 @@ once on the server's calibration set."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
@@ -15,9 +14,8 @@ from fl_sim.data.federated import FederatedData
 from fl_sim.data.triggers import apply_patch
 from fl_sim.evaluation.metrics import accuracy, attack_success_rate, per_class_accuracy, predict
 from fl_sim.data.tensors import ImageSet
-from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized, float_cast
-from fl_sim.quantization.saliency import tacq_masks
-from fl_sim.quantization.spec import ActivationRange, PrecisionKind, QuantSpec, parse_precision
+from fl_sim.quantization.registry import QuantOptions, quantized
+from fl_sim.quantization.spec import ActivationRange, QuantSpec
 
 
 def pick_device(choice: str) -> torch.device:
@@ -29,29 +27,23 @@ def pick_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
+def quant_options(cfg: EvaluationConfig) -> QuantOptions:
+    """The quantizer settings of the evaluation section."""
+    return QuantOptions(granularity=cfg.granularity, weight_symmetric=cfg.weight_symmetric, act_symmetric=cfg.act_symmetric,
+                        quantize_activations=cfg.scope is QuantScope.WEIGHTS_ACTIVATIONS,
+                        calibrated=cfg.activations is ActivationRange.CALIBRATED, observer=cfg.observer,
+                        percentile=cfg.percentile, tacq_keep=cfg.tacq_keep, batch_size=cfg.batch_size)
+
+
 def quant_spec(bits: int, cfg: EvaluationConfig) -> QuantSpec:
     """The fake quantizer an ``int<bits>`` precision stands for under ``cfg``."""
-    return QuantSpec(bits=bits, weight_symmetric=cfg.weight_symmetric, act_symmetric=cfg.act_symmetric,
-                     granularity=cfg.granularity, quantize_activations=cfg.scope is QuantScope.WEIGHTS_ACTIVATIONS)
+    return quant_options(cfg).spec(bits)
 
 
 def precision_context(model: nn.Module, name: str, cfg: EvaluationConfig, calibration: ImageSet, device: torch.device):
     """A context in which ``model`` computes at precision ``name``, its activation ranges (and,
     for tacq<b>, its kept weights) taken from ``calibration``."""
-    prec = parse_precision(name)
-    if prec.kind is PrecisionKind.FP32:
-        return contextlib.nullcontext(model)
-    if prec.kind is PrecisionKind.FLOAT:
-        return float_cast(model, getattr(torch, prec.dtype))
-    spec = quant_spec(prec.bits, cfg)
-    ranges = None
-    if spec.quantize_activations and cfg.activations is ActivationRange.CALIBRATED:
-        batches = [calibration.x[i : i + cfg.batch_size].to(device) for i in range(0, len(calibration), cfg.batch_size)]
-        ranges = calibrate_ranges(model, batches, cfg.observer, prec.bits, cfg.percentile)
-    keep = None
-    if prec.kind is PrecisionKind.MIXED:
-        keep = tacq_masks(model, spec, calibration.x.to(device), calibration.y.to(device), cfg.tacq_keep)
-    return fake_quantized(model, spec, ranges, keep)
+    return quantized(model, name, quant_options(cfg), calibration, device)
 
 
 def evaluate_precisions(

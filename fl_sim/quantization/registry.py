@@ -1,20 +1,81 @@
-"""Registered quantizer schemes: how an ``int<b>`` precision is applied to a model."""
+"""Quantizers by registered family, and the one entry point that applies a precision to a model.
+
+``quantized(model, "int4", options, calibration, device)`` returns a context inside which
+``model`` computes at that precision; the family ("float", "int", "tacq") comes from the name
+(``parse_precision``) and the quantizer's settings from ``QuantOptions``."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
-from fl_sim.quantization.spec import Granularity, QuantSpec
+import torch
+from torch import nn
+
+from fl_sim.data.tensors import ImageSet
+from fl_sim.quantization.fake_quant_model import Ranges, calibrate_ranges, fake_quantized, float_cast
+from fl_sim.quantization.observers import Observer
+from fl_sim.quantization.saliency import tacq_masks
+from fl_sim.quantization.spec import Granularity, Precision, PrecisionKind, QuantSpec, parse_precision
 from fl_sim.registry import Registry
 
-QUANTIZERS: Registry[Callable[[int], QuantSpec]] = Registry("quantizer")
+
+@dataclass(frozen=True)
+class QuantOptions:
+    """How an int<b> / tacq<b> precision quantizes (evaluation settings, validated upstream)."""
+
+    granularity: Granularity = Granularity.PER_TENSOR
+    weight_symmetric: bool = True
+    act_symmetric: bool = False
+    quantize_activations: bool = True
+    calibrated: bool = True  # activation ranges from the calibration set (else per batch)
+    observer: Observer = Observer.MINMAX
+    percentile: float = 99.99
+    tacq_keep: float = 0.0035
+    batch_size: int = 1000
+
+    def spec(self, bits: int) -> QuantSpec:
+        return QuantSpec(bits=bits, weight_symmetric=self.weight_symmetric, act_symmetric=self.act_symmetric,
+                         granularity=self.granularity, quantize_activations=self.quantize_activations)
 
 
-@QUANTIZERS.register("fake_per_tensor", "weights symmetric per-tensor, activations asymmetric per-tensor (evaluation.granularity: per_tensor)")
-def per_tensor(bits: int) -> QuantSpec:
-    return QuantSpec(bits=bits, granularity=Granularity.PER_TENSOR)
+Applier = Callable[[nn.Module, Precision, QuantOptions, ImageSet, torch.device], AbstractContextManager]
+QUANTIZERS: Registry[Applier] = Registry("quantizer")
 
 
-@QUANTIZERS.register("fake_per_channel", "weights symmetric per output channel, activations asymmetric per-tensor (evaluation.granularity: per_channel)")
-def per_channel(bits: int) -> QuantSpec:
-    return QuantSpec(bits=bits, granularity=Granularity.PER_CHANNEL)
+def _ranges(model: nn.Module, bits: int, o: QuantOptions, calibration: ImageSet, device: torch.device) -> Ranges | None:
+    if not (o.quantize_activations and o.calibrated):
+        return None
+    batches = [calibration.x[i : i + o.batch_size].to(device) for i in range(0, len(calibration), o.batch_size)]
+    return calibrate_ranges(model, batches, o.observer, bits, o.percentile)
+
+
+@QUANTIZERS.register("float", "fp16 / bf16: weights and layer inputs stored in 16-bit, FP32 accumulation")
+def apply_float(model: nn.Module, p: Precision, o: QuantOptions, calibration: ImageSet, device: torch.device):
+    return float_cast(model, getattr(torch, p.dtype))
+
+
+@QUANTIZERS.register("int", "int<b> (2..16): fake quantization of Conv/Linear weights (sym/asym, per-tensor/per-channel) "
+                            "and inputs (ranges by min-max / percentile / MSE observer, or per batch); STE gradients")
+def apply_int(model: nn.Module, p: Precision, o: QuantOptions, calibration: ImageSet, device: torch.device):
+    return fake_quantized(model, o.spec(p.bits), _ranges(model, p.bits, o, calibration, device))
+
+
+@QUANTIZERS.register("tacq", "tacq<b> (2..8): int<b> with the globally most task-salient weights kept in 16-bit (TaCQ)")
+def apply_tacq(model: nn.Module, p: Precision, o: QuantOptions, calibration: ImageSet, device: torch.device):
+    spec = o.spec(p.bits)
+    keep = tacq_masks(model, spec, calibration.x.to(device), calibration.y.to(device), o.tacq_keep)
+    return fake_quantized(model, spec, _ranges(model, p.bits, o, calibration, device), keep)
+
+
+FAMILY = {PrecisionKind.FLOAT: "float", PrecisionKind.INT: "int", PrecisionKind.MIXED: "tacq"}
+
+
+def quantized(model: nn.Module, name: str, options: QuantOptions, calibration: ImageSet, device: torch.device) -> AbstractContextManager:
+    """The context in which ``model`` computes at precision ``name`` ("fp32" changes nothing)."""
+    p = parse_precision(name)
+    if p.kind is PrecisionKind.FP32:
+        return contextlib.nullcontext(model)
+    return QUANTIZERS.get(FAMILY[p.kind])(model, p, options, calibration, device)
