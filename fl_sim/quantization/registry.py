@@ -45,7 +45,7 @@ Applier = Callable[[nn.Module, Precision, QuantOptions, ImageSet, torch.device],
 QUANTIZERS: Registry[Applier] = Registry("quantizer")
 
 
-def _ranges(model: nn.Module, bits: int, o: QuantOptions, calibration: ImageSet, device: torch.device) -> Ranges | None:
+def calibrated_ranges(model: nn.Module, bits: int, o: QuantOptions, calibration: ImageSet, device: torch.device) -> Ranges | None:
     if not (o.quantize_activations and o.calibrated):
         return None
     batches = [calibration.x[i : i + o.batch_size].to(device) for i in range(0, len(calibration), o.batch_size)]
@@ -60,14 +60,14 @@ def apply_float(model: nn.Module, p: Precision, o: QuantOptions, calibration: Im
 @QUANTIZERS.register("int", "int<b> (2..16): fake quantization of Conv/Linear weights (sym/asym, per-tensor/per-channel) "
                             "and inputs (ranges by min-max / percentile / MSE observer, or per batch); STE gradients")
 def apply_int(model: nn.Module, p: Precision, o: QuantOptions, calibration: ImageSet, device: torch.device):
-    return fake_quantized(model, o.spec(p.bits), _ranges(model, p.bits, o, calibration, device))
+    return fake_quantized(model, o.spec(p.bits), calibrated_ranges(model, p.bits, o, calibration, device))
 
 
 @QUANTIZERS.register("tacq", "tacq<b> (2..8): int<b> with the globally most task-salient weights kept in 16-bit (TaCQ)")
 def apply_tacq(model: nn.Module, p: Precision, o: QuantOptions, calibration: ImageSet, device: torch.device):
     spec = o.spec(p.bits)
     keep = tacq_masks(model, spec, calibration.x.to(device), calibration.y.to(device), o.tacq_keep)
-    return fake_quantized(model, spec, _ranges(model, p.bits, o, calibration, device), keep)
+    return fake_quantized(model, spec, calibrated_ranges(model, p.bits, o, calibration, device), keep)
 
 
 FAMILY = {PrecisionKind.FLOAT: "float", PrecisionKind.INT: "int", PrecisionKind.MIXED: "tacq"}

@@ -5,7 +5,8 @@ drop of each draw, and their spread across draws.
 
 Draw k uses size ``sizes[k % S]`` and distribution ``distributions[(k // S) % D]``. Groups are the
 test set's classes and the clients (each client's accuracy on up to ``client_examples`` of its own
-examples). Precisions without calibration (fp32, fp16, bf16) are skipped.
+examples). Precisions without calibration (fp32, fp16, bf16) are skipped. int<b> trials run
+batched (fl_sim.evaluation.batched_trials).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import torch
 from fl_sim.data.tensors import ImageSet
 from fl_sim.evaluation.calibration_draws import draw_calibration
 from fl_sim.evaluation.metrics import accuracy, predict
-from fl_sim.evaluation.precisions import precision_context
+from fl_sim.evaluation.batched_trials import batched_predictions
+from fl_sim.evaluation.precisions import precision_context, quant_options
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
+from fl_sim.quantization.registry import calibrated_ranges
 from fl_sim.quantization.spec import PrecisionKind, parse_precision
 
 
@@ -49,6 +52,25 @@ def _nanmax(t: torch.Tensor) -> float:
     return float(t[~torch.isnan(t)].max())
 
 
+def _trial_predictions(ctx: EvalContext, name: str, calibrations: list[ImageSet], clients: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, N_test) and (K, N_clients) predictions at ``name``, one row per calibration set. int<b>
+    with calibrated ranges batches all trials into one forward (``batched_predictions``); other
+    precisions (tacq<b>: kept weights depend on the calibration set) run trial by trial."""
+    ev, model, dev, bs = ctx.scenario.evaluation, ctx.model, ctx.device, ctx.scenario.evaluation.batch_size
+    prec, options = parse_precision(name), quant_options(ev)
+    if prec.kind is PrecisionKind.INT and options.quantize_activations and options.calibrated:
+        ranges = [calibrated_ranges(model, prec.bits, options, c, dev) for c in calibrations]
+        spec = options.spec(prec.bits)
+        return (batched_predictions(model, spec, ranges, ctx.data.test.x, bs, dev),
+                batched_predictions(model, spec, ranges, clients.x, bs, dev))
+    test, cli = [], []
+    for calib in calibrations:
+        with precision_context(model, name, ev, calib, dev):
+            test.append(predict(model, ctx.data.test.x, bs, dev))
+            cli.append(predict(model, clients.x, bs, dev))
+    return torch.stack(test), torch.stack(cli)
+
+
 @PROTOCOLS.register("worst_case", "PTQ with K random calibration sets: mean/spread of accuracy, per-class and per-client drops, worst-group drop")
 def run(ctx: EvalContext) -> dict[str, Any]:
     s, ev = ctx.scenario, ctx.scenario.evaluation
@@ -64,14 +86,16 @@ def run(ctx: EvalContext) -> dict[str, Any]:
 
     fp_acc, fp_cls, fp_cli = groups_of(predict(model, data.test.x, bs, dev), predict(model, clients.x, bs, dev))
     gen = ctx.generator("worst_case/draws")
-    draws: list[dict[str, Any]] = []
+    plan = []
     for k in range(wc.draws):
         size = wc.sizes[k % len(wc.sizes)]
         dist = wc.distributions[(k // len(wc.sizes)) % len(wc.distributions)]
-        calib = draw_calibration(data.clients, size, dist, n_cls, gen)
-        for name in names:
-            with precision_context(model, name, ev, calib, dev):
-                acc, cls, cli = groups_of(predict(model, data.test.x, bs, dev), predict(model, clients.x, bs, dev))
+        plan.append((k, dist, draw_calibration(data.clients, size, dist, n_cls, gen)))
+    draws: list[dict[str, Any]] = []
+    for name in names:
+        test_pred, cli_pred = _trial_predictions(ctx, name, [c for _, _, c in plan], clients)
+        for (k, dist, calib), pt, pc in zip(plan, test_pred, cli_pred):
+            acc, cls, cli = groups_of(pt, pc)
             cls_drop, cli_drop = fp_cls - cls, fp_cli - cli
             draws.append({"draw": k, "precision": name, "size": len(calib), "distribution": dist.value,
                           "accuracy": acc, "drop": fp_acc - acc,
