@@ -118,6 +118,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # Ray's future default; silences its warning
     try:
         args = build_parser().parse_args(argv)
         return {"run": cmd_run, "eval": cmd_eval, "validate": cmd_validate, "list": cmd_list}[args.command](args)

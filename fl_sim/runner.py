@@ -105,8 +105,8 @@ def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False, resume: bool
                "init_args": {"logging_level": logging.ERROR, "log_to_driver": verbose}}
     flwr_logger = logging.getLogger("flwr")
     old = flwr_logger.level
-    if not verbose:
-        flwr_logger.setLevel(logging.WARNING)
+    if not verbose:  # client failures are recorded per round and shown in the progress line instead
+        flwr_logger.setLevel(logging.CRITICAL)
     try:
         run_simulation(server_app=server_app, client_app=client_app, num_supernodes=s.federation.num_clients,
                        backend_config=backend, verbose_logging=verbose)
