@@ -73,7 +73,7 @@ def _trial_predictions(ctx: EvalContext, name: str, calibrations: list[ImageSet]
 
 @PROTOCOLS.register("worst_case", "PTQ with K random calibration sets: mean/spread of accuracy, per-class and per-client drops, worst-group drop")
 def run(ctx: EvalContext) -> dict[str, Any]:
-    s, ev = ctx.scenario, ctx.scenario.evaluation
+    ev = ctx.scenario.evaluation
     wc = ev.worst_case
     names = [p for p in ev.precisions if parse_precision(p).kind in (PrecisionKind.INT, PrecisionKind.MIXED)]
     model, data, dev, bs = ctx.model.to(ctx.device), ctx.data, ctx.device, ev.batch_size
