@@ -18,11 +18,11 @@ from fl_sim.quantization.fake_quant_model import fake_quantized
 from fl_sim.quantization.spec import PrecisionKind, parse_precision
 
 
-def _disagreement(model, name, ev, calib, x, dev) -> float:
-    fp = predict(model, x, ev.batch_size, dev)
+def _disagreement(model, name, ev, calib, inputs: dict[str, torch.Tensor], dev) -> dict[str, float]:
+    """Share of each input set classified differently by FP32 and ``name`` (one calibration)."""
+    fp = {k: predict(model, x, ev.batch_size, dev) for k, x in inputs.items()}
     with precision_context(model, name, ev, calib, dev):
-        q = predict(model, x, ev.batch_size, dev)
-    return float((fp != q).float().mean())
+        return {k: float((fp[k] != predict(model, x, ev.batch_size, dev)).float().mean()) for k, x in inputs.items()}
 
 
 @PROTOCOLS.register("data_free", "PTQ calibrated on generator samples (no data) vs real data vs dynamic; generator probe of FP/quantized disagreement")
@@ -52,8 +52,7 @@ def run(ctx: EvalContext) -> dict[str, Any]:
                                 data.num_classes, data.input_shape, True, cfg, gen, dev)
         px, _ = sample(probe, ev.data_free.samples, data.num_classes, gen, dev)
         noise = torch.rand(px.shape, generator=gen)
+        inputs = {"probe_samples": px.cpu(), "uniform_noise": noise, "test_set": x}
         rows.append({"precision": name, "accuracy": acc,
-                     "disagreement": {"probe_samples": _disagreement(model, name, ev, data.calibration, px.cpu(), dev),
-                                      "uniform_noise": _disagreement(model, name, ev, data.calibration, noise, dev),
-                                      "test_set": _disagreement(model, name, ev, data.calibration, x, dev)}})
+                     "disagreement": _disagreement(model, name, ev, data.calibration, inputs, dev)})
     return {"generator_steps": cfg.steps, "samples": ev.data_free.samples, "rows": rows}

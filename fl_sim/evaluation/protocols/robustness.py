@@ -34,17 +34,18 @@ def run(ctx: EvalContext) -> dict[str, Any]:
             return fgsm(model, x, y, eps)
         return pgd(model, x, y, eps, rc.pgd_steps, gen)
 
+    settings = [(attack, eps) for attack in rc.attacks for eps in rc.epsilons]
+    from_fp = {key: craft(*key) for key in settings}
     rows: list[dict[str, Any]] = []
-    for attack in rc.attacks:
-        for eps in rc.epsilons:
-            from_fp = craft(attack, eps)
-            for name in ev.precisions:
-                with precision_context(model, name, ev, ctx.data.calibration, dev):
-                    clean = accuracy(predict(model, x, bs, dev), y.cpu())
-                    transferred = accuracy(predict(model, from_fp, bs, dev), y.cpu())
-                    direct = transferred if name == FP32 else accuracy(predict(model, craft(attack, eps), bs, dev), y.cpu())
+    for name in ev.precisions:  # one context per precision: calibration (and TaCQ masks) computed once
+        with precision_context(model, name, ev, ctx.data.calibration, dev):
+            clean = accuracy(predict(model, x, bs, dev), y.cpu())
+            for attack, eps in settings:
+                transferred = accuracy(predict(model, from_fp[(attack, eps)], bs, dev), y.cpu())
+                direct = transferred if name == FP32 else accuracy(predict(model, craft(attack, eps), bs, dev), y.cpu())
                 rows.append({"attack": attack.value, "epsilon": eps, "precision": name, "clean_accuracy": clean,
                              "transferred_accuracy": transferred, "direct_accuracy": direct})
+    rows.sort(key=lambda r: (rc.attacks.index(AdversarialAttack(r["attack"])), rc.epsilons.index(r["epsilon"])))
     for p in model.parameters():
         p.requires_grad_(True)
     return {"examples": len(y), "rows": rows}
