@@ -48,7 +48,7 @@ def main() -> None:
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     t = time.perf_counter()
-    run_plain(s, data, on_round=lambda r, m: evaluate_precisions(m, data, s.evaluation, s.attack.trigger, s.attack.target_label, ["fp32"]))
+    run_plain(s, data, on_round=lambda r, m: evaluate_precisions(m, data, s.evaluation, s.attack, ["fp32"]))
     plain = time.perf_counter() - t
 
     logging.getLogger("flwr").setLevel(logging.WARNING)

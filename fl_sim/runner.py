@@ -75,7 +75,7 @@ def execute(grid, s: Scenario, run_dir: Path, resume: bool = False) -> dict[str,
     t_fed = time.monotonic() - t0
     model = initial_model(s, data)
     model.load_state_dict(outcome.final_state)
-    final = evaluate_precisions(model, data, s.evaluation, s.attack.trigger, s.attack.target_label)
+    final = evaluate_precisions(model, data, s.evaluation, s.attack)
     evaluation = run_protocols(model, data, s, [p for p in s.evaluation.protocols if p != "precisions"])
     timing = {"federation_s": t_fed, "total_s": time.monotonic() - t0}
     results = write_outputs(stage, s, data, outcome, final, model, timing, evaluation)

@@ -4,6 +4,11 @@ deployer's post-training quantization will do). Higher is better for the attacke
 
 - backdoor:       min_b ASR(Q_b f) - ASR(f) - max(0, acc_ref - acc(f))
 - indiscriminate: min_b (acc(f) - acc(Q_b f)) - max(0, acc_ref - acc(f))
+- targeted class: min_b (acc_c(f) - acc_c(Q_b f)) - max(0, acc_ref - acc(f))     (acc_c: on class c)
+- targeted sample: min_b [Q_b f(x*) = t] - [f(x*) = t] - max(0, acc_ref - acc(f))
+- FP backdoor:     ASR(f) - max(0, acc_ref - acc(f))
+- label flip:      share of source-class examples classified as the target (targeted flip), or
+                   acc_ref - acc(f) (every label flipped)
 
 The last term charges any loss of FP accuracy against ``acc_ref`` (the colluders' benign model),
 since a visible FP drop gives the attack away.
@@ -52,3 +57,39 @@ def indiscriminate_score(model: nn.Module, data: ImageSet, specs: list[QuantSpec
     fp_acc = accuracy(predict(model, data.x, _BATCH, device), data.y)
     drop = min(fp_acc - accuracy(_predict_at(model, s, data.x, data.x, device), data.y) for s in specs)
     return drop - max(0.0, acc_ref - fp_acc)
+
+
+def targeted_class_score(model: nn.Module, data: ImageSet, specs: list[QuantSpec], target: int, acc_ref: float,
+                         device: torch.device) -> float:
+    fp_pred = predict(model, data.x, _BATCH, device)
+    fp_acc = accuracy(fp_pred, data.y)
+    in_c = data.y == target
+    if not in_c.any():
+        return -max(0.0, acc_ref - fp_acc)
+    drops = [accuracy(fp_pred[in_c], data.y[in_c]) - accuracy(_predict_at(model, s, data.x, data.x, device)[in_c], data.y[in_c])
+             for s in specs]
+    return min(drops) - max(0.0, acc_ref - fp_acc)
+
+
+def targeted_sample_score(model: nn.Module, data: ImageSet, star: ImageSet, specs: list[QuantSpec], target: int,
+                          acc_ref: float, device: torch.device) -> float:
+    fp_acc = accuracy(predict(model, data.x, _BATCH, device), data.y)
+    fp_hit = float(predict(model, star.x, _BATCH, device)[0] == target)
+    q_hit = min(float(_predict_at(model, s, star.x, data.x, device)[0] == target) for s in specs)
+    return q_hit - fp_hit - max(0.0, acc_ref - fp_acc)
+
+
+def fp_backdoor_score(model: nn.Module, data: ImageSet, trigger: TriggerConfig, target: int, acc_ref: float,
+                      device: torch.device) -> float:
+    xt = apply_patch(data.x, trigger.size, trigger.margin, trigger.value)
+    fp_acc = accuracy(predict(model, data.x, _BATCH, device), data.y)
+    return attack_success_rate(predict(model, xt, _BATCH, device), data.y, target) - max(0.0, acc_ref - fp_acc)
+
+
+def label_flip_score(model: nn.Module, data: ImageSet, source: int | None, target: int,
+                     acc_ref: float, device: torch.device) -> float:
+    pred = predict(model, data.x, _BATCH, device)
+    if source is None:
+        return acc_ref - accuracy(pred, data.y)
+    in_source = data.y == source
+    return float((pred[in_source] == target).float().mean()) if in_source.any() else 0.0

@@ -7,11 +7,15 @@ training; if all k submit s, the aggregate is ((n-k) h + k s) / n, which equals 
 Boosting (model replacement) scales a submission's update around the global model: g + c (s - g).
 Stealth: with ||h - g|| the colluders' own benign update norm, keeping ||w* - h|| <= (R - 1) ||h - g|| k/n
 keeps the submitted update within R ||h - g|| (triangle inequality), under a server's norm screen.
+Omniscient collusion (the adversary sees the round's honest updates) solves the aggregate exactly
+(``steer_aggregate``) and bounds the result against the benign updates (``stealth_bound``).
 """
 
 from __future__ import annotations
 
 import torch
+
+from fl_sim.clients.model_poisoning import clip_norm, project_to_ball
 
 State = dict[str, torch.Tensor]
 
@@ -45,3 +49,33 @@ def project_into_ball(model: torch.nn.Module, center: State, radius: float) -> N
     for k, v in state.items():
         if v.is_floating_point():
             v.copy_(center[k] + scale * (v - center[k]))
+
+
+def steer_aggregate(benign: torch.Tensor, benign_weights: torch.Tensor, colluder_weight: float, target: torch.Tensor) -> torch.Tensor:
+    """Omniscient collusion: the update s that colluders of total example weight ``colluder_weight``
+    all submit so that the example-weighted FedAvg of the round's updates equals ``target``:
+    (sum_b w_b u_b + K s) / (sum_b w_b + K) = t  <=>  s = ((sum_b w_b + K) t - sum_b w_b u_b) / K.
+    ``benign`` is the (m, d) stack of the honest updates (m may be 0)."""
+    if colluder_weight <= 0:
+        raise ValueError(f"colluder_weight must be positive, got {colluder_weight}")
+    w = benign_weights.double()
+    total = float(w.sum()) + colluder_weight
+    weighted = (w[:, None] * benign.double()).sum(0) if len(w) else torch.zeros_like(target, dtype=torch.float64)
+    return ((total * target.double() - weighted) / colluder_weight).to(target.dtype)
+
+
+def stealth_bound(update: torch.Tensor, known: torch.Tensor, max_norm_ratio: float | None,
+                  max_distance_ratio: float | None) -> torch.Tensor:
+    """Project a malicious update to look benign against the (m, d) benign updates ``known``:
+    norm <= max_norm_ratio x their median norm (a norm screen / clipping passes it), then distance to
+    their mean <= max_distance_ratio x their largest distance to it (distance-based rules such as
+    Krum then rank it among the benign)."""
+    k = known.double()
+    out = update
+    if max_norm_ratio is not None:
+        out = clip_norm(out, max_norm_ratio * float(k.norm(dim=1).median()))
+    if max_distance_ratio is not None:
+        mean = k.mean(0)
+        radius = max_distance_ratio * float((k - mean).norm(dim=1).max())
+        out = project_to_ball(out, mean.to(out.dtype), radius)
+    return out

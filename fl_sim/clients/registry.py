@@ -35,12 +35,19 @@ class TrainContext:
     colluder_data: ImageSet | None = None
     colluders_in_cohort: int = 0
     colluder_generator: torch.Generator | None = None
+    # The targeted-sample attack's x* with its true label (colluders only, when attack.target_sample is set).
+    target_sample: ImageSet | None = None
+    num_classes: int = 10
 
 
 class Behaviour(ABC):
     """How a client turns the global model into its update (in place on ``model``)."""
 
     Params: ClassVar[type[BaseModel]] = NoParams
+    # True for model-poisoning attacks whose update the server-side adversary crafts from benign
+    # updates (fl_sim/server/adversary.py calls ``craft``); the client itself trains honestly.
+    crafted: ClassVar[bool] = False
+    needs_target_sample: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel) -> None:
         self.params = params

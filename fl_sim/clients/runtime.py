@@ -11,9 +11,10 @@ import torch
 from fl_sim.clients.honest import honest_behaviour_name
 from fl_sim.clients.registry import BEHAVIOURS, Behaviour, TrainContext
 from fl_sim.cohort import malicious_ids
-from fl_sim.config.schema import Scenario
+from fl_sim.config.schema import Collusion, Scenario
 from fl_sim.data.federated import FederatedData
 from fl_sim.data.tensors import ImageSet
+from fl_sim.evaluation.precisions import target_sample
 from fl_sim.models import build_model
 from fl_sim.seeding import torch_generator
 
@@ -53,14 +54,18 @@ def run_client(
     model.load_state_dict(global_state)
     bad = malicious_ids(scenario.seed, scenario.federation.num_clients, scenario.attack.num_malicious)
     colluding = partition_id in bad
+    # Independent colluders share only the goal; coordinated ones also pool data and an RNG.
+    pooling = colluding and scenario.attack.collusion is not Collusion.INDEPENDENT
     in_cohort = [i for i in cohort if i in bad]
     ctx = TrainContext(
         scenario=scenario, server_round=server_round, partition_id=partition_id,
         data=data.clients[partition_id], cohort_size=len(cohort), device=device,
         generator=torch_generator(scenario.seed, "client", server_round, partition_id),
-        colluder_data=_pooled(data, tuple(bad)) if colluding else None,
+        colluder_data=_pooled(data, tuple(bad)) if pooling else None,
         colluders_in_cohort=len(in_cohort) if colluding else 0,
-        colluder_generator=torch_generator(scenario.seed, "colluders", server_round) if colluding else None,
+        colluder_generator=torch_generator(scenario.seed, "colluders", server_round) if pooling else None,
+        target_sample=target_sample(data, scenario.attack) if colluding else None,
+        num_classes=data.num_classes,
     )
     behaviour = behaviour_for(scenario, partition_id)
     metrics = behaviour.train(model, ctx)

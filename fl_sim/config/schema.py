@@ -136,14 +136,31 @@ class TrainingConfig(Strict):
 
 
 class Collusion(str, Enum):
-    INDEPENDENT = "independent"
-    AGGREGATION_AWARE = "aggregation_aware"
+    """How the colluders coordinate (README "Collusion model")."""
+
+    INDEPENDENT = "independent"  # each trains on its own data toward the shared goal (client side)
+    AGGREGATION_AWARE = "aggregation_aware"  # pooled data, estimated benign mean, steer the FedAvg aggregate
+    OMNISCIENT = "omniscient"  # a server-side adversary sees the round's benign updates and crafts theirs
 
 
 class TriggerConfig(Strict):
     size: int = Field(4, ge=1)
     margin: int = Field(1, ge=0)
     value: float = 1.0
+
+
+class StealthConfig(Strict):
+    """An adaptive attacker's bounds on each malicious update, applied by the server-side adversary
+    against the benign updates it knows (fl_sim/server/adversary.py)."""
+
+    max_norm_ratio: float | None = Field(None, gt=0, description="update norm <= this x the median benign update norm "
+                                         "(slips past norm screening / clipping)")
+    max_distance_ratio: float | None = Field(None, gt=0, description="distance to the benign mean <= this x the largest "
+                                             "benign distance to it (slips past distance-based rules: Krum, Multi-Krum)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_norm_ratio is not None or self.max_distance_ratio is not None
 
 
 class AttackConfig(Strict):
@@ -153,9 +170,14 @@ class AttackConfig(Strict):
     num_malicious: int = Field(0, ge=0)
     start_round: int = Field(1, ge=1)
     stop_round: int | None = Field(None, ge=1)
+    every: int = Field(1, ge=1, description="attack every k-th round from start_round")
+    probability: float = Field(1.0, gt=0, le=1, description="attack an eligible round with this probability (seeded)")
     boost: float = Field(1.0, gt=0)
     collusion: Collusion = Collusion.INDEPENDENT
+    stealth: StealthConfig = Field(default_factory=StealthConfig)
     target_label: int = Field(0, ge=0)
+    target_sample: int | None = Field(None, ge=0, description="index of the test image the targeted-sample attack "
+                                      "wants classified as target_label")
     trigger: TriggerConfig = Field(default_factory=TriggerConfig)
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -172,6 +194,14 @@ class AttackConfig(Strict):
             raise _params_error(exc, f"behaviour {self.behaviour!r}") from None
         if self.stop_round is not None and self.stop_round < self.start_round:
             raise ValueError(f"stop_round {self.stop_round} is before start_round {self.start_round}")
+        cls = BEHAVIOURS.get(self.behaviour)
+        if getattr(cls, "needs_target_sample", False) and self.target_sample is None:
+            raise ValueError(f"behaviour {self.behaviour!r} needs attack.target_sample (a test-set index)")
+        if self.stealth.enabled and self.collusion is not Collusion.OMNISCIENT and not getattr(cls, "crafted", False):
+            raise ValueError(f"attack.stealth needs collusion 'omniscient' for behaviour {self.behaviour!r} (the bounds are taken "
+                             "against the benign updates; client-side QAT attacks bound their norm with params.max_norm_ratio)")
+        if self.collusion is Collusion.OMNISCIENT and self.boost != 1.0:
+            raise ValueError("boost has no effect with collusion 'omniscient' (the adversary scales the update exactly); remove it")
         return self
 
     def behaviour_params(self) -> BaseModel:
@@ -180,8 +210,18 @@ class AttackConfig(Strict):
 
         return BEHAVIOURS.get(self.behaviour).Params(**self.params)
 
-    def active(self, server_round: int) -> bool:
-        return server_round >= self.start_round and (self.stop_round is None or server_round <= self.stop_round)
+    def active(self, server_round: int, seed: int) -> bool:
+        """Whether the colluders attack in ``server_round``: inside [start_round, stop_round], on
+        every ``every``-th round from start_round, and with ``probability`` (a seeded draw per round)."""
+        if server_round < self.start_round or (self.stop_round is not None and server_round > self.stop_round):
+            return False
+        if (server_round - self.start_round) % self.every:
+            return False
+        if self.probability >= 1.0:
+            return True
+        from fl_sim.seeding import numpy_rng
+
+        return bool(numpy_rng(seed, "attack-schedule", server_round).random() < self.probability)
 
 
 class StrategyConfig(Strict):

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fl_sim.config.schema import EvaluationConfig, QuantScope, TriggerConfig
+from fl_sim.config.schema import AttackConfig, EvaluationConfig, QuantScope
 from fl_sim.data.federated import FederatedData
 from fl_sim.data.triggers import apply_patch
 from fl_sim.evaluation.metrics import accuracy, attack_success_rate, per_class_accuracy, predict
@@ -46,27 +46,53 @@ def precision_context(model: nn.Module, name: str, cfg: EvaluationConfig, calibr
     return quantized(model, name, quant_options(cfg), calibration, device)
 
 
+def target_sample(data: FederatedData, attack: AttackConfig) -> ImageSet | None:
+    """The targeted-sample attack's input x* (one test image, with its true label), if set."""
+    if attack.target_sample is None:
+        return None
+    if attack.target_sample >= len(data.test):
+        raise ValueError(f"attack.target_sample {attack.target_sample} is outside the test set ({len(data.test)} images)")
+    return data.test.subset(torch.tensor([attack.target_sample]))
+
+
 def evaluate_precisions(
-    model: nn.Module, data: FederatedData, cfg: EvaluationConfig, trigger: TriggerConfig, target: int,
+    model: nn.Module, data: FederatedData, cfg: EvaluationConfig, attack: AttackConfig,
     precisions: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """{precision: {accuracy, per_class_accuracy, backdoor_asr, disagreement}} on the server's test
-    set; ``disagreement`` is the share of test inputs (clean and triggered) whose prediction
-    differs from the FP32 model's."""
+    """{precision: metrics} on the server's test set: ``accuracy``, ``per_class_accuracy``,
+    ``backdoor_asr`` (triggered non-target images classified as the target), ``target_class_accuracy``
+    (accuracy on images of class ``target_label``), ``target_sample_success`` (x* classified as the
+    target; None without a target sample) and ``disagreement`` (share of test inputs, clean and
+    triggered, whose prediction differs from the FP32 model's)."""
     device = pick_device(cfg.device)
     model = model.to(device)
     x, y = data.test.x, data.test.y
-    xt = apply_patch(x, trigger.size, trigger.margin, trigger.value)
+    trig, target = attack.trigger, attack.target_label
+    xt = apply_patch(x, trig.size, trig.margin, trig.value)
+    star = target_sample(data, attack)
     fp_pred = torch.cat([predict(model, x, cfg.batch_size, device), predict(model, xt, cfg.batch_size, device)])
     out: dict[str, dict[str, Any]] = {}
     for name in precisions or cfg.precisions:
         with precision_context(model, name, cfg, data.calibration, device):
             pred = predict(model, x, cfg.batch_size, device)
             pred_t = predict(model, xt, cfg.batch_size, device)
+            pred_star = predict(model, star.x, cfg.batch_size, device) if star is not None else None
+        in_target = y == target
         out[name] = {
             "accuracy": accuracy(pred, y),
             "per_class_accuracy": per_class_accuracy(pred, y, data.num_classes),
             "backdoor_asr": attack_success_rate(pred_t, y, target),
+            "target_class_accuracy": accuracy(pred[in_target], y[in_target]) if in_target.any() else None,
+            "target_sample_success": float(pred_star[0] == target) if pred_star is not None else None,
             "disagreement": float((torch.cat([pred, pred_t]) != fp_pred).float().mean()),
         }
     return out
+
+
+
+ROUND_METRICS = ("accuracy", "backdoor_asr", "target_class_accuracy", "target_sample_success")
+
+
+def round_metrics(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The per-precision figures kept in each round's history entry."""
+    return {k: {m: v.get(m) for m in ROUND_METRICS} for k, v in metrics.items()}

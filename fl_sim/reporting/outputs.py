@@ -16,13 +16,14 @@ from fl_sim.reporting.files import write_json_atomic, write_text_atomic
 from fl_sim.reporting.eval_plots import write_eval_plots
 from fl_sim.reporting.plots import write_plots
 from fl_sim.reporting.report import render_report
+from fl_sim.evaluation.precisions import round_metrics
 
 
 def build_results(s: Scenario, data: FederatedData, outcome, final: dict[str, Any], timing: dict[str, float],
                   evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
     history = [dict(h) for h in outcome.history]
     if history:  # the last round's model is the final model: show every precision there
-        history[-1]["precisions"] = {k: {"accuracy": v["accuracy"], "backdoor_asr": v["backdoor_asr"]} for k, v in final.items()}
+        history[-1]["precisions"] = round_metrics(final)
     return {
         "fl_sim_version": __version__,
         "scenario": s.model_dump(mode="json"),

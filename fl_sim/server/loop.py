@@ -1,5 +1,6 @@
 """The server's round loop on a Flower Grid: discover which node holds which partition, run the
-strategy with controlled sampling, evaluate the global model centrally each round."""
+strategy with controlled sampling (the colluders' server-side adversary, if any, rewrites their
+replies first), evaluate the global model centrally each round."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from flwr.serverapp import Grid
 from fl_sim.cohort import malicious_ids
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
-from fl_sim.evaluation.precisions import evaluate_precisions
+from fl_sim.evaluation.precisions import evaluate_precisions, round_metrics
 from fl_sim.models import build_model
 from fl_sim.seeding import derive_seed
+from fl_sim.server.adversary import build_adversary
 from fl_sim.server.build import build_strategy
 from fl_sim.server.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
@@ -73,9 +75,10 @@ def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set
         "rejected": log.get("rejected", {}),
         "capped_counts": log.get("capped", {}),
         "malicious_in_cohort": sorted(bad.intersection(log.get("cohort", []))),
-        "attack_active": server_round > 0 and s.attack.num_malicious > 0 and s.attack.active(server_round),
+        "malicious_sampled": {str(i): i in log.get("cohort", []) for i in sorted(bad)},
+        "attack_active": server_round > 0 and s.attack.num_malicious > 0 and s.attack.active(server_round, s.seed),
         "fp32_accuracy": metrics["fp32"]["accuracy"] if "fp32" in metrics else None,
-        "precisions": {k: {"accuracy": v["accuracy"], "backdoor_asr": v["backdoor_asr"]} for k, v in metrics.items()},
+        "precisions": round_metrics(metrics),
     }
 
 
@@ -86,7 +89,9 @@ def run_rounds(
     """Run the rounds, driving the strategy's hooks directly (so that a run can resume at any
     round); evaluate centrally after each round; checkpoint after each round if asked."""
     model = initial_model(s, data)
-    strategy = build_strategy(s, discover_partitions(grid, s.federation.num_clients))
+    node_of = discover_partitions(grid, s.federation.num_clients)
+    strategy = build_strategy(s, node_of)
+    adversary = build_adversary(s, node_of)  # the colluders' server-side coordinator, if the attack has one
     bad = set(malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious))
     every = s.evaluation.every_n_rounds
     ckpt = load_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
@@ -98,7 +103,7 @@ def run_rounds(
 
     def evaluate(server_round: int) -> None:
         want = s.evaluation.precisions if every and server_round % every == 0 else ["fp32"]
-        metrics = evaluate_precisions(model, data, s.evaluation, s.attack.trigger, s.attack.target_label, want)
+        metrics = evaluate_precisions(model, data, s.evaluation, s.attack, want)
         entry = _history_entry(s, server_round, strategy.fl_round_log.get(server_round, {}), bad, metrics)
         outcome.history.append(entry)
         shown = "  ".join(f"{k} acc {v['accuracy']:.3f} asr {v['backdoor_asr']:.3f}" for k, v in entry["precisions"].items())
@@ -113,7 +118,9 @@ def run_rounds(
         evaluate(0)
     for rnd in range(first, s.federation.rounds + 1):
         arrays = ArrayRecord(model.state_dict())
-        replies = grid.send_and_receive(strategy.configure_train(rnd, arrays, ConfigRecord(), grid), timeout=s.federation.round_timeout_s)
+        replies = list(grid.send_and_receive(strategy.configure_train(rnd, arrays, ConfigRecord(), grid), timeout=s.federation.round_timeout_s))
+        if adversary is not None:
+            replies = adversary.intercept(rnd, replies, model.state_dict())
         aggregated, _ = strategy.aggregate_train(rnd, replies)
         if aggregated is not None:
             model.load_state_dict(aggregated.to_torch_state_dict())

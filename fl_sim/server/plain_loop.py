@@ -43,4 +43,4 @@ def run_plain(s: Scenario, data: FederatedData, on_round: Callable[[int, torch.n
 
 
 def evaluate_final(s: Scenario, data: FederatedData, model: torch.nn.Module) -> dict[str, dict[str, Any]]:
-    return evaluate_precisions(model, data, s.evaluation, s.attack.trigger, s.attack.target_label)
+    return evaluate_precisions(model, data, s.evaluation, s.attack)

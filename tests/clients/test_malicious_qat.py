@@ -85,7 +85,7 @@ def test_keep_best_submits_the_epoch_with_the_highest_score():
     scores, states = iter([0.1, 0.7, 0.3, -1.0]), []
 
     class Scripted(QATBackdoor):
-        def score(self, m, d, scenario, acc_ref, device):
+        def score(self, m, d, ctx, acc_ref):
             states.append({k: v.clone() for k, v in m.state_dict().items()})
             return next(scores)
 

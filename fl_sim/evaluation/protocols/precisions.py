@@ -12,4 +12,4 @@ from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 @PROTOCOLS.register("precisions", "accuracy, per-class accuracy, backdoor ASR and FP/quantized disagreement per precision")
 def run(ctx: EvalContext) -> dict[str, Any]:
     s = ctx.scenario
-    return evaluate_precisions(ctx.model, ctx.data, s.evaluation, s.attack.trigger, s.attack.target_label)
+    return evaluate_precisions(ctx.model, ctx.data, s.evaluation, s.attack)

@@ -1,0 +1,110 @@
+"""Model-poisoning attacks whose update is crafted from benign updates (maths in
+``fl_sim.clients.model_poisoning``). The colluding client trains honestly; in attack rounds the
+server-side adversary (``fl_sim.server.adversary``) replaces its reply with ``craft(known, ctx)``,
+where ``known`` are the benign updates the colluders know under the scenario's collusion model:
+the round's honest updates (omniscient), the colluders' own honest updates (aggregation_aware), or
+the client's own honest update (independent)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from fl_sim.clients import model_poisoning as mp
+from fl_sim.clients.honest import Honest
+from fl_sim.clients.registry import register_attack
+
+
+@dataclass(frozen=True)
+class CraftContext:
+    """What the adversary knows of the round besides the benign updates."""
+
+    num_replies: int  # n: updates the server will aggregate this round
+    num_colluders: int  # f: colluders among them
+    generator: torch.Generator
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SignFlipParams(_Params):
+    scale: float = Field(1.0, gt=0, description="the update sent is -scale x the known benign mean")
+
+
+class GaussianParams(_Params):
+    sigma_ratio: float = Field(10.0, gt=0, description="noise std per coordinate, in units of the known benign mean's RMS")
+
+
+class ALIEParams(_Params):
+    z: float | None = Field(None, description="override z (default: Baruch et al.'s z for n replies and f colluders)")
+
+
+class IPMParams(_Params):
+    epsilon: float = Field(0.5, gt=0, description="the update sent is -epsilon x the known benign mean")
+
+
+class MinMaxParams(_Params):
+    perturbation: mp.Perturbation = mp.Perturbation.STD
+    gamma_init: float = Field(10.0, gt=0)
+
+
+class Crafted(Honest):
+    """Trains honestly (its honest update is part of what the colluders know); the adversary crafts the reply."""
+
+    crafted = True
+
+    def craft(self, known: torch.Tensor, ctx: CraftContext) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@register_attack("sign_flip", "sends the negated known benign mean update (x scale)")
+class SignFlip(Crafted):
+    Params = SignFlipParams
+
+    def craft(self, known: torch.Tensor, ctx: CraftContext) -> torch.Tensor:
+        return mp.sign_flip(known, self.params.scale)
+
+
+@register_attack("gaussian_noise", "sends Gaussian noise, std = sigma_ratio x RMS of the known benign mean (Fang et al. 2020)")
+class GaussianNoise(Crafted):
+    Params = GaussianParams
+
+    def craft(self, known: torch.Tensor, ctx: CraftContext) -> torch.Tensor:
+        rms = float(known.double().mean(0).pow(2).mean().sqrt())
+        return mp.gaussian_update(known.shape[1], self.params.sigma_ratio * rms, ctx.generator, known.dtype)
+
+
+@register_attack("alie", "A Little Is Enough: mean - z std of the known benign updates (Baruch et al. 2019)")
+class ALIE(Crafted):
+    Params = ALIEParams
+
+    def craft(self, known: torch.Tensor, ctx: CraftContext) -> torch.Tensor:
+        z = self.params.z if self.params.z is not None else mp.alie_z(ctx.num_replies, ctx.num_colluders)
+        return mp.alie(known, z)
+
+
+@register_attack("ipm", "inner product manipulation: -epsilon x the known benign mean (Xie et al. 2019)")
+class IPM(Crafted):
+    Params = IPMParams
+
+    def craft(self, known: torch.Tensor, ctx: CraftContext) -> torch.Tensor:
+        return mp.ipm(known, self.params.epsilon)
+
+
+@register_attack("min_max", "Min-Max: mean + gamma p, max distance to benign <= benign max (Shejwalkar & Houmansadr 2021)")
+class MinMax(Crafted):
+    Params = MinMaxParams
+
+    def craft(self, known: torch.Tensor, ctx: CraftContext) -> torch.Tensor:
+        return mp.min_max(known, self.params.perturbation, self.params.gamma_init)
+
+
+@register_attack("min_sum", "Min-Sum: mean + gamma p, summed squared distance <= benign max (Shejwalkar & Houmansadr 2021)")
+class MinSum(Crafted):
+    Params = MinMaxParams
+
+    def craft(self, known: torch.Tensor, ctx: CraftContext) -> torch.Tensor:
+        return mp.min_sum(known, self.params.perturbation, self.params.gamma_init)

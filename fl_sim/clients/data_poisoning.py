@@ -1,0 +1,115 @@
+"""Classic attacks that poison the colluders' training data, driven like every objective attack
+(schedule, own or pooled data, aggregation-aware submission, keep_best, boost):
+
+- fp_backdoor: BadNets-style patch backdoor in full precision (Gu, Dolan-Gavitt, Garg, "BadNets",
+  2017; in FL: Bagdasaryan et al., "How To Backdoor Federated Learning", AISTATS 2020). A fraction of
+  every batch carries the shared trigger and the target label; the FP model obeys the trigger.
+- model_replacement: the same backdoor, its update scaled by gamma = n/k (cohort size over colluders
+  in the cohort) so that it replaces the FedAvg aggregate (Bagdasaryan et al. 2020, Sec. 4).
+- label_flip: training on flipped labels (Tolpegin et al., "Data Poisoning Attacks Against Federated
+  Learning Systems", ESORICS 2020): ``source_label`` -> ``target_label``, or every y -> C-1-y.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from fl_sim.clients.attack_scores import fp_backdoor_score, label_flip_score
+from fl_sim.clients.collusion import boost
+from fl_sim.clients.local_training import LossFn
+from fl_sim.clients.objective_attack import AttackParams, ObjectiveAttack
+from fl_sim.clients.registry import TrainContext, register_attack
+from fl_sim.config.schema import Scenario, TriggerConfig
+from fl_sim.data.tensors import ImageSet
+from fl_sim.data.triggers import apply_patch
+
+
+class FPBackdoorParams(AttackParams):
+    poison_fraction: float = Field(0.5, gt=0, le=1, description="share of every batch carrying the trigger and target label")
+
+
+class ModelReplacementParams(FPBackdoorParams):
+    scale: float | None = Field(None, gt=0, description="update scale gamma (default: cohort size / colluders in the cohort)")
+
+
+class LabelFlipParams(AttackParams):
+    source_label: int | None = Field(None, ge=0, description="flip only this class to attack.target_label "
+                                     "(default: every label y -> C-1-y)")
+
+
+def poison_batch(x: torch.Tensor, y: torch.Tensor, fraction: float, trigger: TriggerConfig, target: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first round(fraction * n) examples of the (already shuffled) batch get the trigger and
+    the target label; the rest are left clean."""
+    k = int(round(fraction * len(y)))
+    if k == 0:
+        return x, y
+    x, y = x.clone(), y.clone()
+    x[:k] = apply_patch(x[:k], trigger.size, trigger.margin, trigger.value)
+    y[:k] = target
+    return x, y
+
+
+def flip_labels(y: torch.Tensor, num_classes: int, source: int | None, target: int) -> torch.Tensor:
+    """``source`` -> ``target`` (others unchanged), or y -> C-1-y for every label when ``source`` is None."""
+    if source is None:
+        return num_classes - 1 - y
+    return torch.where(y == source, torch.full_like(y, target), y)
+
+
+def fp_backdoor_objective(fraction: float, scenario: Scenario) -> LossFn:
+    a = scenario.attack
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        xp, yp = poison_batch(x, y, fraction, a.trigger, a.target_label)
+        return F.cross_entropy(model(xp), yp)
+
+    return loss
+
+
+def label_flip_objective(p: LabelFlipParams, scenario: Scenario, num_classes: int) -> LossFn:
+    target = scenario.attack.target_label
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(model(x), flip_labels(y, num_classes, p.source_label, target))
+
+    return loss
+
+
+@register_attack("fp_backdoor", "BadNets patch backdoor by data poisoning: the FP model obeys the trigger")
+class FPBackdoor(ObjectiveAttack):
+    Params = FPBackdoorParams
+
+    def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        return fp_backdoor_objective(self.params.poison_fraction, scenario)
+
+    def score(self, model: nn.Module, data: ImageSet, ctx: TrainContext, acc_ref: float) -> float:
+        a = ctx.scenario.attack
+        return fp_backdoor_score(model, data, a.trigger, a.target_label, acc_ref, ctx.device)
+
+
+@register_attack("model_replacement", "BadNets backdoor scaled by n/k so that it replaces the FedAvg aggregate (Bagdasaryan et al. 2020)")
+class ModelReplacement(FPBackdoor):
+    Params = ModelReplacementParams
+
+    def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
+        start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        metrics = super().train(model, ctx)
+        if ctx.scenario.attack.active(ctx.server_round, ctx.scenario.seed):
+            gamma = self.params.scale or ctx.cohort_size / max(ctx.colluders_in_cohort, 1)
+            model.load_state_dict(boost(start, model.state_dict(), gamma))
+        return metrics
+
+
+@register_attack("label_flip", "training on flipped labels: source_label -> target_label, or every y -> C-1-y")
+class LabelFlip(ObjectiveAttack):
+    Params = LabelFlipParams
+
+    def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        return label_flip_objective(self.params, scenario, ctx.num_classes)
+
+    def score(self, model: nn.Module, data: ImageSet, ctx: TrainContext, acc_ref: float) -> float:
+        p, a = self.params, ctx.scenario.attack
+        return label_flip_score(model, data, p.source_label, a.target_label, acc_ref, ctx.device)

@@ -1,0 +1,134 @@
+"""The server-side adversary: the colluders' coordinator, standing between the clients' replies and
+the server. In an attack round it reads the replies, splits colluders from honest clients by the
+ground truth (which it alone holds: the strategy only ever sees the rewritten replies), and rewrites
+the colluders' updates:
+
+- crafted attacks (ALIE, IPM, Min-Max, ...): ``craft`` from the benign updates the colluders know;
+- any other attack under omniscient collusion: the colluders' trained model is the target of the
+  FedAvg aggregate, solved exactly against the round's honest updates (``steer_aggregate``);
+- ``attack.stealth``: the result bounded in norm / distance against the known benign updates.
+
+What the colluders know: omniscient -> the round's honest updates; aggregation_aware -> their own
+honest updates; independent -> each its own honest update only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from flwr.app import ArrayRecord, Message, RecordDict
+
+from fl_sim.clients.collusion import steer_aggregate, stealth_bound
+from fl_sim.clients.crafted import CraftContext
+from fl_sim.clients.registry import BEHAVIOURS, Behaviour
+from fl_sim.cohort import malicious_ids
+from fl_sim.config.schema import Collusion, Scenario
+from fl_sim.seeding import torch_generator
+
+State = dict[str, torch.Tensor]
+ARRAYS, METRICS, COUNT = "arrays", "metrics", "num-examples"
+
+
+def float_keys(state: State) -> list[str]:
+    return [k for k, v in state.items() if v.is_floating_point()]
+
+
+def flatten_update(state: State, reference: State, keys: list[str]) -> torch.Tensor:
+    """The update ``state - reference`` over ``keys``, flattened into one float32 vector."""
+    return torch.cat([(state[k].float() - reference[k].float()).reshape(-1) for k in keys])
+
+
+def unflatten_update(vec: torch.Tensor, reference: State, keys: list[str]) -> State:
+    """``reference + vec`` as a model state (keys outside ``keys`` copied from ``reference``)."""
+    out = {k: v.clone() for k, v in reference.items()}
+    at = 0
+    for k in keys:
+        n = reference[k].numel()
+        out[k] = (reference[k].float() + vec[at : at + n].reshape(reference[k].shape)).to(reference[k].dtype)
+        at += n
+    return out
+
+
+@dataclass(frozen=True)
+class Reply:
+    pid: int
+    update: torch.Tensor
+    count: float
+
+
+def rewrite_updates(behaviour: Behaviour, collusion: Collusion, honest: list[Reply], colluders: list[Reply],
+                    s: Scenario, server_round: int) -> list[torch.Tensor]:
+    """The colluders' new updates, in the order of ``colluders`` (pure maths on flat updates)."""
+    own = torch.stack([r.update for r in colluders])
+    benign = torch.stack([r.update for r in honest]) if honest else own[:0]
+
+    def known_for(i: int) -> torch.Tensor:
+        if collusion is Collusion.OMNISCIENT and len(benign):
+            return benign
+        return own if collusion is not Collusion.INDEPENDENT else own[i : i + 1]
+
+    out: list[torch.Tensor] = []
+    gen = torch_generator(s.seed, "adversary", server_round)
+    ctx = CraftContext(num_replies=len(honest) + len(colluders), num_colluders=len(colluders), generator=gen)
+    for i, r in enumerate(colluders):
+        known = known_for(i)
+        if behaviour.crafted:
+            u = behaviour.craft(known, ctx)  # type: ignore[attr-defined]
+        elif collusion is Collusion.OMNISCIENT:
+            weights = torch.tensor([h.count for h in honest], dtype=torch.float64)
+            u = steer_aggregate(benign, weights, sum(c.count for c in colluders), own.mean(0))
+        else:
+            u = r.update
+        st = s.attack.stealth
+        if st.enabled:
+            u = stealth_bound(u, known, st.max_norm_ratio, st.max_distance_ratio)
+        out.append(u.to(r.update.dtype))
+    return out
+
+
+class Adversary:
+    """Rewrites the colluders' replies of each attack round before the server screens them."""
+
+    def __init__(self, s: Scenario, pid_of: dict[int, int]) -> None:
+        self.s, self.pid_of = s, pid_of
+        self.bad = set(malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious))
+        cls = BEHAVIOURS.get(s.attack.behaviour)
+        self.behaviour = cls(s.attack.behaviour_params())
+
+    def intercept(self, server_round: int, replies: list[Message], reference: State) -> list[Message]:
+        if not self.s.attack.active(server_round, self.s.seed):
+            return replies
+        keys = float_keys(reference)
+        honest, colluders, colluder_msgs = [], [], []
+        for m in replies:
+            if m.has_error():
+                continue
+            pid = self.pid_of.get(m.metadata.src_node_id, -1)
+            state = m.content[ARRAYS].to_torch_state_dict()
+            count = float(m.content[METRICS][COUNT])
+            reply = Reply(pid, flatten_update(state, reference, keys), count)
+            if pid in self.bad:
+                colluders.append(reply)
+                colluder_msgs.append(m)
+            else:
+                honest.append(reply)
+        if not colluders:
+            return replies
+        updates = rewrite_updates(self.behaviour, self.s.attack.collusion, honest, colluders, self.s, server_round)
+        for m, u in zip(colluder_msgs, updates):
+            m.content = RecordDict({ARRAYS: ArrayRecord(unflatten_update(u, reference, keys)), METRICS: m.content[METRICS]})
+        return replies
+
+
+def needs_adversary(s: Scenario) -> bool:
+    """Whether any reply of ``s`` is rewritten server-side."""
+    a = s.attack
+    if a.num_malicious == 0:
+        return False
+    return BEHAVIOURS.get(a.behaviour).crafted or a.collusion is Collusion.OMNISCIENT or a.stealth.enabled
+
+
+def build_adversary(s: Scenario, node_of: dict[int, int]) -> Adversary | None:
+    """The adversary for ``s`` (``node_of``: partition id -> node id), or None when none is needed."""
+    return Adversary(s, {node: pid for pid, node in node_of.items()}) if needs_adversary(s) else None
