@@ -73,7 +73,7 @@ def stealth_bound(update: torch.Tensor, known: torch.Tensor, max_norm_ratio: flo
     k = known.double()
     out = update
     if max_norm_ratio is not None:
-        out = clip_norm(out, max_norm_ratio * float(k.norm(dim=1).median()))
+        out = clip_norm(out, max_norm_ratio * float(k.norm(dim=1).quantile(0.5)))  # the mean of the middle two if m is even
     if max_distance_ratio is not None:
         mean = k.mean(0)
         radius = max_distance_ratio * float((k - mean).norm(dim=1).max())

@@ -5,7 +5,9 @@
   2017; in FL: Bagdasaryan et al., "How To Backdoor Federated Learning", AISTATS 2020). A fraction of
   every batch carries the shared trigger and the target label; the FP model obeys the trigger.
 - model_replacement: the same backdoor, its update scaled by gamma = n/k (cohort size over colluders
-  in the cohort) so that it replaces the FedAvg aggregate (Bagdasaryan et al. 2020, Sec. 4).
+  in the cohort) so that it replaces the FedAvg aggregate (Bagdasaryan et al. 2020, Sec. 4); under
+  coordinated collusion (aggregation_aware, omniscient) the submission already does that, and no
+  second scaling is applied.
 - label_flip: training on flipped labels (Tolpegin et al., "Data Poisoning Attacks Against Federated
   Learning Systems", ESORICS 2020): ``source_label`` -> ``target_label``, or every y -> C-1-y.
 """
@@ -22,7 +24,7 @@ from fl_sim.clients.collusion import boost
 from fl_sim.clients.local_training import LossFn
 from fl_sim.clients.objective_attack import AttackParams, ObjectiveAttack
 from fl_sim.clients.registry import TrainContext, register_attack
-from fl_sim.config.schema import Scenario, TriggerConfig
+from fl_sim.config.schema import Collusion, Scenario, TriggerConfig
 from fl_sim.data.tensors import ImageSet
 from fl_sim.data.triggers import apply_patch
 
@@ -97,7 +99,10 @@ class ModelReplacement(FPBackdoor):
     def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
         start = {k: v.detach().clone() for k, v in model.state_dict().items()}
         metrics = super().train(model, ctx)
-        if ctx.scenario.attack.active(ctx.server_round, ctx.scenario.seed):
+        a = ctx.scenario.attack
+        # Coordinated colluders already place the aggregate on their model (the aggregation-aware
+        # submission, or the omniscient adversary's exact solve): no second scaling.
+        if a.active(ctx.server_round, ctx.scenario.seed) and a.collusion is Collusion.INDEPENDENT:
             gamma = self.params.scale or ctx.cohort_size / max(ctx.colluders_in_cohort, 1)
             model.load_state_dict(boost(start, model.state_dict(), gamma))
         return metrics

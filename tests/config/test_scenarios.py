@@ -8,10 +8,11 @@ from fl_sim.config.loader import load_scenario
 from fl_sim.errors import UserError
 from fl_sim.server.build import build_strategy
 
-SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "scenarios").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIOS = sorted(ROOT.rglob("*.yaml"))
 
 
-@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_scenario_validates(path, tmp_path):
     overrides = [f"data.path={tmp_path}"] if "idx" in path.read_text() else []
     s = load_scenario(path, overrides)
@@ -21,6 +22,14 @@ def test_scenario_validates(path, tmp_path):
 def test_shipped_scenarios_exist():
     names = {p.name for p in SCENARIOS}
     assert {"quickstart.yaml", "mnist_backdoor_collusion.yaml"} <= names
+
+
+def test_every_attack_has_a_scenario():
+    from fl_sim.components import MALICIOUS
+
+    shipped = {p.stem for p in (ROOT / "attacks").glob("*.yaml")}
+    missing = sorted(MALICIOUS - {"hostile_payload"} - shipped)  # hostile_payload is a server-robustness probe
+    assert not missing, f"attacks without scenarios/attacks/<name>.yaml: {missing}"
 
 
 def test_dotted_override_sets_nested_and_params():
