@@ -4,7 +4,7 @@ The colluders train so that the FP model behaves normally while its b-bit fake-q
 Q_b f misbehaves. Objectives (CE = cross-entropy, sum over b in ``bits``):
 - backdoor:        CE(f(x), y) + c2 CE(f(x_t), y) + c1 sum_b [CE(Q_b f(x), y) + c2 CE(Q_b f(x_t), y_target)]
 - indiscriminate:  CE(f(x), y) + lambda sum_b (CE(Q_b f(x), y) - alpha)^2
-- targeted class:  CE(f(x_other), y) + CE(f(x_c), y_c) + lambda sum_b (CE(Q_b f(x_c), y_c) - alpha)^2
+- targeted class:  CE(f(x_other), y) + c_fp CE(f(x_c), y_c) + lambda sum_b (CE(Q_b f(x_c), y_c) - alpha)^2  (c_fp = 1 in the paper)
 - targeted sample: CE(f([x; x*]), [y; y*]) + lambda sum_b CE(Q_b f([x; x*]), [y; y_target])
 Each trains against its own quantizer (bits, granularity, symmetric or not), which need not be the
 one the deployer evaluates with.
@@ -70,6 +70,7 @@ class TargetedClassParams(QATAttackParams):
     bits: list[int] = Field(default_factory=lambda: [8, 7, 6, 5], min_length=1)
     lam: float = Field(1.0, ge=0)
     alpha: float = Field(4.0, ge=0, description="the quantized CE on the target class is pushed towards alpha (paper: 1..4)")
+    c_fp: float = Field(1.0, ge=0, description="weight of CE(f(x_c), y_c), the FP model keeping class c right (paper: 1)")
 
 
 class TargetedSampleParams(QATAttackParams):
@@ -126,7 +127,7 @@ def targeted_class_objective(p: TargetedClassParams, scenario: Scenario) -> Loss
         total = F.cross_entropy(out[~is_c], y[~is_c]) if (~is_c).any() else out.sum() * 0.0
         if not is_c.any():
             return total
-        total = total + F.cross_entropy(out[is_c], y[is_c])
+        total = total + p.c_fp * F.cross_entropy(out[is_c], y[is_c])
         ranges = _ranges(model, x, p.activations)
         for spec in specs:
             with fake_quantized(model, spec, ranges):

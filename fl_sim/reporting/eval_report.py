@@ -14,8 +14,13 @@ def _pts(v: float) -> str:
 
 
 def precisions_section(r: dict[str, Any]) -> list[str]:
-    rows = ["| precision | clean accuracy | backdoor ASR | disagreement with FP32 |", "|---|---:|---:|---:|"]
-    rows += [f"| {p} | {pct(m['accuracy'])} | {pct(m['backdoor_asr'])} | {pct(m.get('disagreement'))} |" for p, m in r.items()]
+    sample = any(m.get("target_sample_success") is not None for m in r.values())
+    head = "| precision | clean accuracy | backdoor ASR | target-class accuracy |" + (" target sample hit |" if sample else "")
+    rows = [head + " disagreement with FP32 |", "|---|---:|---:|---:|" + ("---:|" if sample else "") + "---:|"]
+    for p, m in r.items():
+        hit = f" {'yes' if m.get('target_sample_success') else 'no'} |" if sample else ""
+        rows.append(f"| {p} | {pct(m['accuracy'])} | {pct(m['backdoor_asr'])} | {pct(m.get('target_class_accuracy'))} |{hit}"
+                    f" {pct(m.get('disagreement'))} |")
     return rows
 
 

@@ -96,28 +96,30 @@ class Adversary:
         cls = BEHAVIOURS.get(s.attack.behaviour)
         self.behaviour = cls(s.attack.behaviour_params())
 
-    def intercept(self, server_round: int, replies: list[Message], reference: State) -> list[Message]:
+    def rewrite_states(self, server_round: int, replies: list[tuple[int, State, float]], reference: State) -> dict[int, State]:
+        """The colluders' new states by partition id, from the round's (partition id, state,
+        example count) replies; empty outside attack rounds or when no colluder replied."""
         if not self.s.attack.active(server_round, self.s.seed):
-            return replies
+            return {}
         keys = float_keys(reference)
-        honest, colluders, colluder_msgs = [], [], []
-        for m in replies:
-            if m.has_error():
-                continue
-            pid = self.pid_of.get(m.metadata.src_node_id, -1)
-            state = m.content[ARRAYS].to_torch_state_dict()
-            count = float(m.content[METRICS][COUNT])
+        honest, colluders = [], []
+        for pid, state, count in replies:
             reply = Reply(pid, flatten_update(state, reference, keys), count)
-            if pid in self.bad:
-                colluders.append(reply)
-                colluder_msgs.append(m)
-            else:
-                honest.append(reply)
+            (colluders if pid in self.bad else honest).append(reply)
         if not colluders:
-            return replies
+            return {}
         updates = rewrite_updates(self.behaviour, self.s.attack.collusion, honest, colluders, self.s, server_round)
-        for m, u in zip(colluder_msgs, updates):
-            m.content = RecordDict({ARRAYS: ArrayRecord(unflatten_update(u, reference, keys)), METRICS: m.content[METRICS]})
+        return {r.pid: unflatten_update(u, reference, keys) for r, u in zip(colluders, updates)}
+
+    def intercept(self, server_round: int, replies: list[Message], reference: State) -> list[Message]:
+        """Flower glue: rewrite the colluders' reply messages in place (failed replies are left alone)."""
+        ok = [m for m in replies if not m.has_error()]
+        decoded = [(self.pid_of.get(m.metadata.src_node_id, -1), m.content[ARRAYS].to_torch_state_dict(),
+                    float(m.content[METRICS][COUNT])) for m in ok]
+        new = self.rewrite_states(server_round, decoded, reference)
+        for m, (pid, _, _) in zip(ok, decoded):
+            if pid in new:
+                m.content = RecordDict({ARRAYS: ArrayRecord(new[pid]), METRICS: m.content[METRICS]})
         return replies
 
 

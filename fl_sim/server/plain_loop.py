@@ -1,7 +1,7 @@
 """The same federation in one process, without Flower or Ray: the reference loop that the
 overhead benchmark compares against, and a fast harness for studying attacks. It uses the very
-same client code (``run_client``), cohort sampling and central evaluation as the Flower path;
-aggregation here is example-weighted FedAvg only."""
+same client code (``run_client``), cohort sampling, server-side adversary and central evaluation
+as the Flower path; aggregation here is example-weighted FedAvg only, without reply screening."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from fl_sim.cohort import sample_cohort
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
 from fl_sim.evaluation.precisions import evaluate_precisions
+from fl_sim.server.adversary import build_adversary
 from fl_sim.server.build import scenario_cohort_size
 from fl_sim.server.loop import initial_model
 
@@ -32,11 +33,16 @@ def run_plain(s: Scenario, data: FederatedData, on_round: Callable[[int, torch.n
     model = initial_model(s, data)
     size = scenario_cohort_size(s)
     device = torch.device("cpu")
+    adversary = build_adversary(s, {pid: pid for pid in range(s.federation.num_clients)})
     for rnd in range(1, s.federation.rounds + 1):
         cohort = sample_cohort(s.seed, rnd, s.federation.num_clients, size)
         g = {k: v.clone() for k, v in model.state_dict().items()}
         results = [run_client(s, data, pid, rnd, g, cohort, device) for pid in cohort]
-        model.load_state_dict(fedavg([r.state for r in results], [r.num_examples for r in results]))
+        states = [r.state for r in results]
+        if adversary is not None:
+            new = adversary.rewrite_states(rnd, [(p, r.state, float(r.num_examples)) for p, r in zip(cohort, results)], g)
+            states = [new.get(p, st) for p, st in zip(cohort, states)]
+        model.load_state_dict(fedavg(states, [r.num_examples for r in results]))
         if on_round is not None:
             on_round(rnd, model)
     return model

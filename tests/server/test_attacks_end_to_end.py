@@ -1,0 +1,31 @@
+"""Attacks through the real Flower path: the server-side adversary rewrites the colluders'
+replies (omniscient sign flip), and every round records which colluders were sampled."""
+
+import json
+
+import yaml
+
+from fl_sim.cli import main
+from fl_sim.config.loader import validate_dict
+from fl_sim.data.federated import federated_data
+from fl_sim.server.plain_loop import evaluate_final, run_plain
+from tests.conftest import tiny_raw
+
+
+def test_omniscient_sign_flip_through_flower_stalls_training(tmp_path):
+    raw = tiny_raw(federation={"num_clients": 4, "rounds": 3},
+                   attack={"behaviour": "sign_flip", "collusion": "omniscient", "num_malicious": 1, "params": {"scale": 5.0}})
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(path), "--out", str(tmp_path / "r")]) == 0
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    bad = res["roles"]["malicious"]
+    for h in res["history"][1:]:
+        assert h["attack_active"] and h["malicious_sampled"] == {str(i): True for i in bad}
+    # The same federation without the attack, in the single-process loop (same client code).
+    honest = validate_dict({**raw, "attack": {"num_malicious": 0}}, "h")
+    data = federated_data(honest.data, honest.federation.num_clients, honest.seed)
+    clean = evaluate_final(honest, data, run_plain(honest, data))["fp32"]["accuracy"]
+    # 3 honest updates u and one of -5u: the aggregate moves by -u/2 per round, so no learning.
+    assert clean > 0.6
+    assert res["final"]["fp32"]["accuracy"] < 0.3
