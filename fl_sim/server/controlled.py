@@ -6,6 +6,7 @@ cohort and repliers are logged. The strategy never sees who is malicious."""
 from __future__ import annotations
 
 import logging
+import statistics
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -15,7 +16,7 @@ from flwr.serverapp.strategy import Strategy
 import torch
 
 from fl_sim.cohort import sample_cohort
-from fl_sim.server.payload_guard import GuardLimits, screen, structural_problem
+from fl_sim.server.payload_guard import GuardLimits, screen, structural_problem, update_norm
 
 logger = logging.getLogger("fl_sim.server")
 
@@ -73,6 +74,7 @@ class ControlledSampling:
         reasons, capped = screen(self.fl_reference, states, counts, self.fl_limits)
         kept: list[Message] = []
         log["rejected"], log["capped"] = {}, {}
+        log["norm_ratio"] = _norm_ratios(self.fl_reference, [self.fl_pid_of[m.metadata.src_node_id] for m in ok], states)
         for m, state, reason, n, c in zip(ok, states, reasons, counts, capped):
             pid = self.fl_pid_of[m.metadata.src_node_id]
             if reason is not None:
@@ -92,6 +94,13 @@ class ControlledSampling:
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         return None
+
+
+def _norm_ratios(reference: dict[str, torch.Tensor], pids: list[int], states: list[dict[str, torch.Tensor] | None]) -> dict[int, float | None]:
+    """Each well-formed reply's update norm over the round's median (what a norm screen sees)."""
+    norms = {p: update_norm(reference, s) for p, s in zip(pids, states) if s is not None and structural_problem(reference, s) is None}
+    med = statistics.median(norms.values()) if norms else 0.0
+    return {p: (n / med if med > 0 else None) for p, n in norms.items()}
 
 
 def _decode(m: Message, key: str) -> dict[str, torch.Tensor] | None:

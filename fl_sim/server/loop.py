@@ -74,6 +74,7 @@ def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set
         "dropped": log.get("dropped", []),
         "rejected": log.get("rejected", {}),
         "capped_counts": log.get("capped", {}),
+        "update_norm_ratio": {str(k): v for k, v in log.get("norm_ratio", {}).items()},
         "malicious_in_cohort": sorted(bad.intersection(log.get("cohort", []))),
         "malicious_sampled": {str(i): i in log.get("cohort", []) for i in sorted(bad)},
         "attack_active": server_round > 0 and s.attack.num_malicious > 0 and s.attack.active(server_round, s.seed),

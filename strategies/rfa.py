@@ -1,0 +1,53 @@
+"""RFA, robust federated aggregation by the geometric median (Pillutla, Kakade, Harchaoui, "Robust
+Aggregation for Federated Learning", IEEE Transactions on Signal Processing 70, 2022).
+
+The weighted geometric median argmin_z sum_i w_i ||x_i - z|| is approximated by the smoothed Weiszfeld
+algorithm (their Alg. 2): starting from the weighted mean,
+
+    beta_i = w_i / max(eps, ||x_i - z||),   z <- sum_i beta_i x_i / sum_i beta_i,
+
+stopping, as the authors' code does, once the objective's relative change is below ``tol`` (or after
+``max_iter`` steps). The smoothing eps keeps the step defined when z lands on a data point.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from strategies.aggregation_result import Aggregate, check_updates, check_weights, weighted_mean
+
+
+def _objective(x: torch.Tensor, w: torch.Tensor, z: torch.Tensor) -> float:
+    return float(w @ torch.linalg.vector_norm(x - z, dim=1))
+
+
+def geometric_median(
+    updates: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-6,
+    eps: float = 1e-8,
+) -> Aggregate:
+    """Smoothed-Weiszfeld weighted geometric median of the rows of ``updates``.
+
+    ``weights`` in the result are the normalized Weiszfeld weights beta of the last step, so the update
+    equals ``weights @ updates`` (in float64).
+    """
+    x = check_updates(updates)
+    w = check_weights(weights, x.shape[0], x.device)
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0, got {tol}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    z, beta = weighted_mean(x, w)
+    obj = _objective(x, w, z)
+    for _ in range(max_iter):
+        beta = w / torch.linalg.vector_norm(x - z, dim=1).clamp(min=eps)
+        z, beta = weighted_mean(x, beta)
+        prev, obj = obj, _objective(x, w, z)
+        if abs(prev - obj) <= tol * obj:
+            break
+    return Aggregate(update=z.to(updates.dtype), weights=beta)
