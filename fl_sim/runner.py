@@ -93,14 +93,14 @@ def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False, resume: bool
     from flwr.simulation import run_simulation
 
     from fl_sim.data.federated import federated_data
-    from fl_sim.evaluation.precisions import target_sample
+    from fl_sim.data.attack_targets import check_attack_targets
 
     try:
         data = federated_data(s.data, s.federation.num_clients, s.seed)  # fail fast on data problems
     except ValueError as exc:
         raise UserError(f"data: {exc}") from None
     try:
-        target_sample(data, s.attack)
+        check_attack_targets(data, s.attack)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     holder: dict[str, Any] = {}

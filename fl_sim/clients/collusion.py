@@ -69,12 +69,14 @@ def stealth_bound(update: torch.Tensor, known: torch.Tensor, max_norm_ratio: flo
     """Project a malicious update to look benign against the (m, d) benign updates ``known``:
     norm <= max_norm_ratio x their median norm (a norm screen / clipping passes it), then distance to
     their mean <= max_distance_ratio x their largest distance to it (distance-based rules such as
-    Krum then rank it among the benign)."""
+    Krum then rank it among the benign). Applied in that order, the distance bound holds exactly;
+    the projection can lengthen the update again, so with both set the norm bound is approximate.
+    The distance bound needs two or more known updates (it is skipped with one)."""
     k = known.double()
     out = update
     if max_norm_ratio is not None:
         out = clip_norm(out, max_norm_ratio * float(k.norm(dim=1).quantile(0.5)))  # the mean of the middle two if m is even
-    if max_distance_ratio is not None:
+    if max_distance_ratio is not None and len(k) >= 2:  # one known update has no spread to hide in
         mean = k.mean(0)
         radius = max_distance_ratio * float((k - mean).norm(dim=1).max())
         out = project_to_ball(out, mean.to(out.dtype), radius)

@@ -7,14 +7,18 @@ the client's own honest update (independent)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from torch import nn
 
 from fl_sim.clients import model_poisoning as mp
-from fl_sim.clients.honest import Honest
-from fl_sim.clients.registry import register_attack
+from fl_sim.clients.honest import honest_for
+from fl_sim.clients.registry import Behaviour, NoParams, TrainContext, register_attack
+from fl_sim.config.schema import AttackConfig
 
 
 @dataclass(frozen=True)
@@ -26,8 +30,19 @@ class CraftContext:
     generator: torch.Generator
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Params = NoParams
+_Z_QUANTILE_CAP = (0.01, 0.99)
+
+
+def alie_z_for(n: int, f: int) -> float:
+    """Baruch et al.'s z for n replies and f colluders. Where their formula is undefined (the
+    colluders are half the round or more, or alone), the quantile is capped to [0.01, 0.99]."""
+    try:
+        return mp.alie_z(n, f)
+    except ValueError:
+        s = math.floor(n / 2 + 1) - f
+        q = min(max((n - s) / n, _Z_QUANTILE_CAP[0]), _Z_QUANTILE_CAP[1])
+        return NormalDist().inv_cdf(q)
 
 
 class SignFlipParams(_Params):
@@ -51,13 +66,23 @@ class MinMaxParams(_Params):
     gamma_init: float = Field(10.0, gt=0)
 
 
-class Crafted(Honest):
-    """Trains honestly (its honest update is part of what the colluders know); the adversary crafts the reply."""
+class Crafted(Behaviour):
+    """Trains as an honest client of the scenario does (its honest update is part of what the
+    colluders know); the adversary crafts the reply."""
 
     crafted = True
 
+    def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
+        return honest_for(ctx.scenario).train(model, ctx)
+
     def craft(self, known: torch.Tensor, ctx: CraftContext) -> torch.Tensor:
+        """The malicious update (d,) from the (m, d) benign updates the colluders know."""
         raise NotImplementedError
+
+    @classmethod
+    def check(cls, attack: AttackConfig) -> None:
+        if attack.boost != 1.0:
+            raise ValueError("boost has no effect on crafted attacks (their update is computed, not trained); remove it")
 
 
 @register_attack("sign_flip", "sends the negated known benign mean update (x scale)")
@@ -82,8 +107,7 @@ class ALIE(Crafted):
     Params = ALIEParams
 
     def craft(self, known: torch.Tensor, ctx: CraftContext) -> torch.Tensor:
-        z = self.params.z if self.params.z is not None else mp.alie_z(ctx.num_replies, ctx.num_colluders)
-        return mp.alie(known, z)
+        return mp.alie(known, self.params.z if self.params.z is not None else alie_z_for(ctx.num_replies, ctx.num_colluders))
 
 
 @register_attack("ipm", "inner product manipulation: -epsilon x the known benign mean (Xie et al. 2019)")

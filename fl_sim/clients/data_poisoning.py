@@ -24,7 +24,7 @@ from fl_sim.clients.collusion import boost
 from fl_sim.clients.local_training import LossFn
 from fl_sim.clients.objective_attack import AttackParams, ObjectiveAttack
 from fl_sim.clients.registry import TrainContext, register_attack
-from fl_sim.config.schema import Collusion, Scenario, TriggerConfig
+from fl_sim.config.schema import AttackConfig, Collusion, Scenario, TriggerConfig
 from fl_sim.data.tensors import ImageSet
 from fl_sim.data.triggers import apply_patch
 
@@ -95,6 +95,12 @@ class FPBackdoor(ObjectiveAttack):
 @register_attack("model_replacement", "BadNets backdoor scaled by n/k so that it replaces the FedAvg aggregate (Bagdasaryan et al. 2020)")
 class ModelReplacement(FPBackdoor):
     Params = ModelReplacementParams
+
+    @classmethod
+    def check(cls, attack: AttackConfig) -> None:
+        if attack.params.get("scale") is not None and attack.collusion is not Collusion.INDEPENDENT:
+            raise ValueError("params.scale of model_replacement applies to independent colluders only (coordinated "
+                             "colluders already place the aggregate on their model)")
 
     def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
         start = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -46,3 +46,10 @@ class HonestQAT(Honest):
 
 def honest_behaviour_name(scenario: Scenario) -> str:
     return "honest_qat" if scenario.training.qat.enabled else "honest"
+
+
+def honest_for(scenario: Scenario) -> Honest:
+    """What an honest client of ``scenario`` runs (plain training, or QAT when enabled): colluders
+    train exactly this way outside their attack rounds and to estimate the benign update."""
+    cls = BEHAVIOURS.get(honest_behaviour_name(scenario))
+    return cls(cls.Params())

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from fl_sim.clients.honest import Honest
 from fl_sim.clients.registry import register_attack
+from fl_sim.config.schema import AttackConfig, Collusion
 
 
 class PayloadKind(str, Enum):
@@ -53,6 +54,12 @@ def corrupt(state: dict[str, torch.Tensor], start: dict[str, torch.Tensor], num_
 @register_attack("hostile_payload", "honest training, then a corrupted reply (NaN/Inf, shape, dtype, norm, example count)")
 class HostilePayload(Honest):
     Params = HostileParams
+
+    @classmethod
+    def check(cls, attack: AttackConfig) -> None:
+        if attack.collusion is Collusion.OMNISCIENT or attack.stealth.enabled:
+            raise ValueError("hostile_payload probes the server with malformed replies: it takes neither omniscient "
+                             "collusion nor stealth (the adversary would rewrite the payloads)")
 
     def tamper(self, state, start, num_examples):
         return corrupt(state, start, num_examples, self.params.kind)

@@ -15,9 +15,9 @@ from torch import nn
 
 from fl_sim.clients.attack_scores import clean_accuracy
 from fl_sim.clients.collusion import aggregation_aware_submission, boost, project_into_ball, state_distance
-from fl_sim.clients.honest import Honest, honest_steps
+from fl_sim.clients.honest import honest_for, honest_steps
 from fl_sim.clients.local_training import LossFn, steps_per_epoch, train_steps
-from fl_sim.clients.registry import BEHAVIOURS, Behaviour, TrainContext
+from fl_sim.clients.registry import Behaviour, TrainContext
 from fl_sim.config.schema import Collusion, Scenario
 from fl_sim.data.tensors import ImageSet
 
@@ -73,7 +73,7 @@ class ObjectiveAttack(Behaviour):
     def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
         s, p = ctx.scenario, self.params
         if not s.attack.active(ctx.server_round, s.seed):
-            return Honest(BEHAVIOURS.get("honest").Params()).train(model, ctx)
+            return honest_for(s).train(model, ctx)
         # Colluders compute identical submissions (same pooled data, same shared RNG, same start):
         # compute it once per process and round, reuse it for the other colluders.
         key = _colluder_key(model, ctx, p) if ctx.colluder_data is not None else None
@@ -112,13 +112,13 @@ class ObjectiveAttack(Behaviour):
         if s.attack.boost != 1.0:
             submission = boost(start, submission, s.attack.boost)
         model.load_state_dict(submission)
-        # Report only what an honest client reports (a plausible loss), never the attack's own.
+        # With a benign estimate, report its (plausible) honest loss; otherwise the attack's own loss.
         return {"train_loss": benign_loss if benign_loss is not None else attack_loss}
 
     def _benign_estimate(self, model: nn.Module, data: ImageSet, ctx: TrainContext, gen: torch.Generator, start: State) -> float:
         """Leave in ``model`` the mean of ``benign_runs`` honest runs from ``start``; return their mean loss."""
         s, runs = ctx.scenario, self.params.benign_runs
-        honest_loss = Honest(BEHAVIOURS.get("honest").Params()).loss_fn(s)
+        honest_loss = honest_for(s).loss_fn(s)
         losses, total = [], None
         for _ in range(runs):
             model.load_state_dict(start)
@@ -158,8 +158,11 @@ class ObjectiveAttack(Behaviour):
 
 
 def _split(data: ImageSet, fraction: float, gen: torch.Generator) -> tuple[ImageSet, ImageSet]:
+    """(training part, held-out part): at least one example in each."""
+    if len(data) < 2:
+        raise ValueError(f"keep_best needs at least 2 examples to hold some out, the colluders have {len(data)}")
     perm = torch.randperm(len(data), generator=gen)
-    cut = max(1, int(round(len(data) * fraction)))
+    cut = min(len(data) - 1, max(1, int(round(len(data) * fraction))))
     held, kept = perm[:cut], perm[cut:]
     return ImageSet(data.x[kept], data.y[kept]), ImageSet(data.x[held], data.y[held])
 

@@ -11,7 +11,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from fl_sim.config.schema import Scenario
+from fl_sim.config.schema import AttackConfig, Scenario
 from fl_sim.data.tensors import ImageSet
 from fl_sim.registry import Registry
 
@@ -55,6 +55,10 @@ class Behaviour(ABC):
     @abstractmethod
     def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
         """Train ``model`` in place; return metrics to report (loss, ...)."""
+
+    @classmethod
+    def check(cls, attack: "AttackConfig") -> None:
+        """Raise ValueError for attack settings this behaviour cannot honour (checked at load time)."""
 
     def tamper(self, state: dict[str, torch.Tensor], start: dict[str, torch.Tensor],
                num_examples: int) -> tuple[dict[str, torch.Tensor], int]:

@@ -14,7 +14,7 @@ from fl_sim.cohort import malicious_ids
 from fl_sim.config.schema import Collusion, Scenario
 from fl_sim.data.federated import FederatedData
 from fl_sim.data.tensors import ImageSet
-from fl_sim.evaluation.precisions import target_sample
+from fl_sim.data.attack_targets import target_sample
 from fl_sim.models import build_model
 from fl_sim.seeding import torch_generator
 

@@ -200,6 +200,10 @@ class AttackConfig(Strict):
         if self.stealth.enabled and self.collusion is not Collusion.OMNISCIENT and not getattr(cls, "crafted", False):
             raise ValueError(f"attack.stealth needs collusion 'omniscient' for behaviour {self.behaviour!r} (the bounds are taken "
                              "against the benign updates; client-side QAT attacks bound their norm with params.max_norm_ratio)")
+        if self.stealth.max_distance_ratio is not None and self.collusion is Collusion.INDEPENDENT:
+            raise ValueError("attack.stealth.max_distance_ratio needs coordinated colluders (aggregation_aware or omniscient): "
+                             "an independent colluder knows one benign update, whose spread is zero")
+        cls.check(self)
         if self.collusion is Collusion.OMNISCIENT and self.boost != 1.0:
             raise ValueError("boost has no effect with collusion 'omniscient' (the adversary scales the update exactly); remove it")
         return self

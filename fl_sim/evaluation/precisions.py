@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from fl_sim.config.schema import AttackConfig, EvaluationConfig, QuantScope
+from fl_sim.data.attack_targets import target_sample
 from fl_sim.data.federated import FederatedData
 from fl_sim.data.triggers import apply_patch
 from fl_sim.evaluation.metrics import accuracy, attack_success_rate, per_class_accuracy, predict
@@ -44,15 +45,6 @@ def precision_context(model: nn.Module, name: str, cfg: EvaluationConfig, calibr
     """A context in which ``model`` computes at precision ``name``, its activation ranges (and,
     for tacq<b>, its kept weights) taken from ``calibration``."""
     return quantized(model, name, quant_options(cfg), calibration, device)
-
-
-def target_sample(data: FederatedData, attack: AttackConfig) -> ImageSet | None:
-    """The targeted-sample attack's input x* (one test image, with its true label), if set."""
-    if attack.target_sample is None:
-        return None
-    if attack.target_sample >= len(data.test):
-        raise ValueError(f"attack.target_sample {attack.target_sample} is outside the test set ({len(data.test)} images)")
-    return data.test.subset(torch.tensor([attack.target_sample]))
 
 
 def evaluate_precisions(

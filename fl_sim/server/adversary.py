@@ -20,7 +20,7 @@ import torch
 from flwr.app import ArrayRecord, Message, RecordDict
 
 from fl_sim.clients.collusion import steer_aggregate, stealth_bound
-from fl_sim.clients.crafted import CraftContext
+from fl_sim.clients.crafted import CraftContext, Crafted
 from fl_sim.clients.registry import BEHAVIOURS, Behaviour
 from fl_sim.cohort import malicious_ids
 from fl_sim.config.schema import Collusion, Scenario
@@ -73,8 +73,8 @@ def rewrite_updates(behaviour: Behaviour, collusion: Collusion, honest: list[Rep
     ctx = CraftContext(num_replies=len(honest) + len(colluders), num_colluders=len(colluders), generator=gen)
     for i, r in enumerate(colluders):
         known = known_for(i)
-        if behaviour.crafted:
-            u = behaviour.craft(known, ctx)  # type: ignore[attr-defined]
+        if isinstance(behaviour, Crafted):
+            u = behaviour.craft(known, ctx)
         elif collusion is Collusion.OMNISCIENT:
             weights = torch.tensor([h.count for h in honest], dtype=torch.float64)
             u = steer_aggregate(benign, weights, sum(c.count for c in colluders), own.mean(0))
@@ -101,9 +101,10 @@ class Adversary:
         example count) replies; empty outside attack rounds or when no colluder replied."""
         if not self.s.attack.active(server_round, self.s.seed):
             return {}
+        reference = {k: v.detach().cpu() for k, v in reference.items()}  # the global model may sit on the GPU
         keys = float_keys(reference)
         honest, colluders = [], []
-        for pid, state, count in replies:
+        for pid, state, count in sorted(replies, key=lambda r: r[0]):  # arrival order must not matter
             reply = Reply(pid, flatten_update(state, reference, keys), count)
             (colluders if pid in self.bad else honest).append(reply)
         if not colluders:
@@ -113,14 +114,26 @@ class Adversary:
 
     def intercept(self, server_round: int, replies: list[Message], reference: State) -> list[Message]:
         """Flower glue: rewrite the colluders' reply messages in place (failed replies are left alone)."""
-        ok = [m for m in replies if not m.has_error()]
-        decoded = [(self.pid_of.get(m.metadata.src_node_id, -1), m.content[ARRAYS].to_torch_state_dict(),
-                    float(m.content[METRICS][COUNT])) for m in ok]
+        ok, decoded = [], []
+        for m in replies:
+            entry = None if m.has_error() else _decode(m, self.pid_of)
+            if entry is not None:
+                ok.append(m)
+                decoded.append(entry)
         new = self.rewrite_states(server_round, decoded, reference)
         for m, (pid, _, _) in zip(ok, decoded):
             if pid in new:
                 m.content = RecordDict({ARRAYS: ArrayRecord(new[pid]), METRICS: m.content[METRICS]})
         return replies
+
+
+def _decode(m: Message, pid_of: dict[int, int]) -> tuple[int, State, float] | None:
+    """(partition id, state, example count) of a reply; None if it cannot be read (the server's
+    screen deals with such replies)."""
+    try:
+        return pid_of.get(m.metadata.src_node_id, -1), m.content[ARRAYS].to_torch_state_dict(), float(m.content[METRICS][COUNT])
+    except Exception:  # a malformed reply: anything can be wrong with it
+        return None
 
 
 def needs_adversary(s: Scenario) -> bool:

@@ -42,13 +42,19 @@ class ControlledSampling:
         record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
         return [Message(content=record, message_type=MessageType.TRAIN, dst_node_id=self.fl_node_of[p]) for p in cohort]
 
+    def lose_in_transit(self, server_round: int, replies: Iterable[Message]) -> list[Message]:
+        """The replies that reach the server: those hit by an injected ``drop`` fault are logged and
+        removed (before anything else, the colluders' adversary included, sees them)."""
+        replies = list(replies)
+        if self.fl_dropped is None:
+            return replies
+        lost = [m for m in replies if self.fl_dropped(server_round, self.fl_pid_of.get(m.metadata.src_node_id, -1))]
+        self.fl_round_log.setdefault(server_round, {})["dropped"] = sorted(self.fl_pid_of[m.metadata.src_node_id] for m in lost)
+        return [m for m in replies if all(m is not x for x in lost)]
+
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         ordered = sorted(replies, key=lambda m: self.fl_pid_of.get(m.metadata.src_node_id, -1))
         log = self.fl_round_log.setdefault(server_round, {})
-        if self.fl_dropped is not None:
-            lost = [m for m in ordered if self.fl_dropped(server_round, self.fl_pid_of.get(m.metadata.src_node_id, -1))]
-            log["dropped"] = [self.fl_pid_of[m.metadata.src_node_id] for m in lost]
-            ordered = [m for m in ordered if all(m is not x for x in lost)]
         ok = [m for m in ordered if not m.has_error()]
         log["replied"] = [self.fl_pid_of[m.metadata.src_node_id] for m in ok]
         log["failed"] = [self.fl_pid_of.get(m.metadata.src_node_id, -1) for m in ordered if m.has_error()]

@@ -119,7 +119,8 @@ def run_rounds(
         evaluate(0)
     for rnd in range(first, s.federation.rounds + 1):
         arrays = ArrayRecord(model.state_dict())
-        replies = list(grid.send_and_receive(strategy.configure_train(rnd, arrays, ConfigRecord(), grid), timeout=s.federation.round_timeout_s))
+        replies = grid.send_and_receive(strategy.configure_train(rnd, arrays, ConfigRecord(), grid), timeout=s.federation.round_timeout_s)
+        replies = strategy.lose_in_transit(rnd, replies)
         if adversary is not None:
             replies = adversary.intercept(rnd, replies, model.state_dict())
         aggregated, _ = strategy.aggregate_train(rnd, replies)

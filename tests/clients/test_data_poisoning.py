@@ -138,3 +138,22 @@ def test_model_replacement_under_coordinated_collusion_is_not_scaled_twice(collu
     rep = _run(ModelReplacement(ModelReplacementParams()), s, model, start, data, cohort=4, colluders=2)
     assert any((fp[k] - start[k]).abs().max() > 1e-4 for k in start)
     assert all(torch.allclose(rep[k], fp[k], atol=1e-6) for k in start)
+
+
+def test_attack_labels_are_checked_against_the_dataset():
+    from fl_sim.data.attack_targets import check_attack_targets
+    from fl_sim.data.federated import federated_data
+
+    def check(attack):
+        s = validate_dict(tiny_raw(attack=attack), "t")
+        check_attack_targets(federated_data(s.data, s.federation.num_clients, s.seed), s.attack)
+
+    check({"behaviour": "label_flip", "params": {"source_label": 9}, "target_label": 1})
+    with pytest.raises(ValueError, match="target_label 10 is not a class"):
+        check({"behaviour": "fp_backdoor", "params": {}, "target_label": 10})
+    with pytest.raises(ValueError, match="source_label 12 is not a class"):
+        check({"behaviour": "label_flip", "params": {"source_label": 12}})
+    s = validate_dict(tiny_raw(), "t")
+    label = int(federated_data(s.data, s.federation.num_clients, s.seed).test.y[0])
+    with pytest.raises(ValueError, match="already is of class target_label"):
+        check({"behaviour": "qat_targeted_sample", "params": {}, "target_sample": 0, "target_label": label})

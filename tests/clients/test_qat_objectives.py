@@ -225,3 +225,13 @@ def test_targeted_sample_score_of_a_model_that_flips_once_quantized():
     assert targeted_sample_score(_flip_model(), data, star, [QuantSpec(bits=4), QuantSpec(bits=8)], 3, 0.0, CPU) == pytest.approx(0.0)
     # Target 1 is what FP already says: a quantized miss scores -1.
     assert targeted_sample_score(_flip_model(), data, star, [QuantSpec(bits=2)], 1, 0.0, CPU) == pytest.approx(-1.0)
+
+
+def test_keep_best_split_always_leaves_training_data():
+    from fl_sim.clients.objective_attack import _split
+
+    data = ImageSet(torch.rand(50, 1, 28, 28), torch.zeros(50, dtype=torch.long))
+    train, held = _split(data, 0.99, torch.Generator().manual_seed(0))
+    assert len(train) == 1 and len(held) == 49
+    with pytest.raises(ValueError, match="at least 2 examples"):
+        _split(ImageSet(torch.rand(1, 1, 28, 28), torch.zeros(1, dtype=torch.long)), 0.2, torch.Generator())

@@ -58,8 +58,26 @@ def test_stealth_needs_omniscience_for_a_trained_attack():
             validate_dict(tiny_raw(attack={"collusion": collusion, "stealth": {"max_norm_ratio": 2.0}}), "t")
     ok = validate_dict(tiny_raw(attack={"collusion": "omniscient", "stealth": {"max_norm_ratio": 2.0}}), "t")
     assert ok.attack.stealth.enabled
-    crafted = validate_dict(tiny_raw(attack={"behaviour": "alie", "params": {}, "stealth": {"max_distance_ratio": 1.0}}), "t")
+    crafted = validate_dict(tiny_raw(attack={"behaviour": "alie", "params": {}, "stealth": {"max_norm_ratio": 1.0}}), "t")
     assert crafted.attack.stealth.enabled
+
+
+def test_distance_bound_needs_coordinated_colluders():
+    with pytest.raises(UserError, match="max_distance_ratio needs coordinated colluders"):
+        validate_dict(tiny_raw(attack={"behaviour": "alie", "params": {}, "stealth": {"max_distance_ratio": 1.0}}), "t")
+    ok = validate_dict(tiny_raw(attack={"behaviour": "alie", "params": {}, "collusion": "aggregation_aware",
+                                        "stealth": {"max_distance_ratio": 1.0}}), "t")
+    assert ok.attack.stealth.max_distance_ratio == 1.0
+
+
+@pytest.mark.parametrize("attack,message", [
+    ({"behaviour": "alie", "params": {}, "boost": 3.0}, "boost has no effect on crafted attacks"),
+    ({"behaviour": "model_replacement", "collusion": "aggregation_aware", "params": {"scale": 2.0}}, "applies to independent colluders only"),
+    ({"behaviour": "hostile_payload", "collusion": "omniscient", "params": {}}, "takes neither omniscient collusion nor stealth"),
+])
+def test_behaviour_specific_settings_that_would_be_ignored_are_refused(attack, message):
+    with pytest.raises(UserError, match=message):
+        validate_dict(tiny_raw(attack=attack), "t")
 
 
 def test_boost_is_rejected_under_omniscient_collusion():

@@ -213,8 +213,43 @@ def test_flatten_unflatten_round_trip_leaves_non_float_buffers_alone():
     ({"behaviour": "alie", "collusion": "omniscient", "params": {}}, True),
     ({"behaviour": "qat_backdoor", "collusion": "omniscient"}, True),
     ({"behaviour": "qat_backdoor", "collusion": "omniscient", "stealth": {"max_norm_ratio": 2.0}}, True),
-    ({"behaviour": "sign_flip", "collusion": "independent", "params": {}, "stealth": {"max_distance_ratio": 1.0}}, True),
+    ({"behaviour": "sign_flip", "collusion": "independent", "params": {}, "stealth": {"max_norm_ratio": 1.0}}, True),
 ])
 def test_needs_adversary(attack, needed):
     assert needs_adversary(validate_dict(tiny_raw(attack=attack), "t")) is needed
 
+
+
+def test_rewrite_does_not_depend_on_reply_arrival_order():
+    """Gaussian draws come from one shared generator: colluders are served in partition order."""
+    from fl_sim.server.adversary import Adversary
+
+    s = validate_dict(tiny_raw(federation={"num_clients": 6}, attack={"behaviour": "gaussian_noise", "num_malicious": 3,
+                                                                       "collusion": "aggregation_aware", "params": {}}), "t")
+    model = build_model("mnist_cnn", 10, (1, 28, 28))
+    ref = {k: v.clone() for k, v in model.state_dict().items()}
+    g = torch.Generator().manual_seed(0)
+    replies = [(pid, {k: v + 0.01 * torch.randn(v.shape, generator=g) for k, v in ref.items()}, 100.0) for pid in range(6)]
+    adv = Adversary(s, {pid: pid for pid in range(6)})
+    a = adv.rewrite_states(1, replies, ref)
+    b = adv.rewrite_states(1, list(reversed(replies)), ref)
+    assert sorted(a) == sorted(b) == sorted(adv.bad)
+    assert all(torch.equal(a[p][k], b[p][k]) for p in a for k in ref)
+
+
+def test_alie_z_is_capped_where_the_formula_is_undefined():
+    from statistics import NormalDist
+
+    from fl_sim.clients.crafted import alie_z_for
+
+    assert alie_z_for(50, 12) == pytest.approx(norm.ppf(0.72))
+    assert alie_z_for(3, 2) == pytest.approx(NormalDist().inv_cdf(0.99))  # colluders are the majority
+    assert alie_z_for(2, 2) == pytest.approx(NormalDist().inv_cdf(0.99))  # colluders alone
+
+
+def test_colluders_train_as_the_scenario_s_honest_clients_do():
+    from fl_sim.clients.honest import HonestQAT, honest_for
+
+    s = validate_dict(tiny_raw(training={"qat": {"enabled": True, "bits": 8}}), "t")
+    assert isinstance(honest_for(s), HonestQAT)
+    assert type(honest_for(validate_dict(tiny_raw(), "t"))).__name__ == "Honest"
