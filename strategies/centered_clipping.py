@@ -45,3 +45,37 @@ def centered_clipping(
         step, w = weighted_mean(offsets, w)
         v = v + step
     return Aggregate(update=v.to(updates.dtype), weights=w, clipped=clipped)
+
+
+# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+
+from pydantic import Field  # noqa: E402
+
+from fl_sim.server.strategy_registry import STRATEGIES, NoParams  # noqa: E402
+from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec  # noqa: E402
+
+
+class CenteredClippingParams(NoParams):
+    tau: float | None = Field(None, gt=0, description="clipping radius (default: the median distance of the updates to the center)")
+    iterations: int = Field(1, ge=1)
+
+
+@STRATEGIES.register("centered_clipping", "centered clipping around the previous aggregate (Karimireddy et al. 2021)")
+class CenteredClippingSpec(TensorSpec):
+    Params = CenteredClippingParams
+
+    @classmethod
+    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
+        state: dict[str, torch.Tensor] = {}  # the previous round's aggregate: the center (their momentum)
+
+        def aggregate(r: RoundInput) -> Aggregate:
+            center = state.get("center")
+            if center is not None and center.shape[0] != r.updates.shape[1]:
+                center = None
+            base = center if center is not None else torch.zeros_like(r.updates[0])
+            tau = params.tau if params.tau is not None else float((r.updates.double() - base.double()).norm(dim=1).median())
+            agg = centered_clipping(r.updates, r.weights, center, max(tau, 1e-12), iterations=params.iterations)
+            state["center"] = agg.update.detach()
+            return agg
+
+        return aggregate

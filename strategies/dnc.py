@@ -66,3 +66,33 @@ def dnc(
         keep &= good
     mean, w = weighted_mean(x, w, keep)
     return Aggregate(update=mean.to(updates.dtype), weights=w)
+
+
+# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+
+from pydantic import Field  # noqa: E402
+
+from fl_sim.seeding import torch_generator  # noqa: E402
+from fl_sim.server.strategy_registry import STRATEGIES, AssumedF  # noqa: E402
+from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec  # noqa: E402
+
+
+class DnCParams(AssumedF):
+    sub_dim: int = Field(10_000, ge=1, description="coordinates sampled per iteration")
+    iterations: int = Field(5, ge=1)
+    filter_frac: float = Field(1.0, gt=0, description="removes floor(filter_frac x f) clients per iteration")
+
+
+@STRATEGIES.register("dnc", "Divide-and-Conquer: SVD outlier scores on random coordinate subsets (Shejwalkar & Houmansadr 2021)")
+class DnCSpec(TensorSpec):
+    Params = DnCParams
+
+    @classmethod
+    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
+        f, seed = params.f(num_malicious_assumed), server.scenario.seed
+
+        def aggregate(r: RoundInput) -> Aggregate:
+            gen = torch_generator(seed, "dnc", r.server_round)
+            return dnc(r.updates, r.weights, f, gen, sub_dim=params.sub_dim, iterations=params.iterations, filter_frac=params.filter_frac)
+
+        return aggregate

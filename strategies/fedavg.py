@@ -13,3 +13,7 @@ class FedAvgSpec(StrategySpec):
     @staticmethod
     def build(params, num_malicious_assumed, cohort_size):
         return FedAvg, {}
+
+    @staticmethod
+    def decisions(params, num_malicious_assumed, cohort_size, updates, weights):
+        return (weights / weights.sum()).double()

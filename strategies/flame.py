@@ -93,3 +93,32 @@ def flame(
     if bool(keep.any()):
         mean = mean + gaussian_noise(x.shape[1], noise_lambda * float(s_t), generator, x.device)
     return Aggregate(update=mean.to(updates.dtype), weights=w, clipped=clipped & keep)
+
+
+# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+
+from pydantic import Field  # noqa: E402
+
+from fl_sim.seeding import torch_generator  # noqa: E402
+from fl_sim.server.strategy_registry import STRATEGIES, NoParams  # noqa: E402
+from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec  # noqa: E402
+
+
+class FlameParams(NoParams):
+    noise_lambda: float = Field(0.001, ge=0, description="noise std as a fraction of the median update norm")
+    min_cluster_size: int | None = Field(None, ge=2, description="HDBSCAN's min cluster size (default: n//2 + 1)")
+
+
+@STRATEGIES.register("flame", "FLAME: HDBSCAN on cosine distances, clip to the median norm, add noise (Nguyen et al. 2022)")
+class FlameSpec(TensorSpec):
+    Params = FlameParams
+
+    @classmethod
+    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
+        seed = server.scenario.seed
+
+        def aggregate(r: RoundInput) -> Aggregate:
+            gen = torch_generator(seed, "flame", r.server_round)
+            return flame(r.updates, r.weights, noise_lambda=params.noise_lambda, min_cluster_size=params.min_cluster_size, generator=gen)
+
+        return aggregate

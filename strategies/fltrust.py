@@ -40,3 +40,42 @@ def fltrust(updates: torch.Tensor, server_update: torch.Tensor) -> Aggregate:
     rescaled = x * (g0_norm / torch.where(norms > 0, norms, torch.ones_like(norms))).unsqueeze(1)
     mean, w = weighted_mean(rescaled, scores)
     return Aggregate(update=mean.to(updates.dtype), weights=w)
+
+
+# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+
+from pydantic import Field  # noqa: E402
+
+from fl_sim.server.strategy_registry import STRATEGIES, NoParams  # noqa: E402
+from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec, model_at  # noqa: E402
+
+
+class FLTrustParams(NoParams):
+    root_epochs: int | None = Field(None, ge=1, description="epochs over the root set for the server update (default: training.epochs)")
+
+
+def server_update(server: ServerSide, r: RoundInput, epochs: int) -> torch.Tensor:
+    """g_0: the server trains the global model on its root set (the server's calibration set,
+    never given to clients) as an honest client would, and takes the difference."""
+    from fl_sim.clients.local_training import cross_entropy_loss, steps_per_epoch, train_steps
+    from fl_sim.seeding import torch_generator
+    from fl_sim.server.updates import flatten_update
+
+    s, root = server.scenario, server.data.calibration
+    model = model_at(server, r.reference, torch.zeros(r.updates.shape[1]), r.keys)
+    steps = epochs * steps_per_epoch(len(root), s.training.batch_size)
+    train_steps(model, root, cross_entropy_loss, s.training, steps, torch_generator(s.seed, "fltrust", r.server_round), server.device)
+    trained = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return flatten_update(trained, r.reference, r.keys).to(r.updates.device)
+
+
+@STRATEGIES.register("fltrust", "FLTrust: trust = ReLU(cos) to the server's root-data update, magnitudes normalised (Cao et al. 2021)")
+class FLTrustSpec(TensorSpec):
+    Params = FLTrustParams
+
+    @classmethod
+    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
+        def aggregate(r: RoundInput) -> Aggregate:
+            return fltrust(r.updates, server_update(server, r, params.root_epochs or server.scenario.training.epochs))
+
+        return aggregate

@@ -62,3 +62,31 @@ def foolsgold(updates: torch.Tensor, history: torch.Tensor, *, kappa: float = 1.
         raise ValueError(f"history must have the shape of updates {tuple(x.shape)}, got {tuple(h.shape)}")
     mean, w = weighted_mean(x, foolsgold_weights(history, kappa=kappa).to(x.device))
     return Aggregate(update=mean.to(updates.dtype), weights=w)
+
+
+# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+
+from pydantic import Field  # noqa: E402
+
+from fl_sim.server.strategy_registry import STRATEGIES, NoParams  # noqa: E402
+from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec  # noqa: E402
+
+
+class FoolsGoldParams(NoParams):
+    kappa: float = Field(1.0, gt=0, description="confidence of the logit in the weight formula")
+
+
+@STRATEGIES.register("foolsgold", "FoolsGold: down-weights clients whose update histories are alike (Fung et al. 2020)")
+class FoolsGoldSpec(TensorSpec):
+    Params = FoolsGoldParams
+
+    @classmethod
+    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
+        history: dict[int, torch.Tensor] = {}  # partition id -> sum of its updates so far
+
+        def aggregate(r: RoundInput) -> Aggregate:
+            for p, u in zip(r.pids, r.updates):
+                history[p] = history[p] + u if p in history else u.clone()
+            return foolsgold(r.updates, torch.stack([history[p] for p in r.pids]), kappa=params.kappa)
+
+        return aggregate

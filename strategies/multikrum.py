@@ -5,6 +5,7 @@ from flwr.serverapp.strategy import MultiKrum
 from pydantic import Field
 
 from fl_sim.server.strategy_registry import STRATEGIES, AssumedF, StrategySpec
+from strategies.krum import multikrum_select, selection_weights
 
 
 class MultiKrumParams(AssumedF):
@@ -19,3 +20,9 @@ class MultiKrumSpec(StrategySpec):
     def build(params, num_malicious_assumed, cohort_size):
         f = params.f(num_malicious_assumed)
         return MultiKrum, {"num_malicious_nodes": f, "num_nodes_to_select": params.num_selected or max(1, cohort_size - f)}
+
+    @staticmethod
+    def decisions(params, num_malicious_assumed, cohort_size, updates, weights):
+        f = params.f(num_malicious_assumed)
+        m = min(len(updates), params.num_selected or max(1, cohort_size - f))
+        return selection_weights(len(updates), multikrum_select(updates, f, m))

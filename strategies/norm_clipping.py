@@ -55,3 +55,32 @@ def norm_clipping(
     mean, w = weighted_mean(clipped_x, w)
     mean = mean + gaussian_noise(x.shape[1], noise_std, generator, x.device)
     return Aggregate(update=mean.to(updates.dtype), weights=w, clipped=clipped)
+
+
+# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+
+from pydantic import Field  # noqa: E402
+
+from fl_sim.seeding import torch_generator  # noqa: E402
+from fl_sim.server.strategy_registry import STRATEGIES, NoParams  # noqa: E402
+from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec  # noqa: E402
+
+
+class NormClippingParams(NoParams):
+    max_norm: float | None = Field(None, gt=0, description="clip bound M (default: the round's median update norm)")
+    noise_std: float = Field(0.0, ge=0, description="std of the Gaussian noise added to the aggregate (weak DP; 0 = off)")
+
+
+@STRATEGIES.register("norm_clipping", "norm clipping with optional weak-DP noise (Sun et al. 2019)")
+class NormClippingSpec(TensorSpec):
+    Params = NormClippingParams
+
+    @classmethod
+    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
+        seed = server.scenario.seed
+
+        def aggregate(r: RoundInput) -> Aggregate:
+            gen = torch_generator(seed, "norm_clipping", r.server_round)
+            return norm_clipping(r.updates, r.weights, params.max_norm, noise_std=params.noise_std, generator=gen)
+
+        return aggregate

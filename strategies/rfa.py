@@ -51,3 +51,28 @@ def geometric_median(
         if abs(prev - obj) <= tol * obj:
             break
     return Aggregate(update=z.to(updates.dtype), weights=beta)
+
+
+# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+
+from pydantic import Field  # noqa: E402
+
+from fl_sim.server.strategy_registry import STRATEGIES, NoParams  # noqa: E402
+from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec  # noqa: E402
+
+
+class RFAParams(NoParams):
+    max_iter: int = Field(100, ge=1)
+    tol: float = Field(1e-6, gt=0)
+
+
+@STRATEGIES.register("rfa", "RFA: geometric median of the updates by smoothed Weiszfeld (Pillutla et al. 2022)")
+class RFASpec(TensorSpec):
+    Params = RFAParams
+
+    @classmethod
+    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
+        def aggregate(r: RoundInput) -> Aggregate:
+            return geometric_median(r.updates, r.weights, max_iter=params.max_iter, tol=params.tol)
+
+        return aggregate

@@ -16,6 +16,7 @@ from fl_sim.reporting.files import write_json_atomic, write_text_atomic
 from fl_sim.reporting.eval_plots import write_eval_plots
 from fl_sim.reporting.plots import write_plots
 from fl_sim.reporting.report import render_report
+from fl_sim.evaluation.detection import detection_rates
 from fl_sim.evaluation.precisions import round_metrics
 
 
@@ -31,6 +32,7 @@ def build_results(s: Scenario, data: FederatedData, outcome, final: dict[str, An
                  "calibration_size": len(data.calibration), "test_size": len(data.test)},
         "roles": {"malicious": malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious)},
         "history": history,
+        "detection": detection_rates(history, set(malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious))),
         "final": final,
         "evaluation": evaluation or {},
         "timing": timing,

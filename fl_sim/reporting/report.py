@@ -20,13 +20,29 @@ def per_class_table(final: dict[str, dict[str, Any]]) -> list[str]:
     return rows
 
 
+def flagged(h: dict[str, Any]) -> str:
+    return ", ".join(f"{p} {d}" for p, d in h.get("decisions", {}).items() if d != "kept")
+
+
 def history_table(history: list[dict[str, Any]]) -> list[str]:
-    rows = ["| round | clients | malicious in cohort | attack active | FP32 accuracy | FP32 ASR |", "|---:|---:|---|---|---:|---:|"]
+    rows = ["| round | clients | malicious in cohort | attack active | flagged | FP32 accuracy | FP32 ASR |", "|---:|---:|---|---|---|---:|---:|"]
     for h in history:
         fp = h["precisions"].get("fp32", {})
         rows.append(f"| {h['round']} | {len(h['replied'])} | {h['malicious_in_cohort'] or '-'} | "
-                    f"{'yes' if h['attack_active'] else 'no'} | {pct(fp.get('accuracy'))} | {pct(fp.get('backdoor_asr'))} |")
+                    f"{'yes' if h['attack_active'] else 'no'} | {flagged(h) or '-'} | {pct(fp.get('accuracy'))} | {pct(fp.get('backdoor_asr'))} |")
     return rows
+
+
+def detection_lines(d: dict[str, Any] | None) -> list[str]:
+    """TPR / FPR of the server (reply screen + strategy) against the ground truth."""
+    if not d:
+        return ["n/a"]
+    how = "the strategy's per-client weights and the reply screen" if d["rule_decides"] else \
+        "the reply screen only (this strategy makes no per-client decision)"
+    return [f"Flagged = rejected or down-weighted, by {how}.", "",
+            "| | flagged | of | rate |", "|---|---:|---:|---:|",
+            f"| malicious replies in attack rounds (TPR) | {d['flagged_malicious']} | {d['malicious_replies']} | {pct(d['tpr'])} |",
+            f"| honest replies (FPR) | {d['flagged_honest']} | {d['honest_replies']} | {pct(d['fpr'])} |"]
 
 
 def render_report(results: dict[str, Any]) -> str:
@@ -45,6 +61,7 @@ def render_report(results: dict[str, Any]) -> str:
         "## Final global model", "", *final_table(results["final"]), "",
         "Disagreement: share of test inputs (clean and triggered) classified differently from FP32.", "",
         "## Per-class accuracy", "", *per_class_table(results["final"]), "",
+        "## Detection", "", *detection_lines(results.get("detection")), "",
         "## Rounds", "", *history_table(results["history"]), "",
         *evaluation_sections(results.get("evaluation", {})),
         "Plots: " + ", ".join(f"`{p}`" for p in results.get("plots", [])) + ".", "",

@@ -25,29 +25,9 @@ from fl_sim.clients.registry import BEHAVIOURS, Behaviour
 from fl_sim.cohort import malicious_ids
 from fl_sim.config.schema import Collusion, Scenario
 from fl_sim.seeding import torch_generator
+from fl_sim.server.updates import State, flatten_update, float_keys, unflatten_update
 
-State = dict[str, torch.Tensor]
 ARRAYS, METRICS, COUNT = "arrays", "metrics", "num-examples"
-
-
-def float_keys(state: State) -> list[str]:
-    return [k for k, v in state.items() if v.is_floating_point()]
-
-
-def flatten_update(state: State, reference: State, keys: list[str]) -> torch.Tensor:
-    """The update ``state - reference`` over ``keys``, flattened into one float32 vector."""
-    return torch.cat([(state[k].float() - reference[k].float()).reshape(-1) for k in keys])
-
-
-def unflatten_update(vec: torch.Tensor, reference: State, keys: list[str]) -> State:
-    """``reference + vec`` as a model state (keys outside ``keys`` copied from ``reference``)."""
-    out = {k: v.clone() for k, v in reference.items()}
-    at = 0
-    for k in keys:
-        n = reference[k].numel()
-        out[k] = (reference[k].float() + vec[at : at + n].reshape(reference[k].shape)).to(reference[k].dtype)
-        at += n
-    return out
 
 
 @dataclass(frozen=True)

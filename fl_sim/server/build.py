@@ -7,9 +7,11 @@ from flwr.serverapp.strategy import Strategy
 from fl_sim.clients.faults import is_dropped
 from fl_sim.cohort import cohort_size
 from fl_sim.config.schema import Scenario
+from fl_sim.evaluation.precisions import pick_device
 from fl_sim.server.controlled import controlled
 from fl_sim.server.payload_guard import GuardLimits
 from fl_sim.server.strategy_registry import STRATEGIES
+from fl_sim.server.tensor_strategy import ServerSide, TensorSpec
 
 
 def scenario_cohort_size(s: Scenario) -> int:
@@ -28,4 +30,11 @@ def build_strategy(s: Scenario, node_of: dict[int, int] | None = None) -> Strate
     g = s.federation.guard
     strategy.setup_control(s.seed, s.federation.num_clients, size, node_of or {}, GuardLimits(g.max_norm_ratio, g.max_examples_ratio),
                            dropped=lambda rnd, pid: is_dropped(s, rnd, pid))
+    if isinstance(spec, type) and issubclass(spec, TensorSpec):
+        device = pick_device(s.evaluation.device)
+        strategy.fl_device = device
+        strategy.fl_rule = spec.rule(s.strategy.strategy_params(), s.attack.num_malicious, size, ServerSide(s, device))
+    else:
+        params = s.strategy.strategy_params()
+        strategy.fl_decide = lambda updates, counts: spec.decisions(params, s.attack.num_malicious, size, updates, counts)
     return strategy

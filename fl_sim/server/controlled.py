@@ -33,6 +33,8 @@ class ControlledSampling:
         self.fl_pid_of = {node: pid for pid, node in node_of.items()}
         self.fl_round_log: dict[int, dict[str, Any]] = {}
         self.fl_dropped = dropped  # (round, partition id) -> is this reply lost in transit (injected fault)
+        # (updates (n, d), counts (n,)) -> the rule's per-client weights, for rules Flower implements
+        self.fl_decide: Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None] | None = None
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         cohort = sample_cohort(self.fl_seed, server_round, self.fl_num_clients, self.fl_cohort_size)
@@ -63,12 +65,27 @@ class ControlledSampling:
         kept = self._screen(ok, log)
         if not kept:
             return None, None
+        if self.fl_decide is not None:
+            self._record_decisions(kept, log)
         arrays, metrics = super().aggregate_train(server_round, kept)  # type: ignore[misc]
         if arrays is not None and structural_problem(self.fl_reference, arrays.to_torch_state_dict()) is not None:
             logger.warning("round %d: the aggregate is not a finite model of the right shape; the global model is kept", server_round)
             log["aggregate_rejected"] = True
             return None, metrics
         return arrays, metrics
+
+    def _record_decisions(self, kept: list[Message], log: dict[str, Any]) -> None:
+        """The weight the rule gives each kept reply, recomputed from the replies (Flower's
+        built-in strategies do not expose their selection)."""
+        from fl_sim.server.updates import flatten_update, float_keys
+
+        keys = float_keys(self.fl_reference)
+        pids = [self.fl_pid_of[m.metadata.src_node_id] for m in kept]
+        updates = torch.stack([flatten_update(m.content[self.arrayrecord_key].to_torch_state_dict(), self.fl_reference, keys) for m in kept])
+        counts = torch.tensor([_count(m, self.weighted_by_key) for m in kept], dtype=torch.float64)
+        weights = self.fl_decide(updates, counts)
+        if weights is not None:
+            log["weights"] = {p: float(w) for p, w in zip(pids, weights.tolist())}
 
     def _screen(self, ok: list[Message], log: dict[str, Any]) -> list[Message]:
         """Reject malformed or non-finite replies and absurd norms, cap example counts, and

@@ -18,6 +18,7 @@ from flwr.serverapp import Grid
 from fl_sim.cohort import malicious_ids
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
+from fl_sim.evaluation.detection import round_decisions
 from fl_sim.evaluation.precisions import evaluate_precisions, round_metrics
 from fl_sim.models import build_model
 from fl_sim.seeding import derive_seed
@@ -75,6 +76,9 @@ def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set
         "rejected": log.get("rejected", {}),
         "capped_counts": log.get("capped", {}),
         "update_norm_ratio": {str(k): v for k, v in log.get("norm_ratio", {}).items()},
+        "rule_weights": {str(k): v for k, v in log.get("weights", {}).items()},
+        "decisions": {str(k): v for k, v in round_decisions(
+            log.get("replied", []), [int(p) for p in log.get("rejected", {})], log.get("weights")).items()},
         "malicious_in_cohort": sorted(bad.intersection(log.get("cohort", []))),
         "malicious_sampled": {str(i): i in log.get("cohort", []) for i in sorted(bad)},
         "attack_active": server_round > 0 and s.attack.num_malicious > 0 and s.attack.active(server_round, s.seed),

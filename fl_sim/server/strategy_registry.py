@@ -36,5 +36,11 @@ class StrategySpec(ABC):
         """The Flower strategy class and its keyword arguments (sampling arguments excluded).
         ``num_malicious_assumed`` is the defender's assumed count f (never the identities)."""
 
+    @staticmethod
+    def decisions(params: Any, num_malicious_assumed: int, cohort_size: int, updates: Any, weights: Any) -> Any:
+        """(n,) float64 weights the rule gives the round's (n, d) updates (0 = rejected), for the
+        detection metrics; None for rules that make no per-client decision (coordinate-wise ones)."""
+        return None
+
 
 STRATEGIES: Registry[type[StrategySpec]] = Registry("strategy")

@@ -24,7 +24,9 @@ def _task_identity():
     TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = old
 
 
-STRATEGIES = ["fedavg", "fedmedian", "fedtrimmedavg", "krum", "multikrum", "bulyan"]
+from fl_sim.components import STRATEGIES as _REGISTRY  # noqa: E402
+
+STRATEGIES = _REGISTRY.names()  # every registered aggregation rule and defense
 N = 8  # bulyan needs n >= 4f + 3 = 7 with f = 1, after one rejection too
 
 

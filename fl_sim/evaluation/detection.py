@@ -1,0 +1,52 @@
+"""Detection quality of a defense (pure): from each round's decisions (the server's reply screen and
+the strategy's per-client weights) and the ground truth of who is malicious.
+
+A reply is *flagged* when it was rejected (by the screen, or given weight 0 by the rule) or
+down-weighted (a weight below half the equal share 1/n of the round's kept replies). TPR counts
+flagged malicious replies in attack rounds over all malicious replies in attack rounds; FPR counts
+flagged honest replies over all honest replies, in every round.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+REJECTED, DOWNWEIGHTED, KEPT = "rejected", "down-weighted", "kept"
+
+
+def round_decisions(replied: list[int], screened_out: list[int], weights: dict[int, float] | None) -> dict[int, str]:
+    """Per replying client: rejected, down-weighted or kept. Without ``weights`` (a rule that makes
+    no per-client decision, e.g. a coordinate-wise median) only the screen decides."""
+    out = {p: REJECTED for p in screened_out}
+    ruled = [p for p in replied if p not in out]
+    for p in ruled:
+        w = None if weights is None else weights.get(p)
+        if w is None:
+            out[p] = KEPT
+        elif w <= 0:
+            out[p] = REJECTED
+        elif w < 0.5 / len(ruled):
+            out[p] = DOWNWEIGHTED
+        else:
+            out[p] = KEPT
+    return out
+
+
+def detection_rates(history: list[dict[str, Any]], malicious: set[int]) -> dict[str, Any]:
+    """TPR / FPR over a run's history entries (each with ``decisions`` and ``attack_active``)."""
+    tp = pos = fp = neg = 0
+    rule_decides = False
+    for h in history:
+        decisions = {int(p): d for p, d in h.get("decisions", {}).items()}
+        rule_decides = rule_decides or bool(h.get("rule_weights"))
+        for p, d in decisions.items():
+            flagged = d != KEPT
+            if p in malicious:
+                if h.get("attack_active"):
+                    pos += 1
+                    tp += flagged
+            else:
+                neg += 1
+                fp += flagged
+    return {"tpr": tp / pos if pos else None, "fpr": fp / neg if neg else None, "malicious_replies": pos,
+            "flagged_malicious": tp, "honest_replies": neg, "flagged_honest": fp, "rule_decides": rule_decides}
