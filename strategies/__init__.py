@@ -3,5 +3,5 @@
 
 from strategies import (  # noqa: F401
     bulyan, centered_clipping, dnc, fedavg, fedmedian, fedtrimmedavg, flame, fltrust, foolsgold, krum, multikrum,
-    norm_clipping, rfa,
+    norm_clipping, quant_aware, rfa,
 )

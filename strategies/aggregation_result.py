@@ -26,6 +26,7 @@ class Aggregate:
     update: torch.Tensor
     weights: torch.Tensor
     clipped: torch.Tensor | None = None
+    scores: torch.Tensor | None = None  # (n,) the per-client score a screening defense decided on
 
     def __post_init__(self) -> None:
         if self.update.dim() != 1:

@@ -77,6 +77,7 @@ def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set
         "capped_counts": log.get("capped", {}),
         "update_norm_ratio": {str(k): v for k, v in log.get("norm_ratio", {}).items()},
         "rule_weights": {str(k): v for k, v in log.get("weights", {}).items()},
+        "rule_scores": {str(k): v for k, v in log.get("scores", {}).items()},
         "decisions": {str(k): v for k, v in round_decisions(
             log.get("replied", []), [int(p) for p in log.get("rejected", {})], log.get("weights")).items()},
         "malicious_in_cohort": sorted(bad.intersection(log.get("cohort", []))),

@@ -100,6 +100,8 @@ class TensorAggregation(FedAvg):
 def record_decisions(log: dict[str, Any], pids: list[int], agg: Aggregate) -> None:
     """Per client: the weight the defense gave it, and whether it clipped it."""
     log["weights"] = {p: float(w) for p, w in zip(pids, agg.weights.tolist())}
+    if agg.scores is not None:
+        log["scores"] = {p: float(v) for p, v in zip(pids, agg.scores.tolist())}
     if agg.clipped is not None:
         log["clipped"] = [p for p, c in zip(pids, agg.clipped.tolist()) if c]
 
