@@ -294,6 +294,28 @@ class DataFreeConfig(Strict):
     samples: int = Field(256, ge=1, description="generated calibration / probe samples")
 
 
+class MitigationConfig(Strict):
+    bits: list[int] = Field(default_factory=lambda: [4], min_length=1, description="precisions the mitigations are measured at")
+    keep: list[float] = Field(default_factory=lambda: [0.0035, 0.01], min_length=1, description="TaCQ: fractions of weights kept in 16-bit")
+    finetune_steps: int = Field(100, ge=1, description="server-side fine-tune: minibatch steps on the calibration set")
+    finetune_lr: float = Field(0.01, gt=0)
+
+    @field_validator("bits")
+    @classmethod
+    def _bits(cls, v: list[int]) -> list[int]:
+        bad = [b for b in v if not MIN_BITS <= b <= 8]
+        if bad:
+            raise ValueError(f"mitigation bits must be in {MIN_BITS}..8 (tacq<b> needs b <= 8), got {bad}")
+        return v
+
+    @field_validator("keep")
+    @classmethod
+    def _keep(cls, v: list[float]) -> list[float]:
+        if any(not 0 < k < 1 for k in v):
+            raise ValueError(f"keep fractions must be in (0, 1), got {v}")
+        return v
+
+
 class QuantScope(str, Enum):
     WEIGHTS = "weights"
     WEIGHTS_ACTIVATIONS = "weights_activations"
@@ -313,6 +335,7 @@ class EvaluationConfig(Strict):
     worst_case: WorstCaseConfig = WorstCaseConfig()
     robustness: RobustnessConfig = RobustnessConfig()
     data_free: DataFreeConfig = DataFreeConfig()
+    mitigation: MitigationConfig = MitigationConfig()
     every_n_rounds: int = Field(0, ge=0)
     batch_size: int = Field(1000, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -70,12 +70,26 @@ def data_free_section(r: dict[str, Any]) -> list[str]:
     return rows
 
 
+def mitigation_section(r: dict[str, Any]) -> list[str]:
+    f = r["finetune"]
+    rows = [f"TaCQ keeps the most salient weights in 16-bit; the fine-tune runs {f['steps']} steps (lr {f['lr']}) on the "
+            f"server's {f['examples']} calibration images before quantizing.", "",
+            "| model | precision | clean accuracy | backdoor ASR | target-class accuracy |", "|---|---|---:|---:|---:|"]
+    def row(label: str, p: str, m: dict[str, Any]) -> str:
+        return f"| {label} | {p} | {pct(m['accuracy'])} | {pct(m['backdoor_asr'])} | {pct(m.get('target_class_accuracy'))} |"
+    rows += [row("as deployed", p, m) for p, m in r["uniform"].items()]
+    rows += [row(f"TaCQ, {keep} kept", p, m) for p, by_keep in r["tacq"].items() for keep, m in by_keep.items()]
+    rows += [row("fine-tuned", p, m) for p, m in r["fine_tuned"].items()]
+    return rows
+
+
 SECTIONS = {
     "precisions": ("Precisions (re-evaluated)", precisions_section),
     "worst_case": ("Worst-case PTQ over random calibration sets", worst_case_section),
     "robustness": ("Adversarial robustness", robustness_section),
     "kernel_check": ("Real int8 kernel vs fake int8", kernel_check_section),
     "data_free": ("Data-free calibration and disagreement probe", data_free_section),
+    "mitigation": ("Deployment-time mitigations", mitigation_section),
 }
 
 
