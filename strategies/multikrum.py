@@ -1,11 +1,12 @@
 """Multi-Krum (Blanchard et al., NeurIPS 2017): average the m updates with the best Krum scores.
 Flower's built-in."""
 
+import torch
 from flwr.serverapp.strategy import MultiKrum
 from pydantic import Field
 
 from fl_sim.server.strategy_registry import STRATEGIES, AssumedF, StrategySpec
-from strategies.krum import multikrum_select, selection_weights
+from strategies.krum import multikrum_select
 
 
 class MultiKrumParams(AssumedF):
@@ -25,4 +26,7 @@ class MultiKrumSpec(StrategySpec):
     def decisions(params, num_malicious_assumed, cohort_size, updates, weights):
         f = params.f(num_malicious_assumed)
         m = min(len(updates), params.num_selected or max(1, cohort_size - f))
-        return selection_weights(len(updates), multikrum_select(updates, f, m))
+        picked = multikrum_select(updates, f, m)
+        w = torch.zeros(len(updates), dtype=torch.float64)
+        w[picked] = weights.double()[picked] / weights.double()[picked].sum()  # Flower averages the picked by example count
+        return w
