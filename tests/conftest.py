@@ -31,3 +31,25 @@ def tiny_raw(**sections) -> dict:
 @pytest.fixture
 def tiny_scenario():
     return validate_dict(tiny_raw(), "tiny")
+
+
+@pytest.fixture
+def task_identity():
+    """Flower messages are created inside a run; give this process a run identity (restored after)."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    old = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
+    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 1
+    yield
+    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = old
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny CNN passes: one intra-op thread is fastest (and does not contend with a busy machine)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -13,18 +13,10 @@ from fl_sim.server.build import build_strategy
 from fl_sim.server.payload_guard import GuardLimits, screen
 from tests.conftest import tiny_raw
 
-@pytest.fixture(autouse=True)
-def _task_identity():
-    """Messages are created inside a Flower run; give this process a run identity."""
-    from flwr.supercore.task_identity import TaskIdentity
-
-    old = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 1
-    yield
-    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = old
-
 
 from fl_sim.components import STRATEGIES as _REGISTRY  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("task_identity")
 
 STRATEGIES = _REGISTRY.names()  # every registered aggregation rule and defense
 N = 8  # bulyan needs n >= 4f + 3 = 7 with f = 1, after one rejection too

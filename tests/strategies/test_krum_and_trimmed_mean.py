@@ -16,18 +16,9 @@ from fl_sim.server.updates import flatten_update, float_keys
 from strategies.krum import krum_scores, multikrum_select, selection_weights
 from tests.conftest import tiny_raw
 
+pytestmark = pytest.mark.usefixtures("task_identity")
+
 F64 = torch.float64
-
-
-@pytest.fixture(autouse=True)
-def _task_identity():
-    """Messages are created inside a Flower run; give this process a run identity."""
-    from flwr.supercore.task_identity import TaskIdentity
-
-    old = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 1
-    yield
-    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = old
 
 
 # ---- the pure maths ----

@@ -16,28 +16,10 @@ from fl_sim.server.updates import flatten_update, float_keys, unflatten_update
 from strategies.quant_aware import Score, departure, quantization_score, robust_z, screen_scores
 from tests.conftest import tiny_raw
 
+pytestmark = pytest.mark.usefixtures("task_identity", "one_thread")
+
 F64 = torch.float64
 K = 1.4826
-
-
-@pytest.fixture(autouse=True)
-def _task_identity():
-    """Messages are created inside a Flower run; give this process a run identity."""
-    from flwr.supercore.task_identity import TaskIdentity
-
-    old = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 1
-    yield
-    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = old
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny CNN passes: one intra-op thread is fastest (and does not contend with a busy machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 # ---- robust z and the screen (pure) ----

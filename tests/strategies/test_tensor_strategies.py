@@ -14,31 +14,13 @@ from fl_sim.server.tensor_strategy import RoundInput, ServerSide
 from fl_sim.server.updates import flatten_update, float_keys, unflatten_update
 from tests.conftest import tiny_raw
 
+pytestmark = pytest.mark.usefixtures("task_identity", "one_thread")
+
 N = 8
 BAD = (2, 5)  # the two clients sending the large update
 HONEST = [p for p in range(N) if p not in BAD]
 TENSOR_STRATEGIES = ["norm_clipping", "fltrust", "flame", "foolsgold", "rfa", "centered_clipping", "dnc", "quant_aware"]
 NEEDS_MODEL = {"fltrust", "quant_aware"}  # these build the scenario's model (mnist_cnn on 28x28 digits)
-
-
-@pytest.fixture(autouse=True)
-def _task_identity():
-    """Messages are created inside a Flower run; give this process a run identity."""
-    from flwr.supercore.task_identity import TaskIdentity
-
-    old = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 1
-    yield
-    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = old
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny CNN passes: one intra-op thread is fastest (and does not contend with a busy machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _scenario(name: str, params: dict | None = None):
