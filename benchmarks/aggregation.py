@@ -15,6 +15,7 @@ not fit are reported as skipped with the reason. The first call of each rule is 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 
@@ -109,6 +110,7 @@ def main() -> None:
                 continue
             t = base if name == "fedavg" else time_rule(RULES[name], u, w, device)
             results[name].append(f"{t:>14.4f}{t / base:>8.1f}")
+            print(f"  measured {name} at n={n}: {t:.4f} s", file=sys.stderr, flush=True)
         del u, w
     for name in args.rules:
         print(f"{name:<18}" + "".join(results[name]))
