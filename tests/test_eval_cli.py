@@ -74,3 +74,17 @@ def test_eval_bad_input(run_dir, capsys, argv_tail, expected):
 def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a finished fl-sim run" in capsys.readouterr().err
+
+
+def test_mitigation_protocol_measures_tacq_and_a_server_fine_tune(run_dir):
+    argv = ["eval", str(run_dir), "--protocol", "mitigation", "--set", "evaluation.mitigation.finetune_steps=5",
+            "--set", "evaluation.mitigation.keep=[0.01, 0.05]"]
+    assert main(argv) == 0
+    res = json.loads((run_dir / "results.json").read_text())
+    r = res["evaluation"]["mitigation"]["result"]
+    assert set(r["uniform"]) == {"fp32", "int4"} and set(r["tacq"]["tacq4"]) == {"1%", "5%"}
+    assert r["finetune"]["steps"] == 5 and r["finetune"]["examples"] == 64
+    # The fine-tune really trains on the server's calibration set: the model changes.
+    before, after = r["uniform"]["fp32"], r["fine_tuned"]["fp32"]
+    assert (before["accuracy"], before["backdoor_asr"]) != (after["accuracy"], after["backdoor_asr"])
+    assert "Deployment-time mitigations" in (run_dir / "report.md").read_text()
