@@ -106,11 +106,6 @@ def record_decisions(log: dict[str, Any], pids: list[int], agg: Aggregate) -> No
         log["clipped"] = [p for p, c in zip(pids, agg.clipped.tolist()) if c]
 
 
-def flat_state(state: State, keys: list[str]) -> torch.Tensor:
-    """A state's floating-point entries, flattened in ``keys`` order (float32)."""
-    return torch.cat([state[k].float().reshape(-1) for k in keys])
-
-
 def model_at(server: ServerSide, reference: State, update: torch.Tensor, keys: list[str]) -> torch.nn.Module:
     """The global model moved by ``update`` (a fresh module on the defense device, in eval mode)."""
     from fl_sim.models import build_model
