@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run directory (default: <output_dir>/<name>-<timestamp>)")
     run.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
+    run.add_argument("--ray-address", metavar="HOST:PORT", help="run the clients on the existing Ray cluster at this "
+                     "address (default: $RAY_ADDRESS, else a private local Ray instance)")
     ev = sub.add_parser("eval", help="run evaluation protocols on a finished run's global model (no retraining)")
     ev.add_argument("run_dir", metavar="RUN_DIR")
     ev.add_argument("--protocol", dest="protocols", action="append", default=[], metavar="NAME",
@@ -97,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir = choose_run_dir(s, args.out, args.force)
     print(f"fl-sim: running {s.name!r}: {s.federation.num_clients} clients ({s.attack.num_malicious} malicious), "
           f"{s.federation.rounds} rounds, strategy {s.strategy.name}", file=sys.stderr)
-    results = run_scenario(s, run_dir, verbose=args.verbose, resume=bool(args.resume))
+    results = run_scenario(s, run_dir, verbose=args.verbose, resume=bool(args.resume), ray_address=args.ray_address)
     for name, m in results["final"].items():
         print(f"{name:>6}: accuracy {100 * m['accuracy']:.2f}%  backdoor ASR {100 * m['backdoor_asr']:.2f}%")
     print(f"results: {run_dir}/results.json  report: {run_dir}/report.md")

@@ -58,12 +58,13 @@ def _prepare_stage(s: Scenario, run_dir: Path, resume: bool) -> Path:
     return stage
 
 
-def execute(grid, s: Scenario, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+def execute(grid, s: Scenario, run_dir: Path, resume: bool = False, ray_address: str | None = None) -> dict[str, Any]:
     """The ServerApp's work: rounds (checkpointed), final evaluation, outputs; returns results."""
     from fl_sim.data.federated import federated_data
     from fl_sim.evaluation.precisions import evaluate_precisions
     from fl_sim.evaluation.protocols.run import run_protocols
     from fl_sim.reporting.outputs import write_outputs
+    from fl_sim.ray_backend import cluster_info
     from fl_sim.server.loop import initial_model, run_rounds
 
     from fl_sim.server.checkpoint import MODEL_FILE, STATE_FILE
@@ -73,12 +74,13 @@ def execute(grid, s: Scenario, run_dir: Path, resume: bool = False) -> dict[str,
     data = federated_data(s.data, s.federation.num_clients, s.seed)
     outcome = run_rounds(grid, s, data, checkpoint_dir=stage)
     t_fed = time.monotonic() - t0
+    cluster = cluster_info(ray_address)
     model = initial_model(s, data)
     model.load_state_dict(outcome.final_state)
     final = evaluate_precisions(model, data, s.evaluation, s.attack)
     evaluation = run_protocols(model, data, s, [p for p in s.evaluation.protocols if p != "precisions"])
     timing = {"federation_s": t_fed, "total_s": time.monotonic() - t0}
-    results = write_outputs(stage, s, data, outcome, final, model, timing, evaluation)
+    results = write_outputs(stage, s, data, outcome, final, model, timing, evaluation, cluster)
     for name in (INCOMPLETE_MARKER, MODEL_FILE, STATE_FILE):
         (stage / name).unlink()
     if run_dir.exists():
@@ -87,14 +89,26 @@ def execute(grid, s: Scenario, run_dir: Path, resume: bool = False) -> dict[str,
     return results
 
 
-def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False, resume: bool = False) -> dict[str, Any]:
-    """Run ``s`` on Flower's simulation engine (Ray) and write its outputs to ``run_dir``."""
+def with_absolute_data_path(s: Scenario) -> Scenario:
+    """``s`` with ``data.path`` made absolute (a no-op without a path)."""
+    if s.data.path is None or Path(s.data.path).is_absolute():
+        return s
+    data = s.data.model_copy(update={"path": str(Path(s.data.path).expanduser().resolve())})
+    return s.model_copy(update={"data": data})
+
+
+def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False, resume: bool = False,
+                 ray_address: str | None = None, num_cpus: float | None = None) -> dict[str, Any]:
+    """Run ``s`` on Flower's simulation engine and write its outputs to ``run_dir``: on a private
+    local Ray instance (``num_cpus`` caps it), or on the existing cluster at ``ray_address``."""
     from fl_sim.server.flower_app import make_apps
     from flwr.simulation import run_simulation
 
     from fl_sim.data.federated import federated_data
     from fl_sim.data.attack_targets import check_attack_targets
+    from fl_sim.ray_backend import backend_config
 
+    s = with_absolute_data_path(s)  # client processes on other nodes run in other directories
     try:
         data = federated_data(s.data, s.federation.num_clients, s.seed)  # fail fast on data problems
     except ValueError as exc:
@@ -104,10 +118,8 @@ def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False, resume: bool
     except ValueError as exc:
         raise UserError(str(exc)) from None
     holder: dict[str, Any] = {}
-    server_app, client_app = make_apps(s, run_dir, holder, resume)
-    res = s.federation.client_resources
-    backend = {"client_resources": {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus},
-               "init_args": {"logging_level": logging.ERROR, "log_to_driver": verbose}}
+    server_app, client_app = make_apps(s, run_dir, holder, resume, ray_address)
+    backend = backend_config(s, ray_address, num_cpus, verbose)
     flwr_logger = logging.getLogger("flwr")
     old = flwr_logger.level
     if not verbose:  # client failures are recorded per round and shown in the progress line instead

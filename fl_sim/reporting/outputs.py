@@ -21,7 +21,7 @@ from fl_sim.evaluation.precisions import round_metrics
 
 
 def build_results(s: Scenario, data: FederatedData, outcome, final: dict[str, Any], timing: dict[str, float],
-                  evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
+                  evaluation: dict[str, Any] | None = None, cluster: dict[str, Any] | None = None) -> dict[str, Any]:
     history = [dict(h) for h in outcome.history]
     if history:  # the last round's model is the final model: show every precision there
         history[-1]["precisions"] = round_metrics(final)
@@ -36,12 +36,14 @@ def build_results(s: Scenario, data: FederatedData, outcome, final: dict[str, An
         "final": final,
         "evaluation": evaluation or {},
         "timing": timing,
+        "cluster": cluster or {},
     }
 
 
 def write_outputs(run_dir: Path, s: Scenario, data: FederatedData, outcome, final: dict[str, Any],
-                  model: torch.nn.Module, timing: dict[str, float], evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
-    results = build_results(s, data, outcome, final, timing, evaluation)
+                  model: torch.nn.Module, timing: dict[str, float], evaluation: dict[str, Any] | None = None,
+                  cluster: dict[str, Any] | None = None) -> dict[str, Any]:
+    results = build_results(s, data, outcome, final, timing, evaluation, cluster)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run_dir / "global_model.safetensors"))
     return write_report_files(run_dir, results)
 

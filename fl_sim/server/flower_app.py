@@ -13,7 +13,8 @@ from flwr.serverapp import Grid, ServerApp
 from fl_sim.config.schema import Scenario
 
 
-def make_server_app(s: Scenario, run_dir: Path, holder: dict[str, Any], resume: bool = False) -> ServerApp:
+def make_server_app(s: Scenario, run_dir: Path, holder: dict[str, Any], resume: bool = False,
+                    ray_address: str | None = None) -> ServerApp:
     app = ServerApp()
 
     @app.main()
@@ -21,7 +22,7 @@ def make_server_app(s: Scenario, run_dir: Path, holder: dict[str, Any], resume: 
         from fl_sim.runner import execute
 
         try:
-            holder["results"] = execute(grid, s, run_dir, resume)
+            holder["results"] = execute(grid, s, run_dir, resume, ray_address)
         except BaseException as exc:  # surfaced by the runner in the main thread
             holder["error"] = exc
             raise
@@ -29,10 +30,11 @@ def make_server_app(s: Scenario, run_dir: Path, holder: dict[str, Any], resume: 
     return app
 
 
-def make_apps(s: Scenario, run_dir: Path, holder: dict[str, Any], resume: bool = False) -> tuple[ServerApp, ClientApp]:
+def make_apps(s: Scenario, run_dir: Path, holder: dict[str, Any], resume: bool = False,
+              ray_address: str | None = None) -> tuple[ServerApp, ClientApp]:
     from fl_sim.clients.flower_app import make_client_app
 
-    return make_server_app(s, run_dir, holder, resume), make_client_app(s)
+    return make_server_app(s, run_dir, holder, resume, ray_address), make_client_app(s)
 
 
 app = ServerApp()
