@@ -1,4 +1,4 @@
-"""The ``fl-sim`` command: run, eval, validate and list. User mistakes print one line and exit 2."""
+"""The ``fl-sim`` command: run, eval, sweep, validate and list. User mistakes print one line and exit 2."""
 
 from __future__ import annotations
 
@@ -33,12 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     run.add_argument("--ray-address", metavar="HOST:PORT", help="run the clients on the existing Ray cluster at this "
                      "address (default: $RAY_ADDRESS, else a private local Ray instance)")
+    run.add_argument("--num-cpus", type=int, metavar="N", help="CPUs of the private local Ray instance "
+                     "(default: all of this machine's); ignored with --ray-address")
     ev = sub.add_parser("eval", help="run evaluation protocols on a finished run's global model (no retraining)")
     ev.add_argument("run_dir", metavar="RUN_DIR")
     ev.add_argument("--protocol", dest="protocols", action="append", default=[], metavar="NAME",
                     help="protocol to run (repeatable; default: the run's evaluation.protocols); see `fl-sim list protocols`")
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override an evaluation.* key (or data.path), e.g. --set evaluation.worst_case.draws=10")
+    sw = sub.add_parser("sweep", help="run a grid of scenarios (attack x defense x ... x seed) on Ray; "
+                        "resumable; writes one table, heatmaps and a summary")
+    sw.add_argument("sweep", metavar="SWEEP.yaml")
+    sw.add_argument("--out", help="sweep directory (default: runs/sweeps/<name>); finished cells there are not rerun")
+    sw.add_argument("--ray-address", metavar="HOST:PORT", help="run the cells on the existing Ray cluster at this "
+                    "address (default: $RAY_ADDRESS, else a local Ray instance)")
+    sw.add_argument("--report-only", action="store_true", help="run nothing: rebuild the table, heatmaps and summary")
     val = sub.add_parser("validate", help="check a scenario file and print its resolved form")
     val.add_argument("scenario")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -85,6 +94,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from fl_sim.runner import choose_run_dir, resume_scenario, run_scenario
 
+    if args.num_cpus is not None and args.num_cpus < 1:
+        raise UserError(f"--num-cpus must be at least 1, got {args.num_cpus}")
     if args.resume:
         if args.scenario or args.overrides or args.out:
             raise UserError("--resume takes only the run directory (no scenario, --set or --out)")
@@ -99,10 +110,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir = choose_run_dir(s, args.out, args.force)
     print(f"fl-sim: running {s.name!r}: {s.federation.num_clients} clients ({s.attack.num_malicious} malicious), "
           f"{s.federation.rounds} rounds, strategy {s.strategy.name}", file=sys.stderr)
-    results = run_scenario(s, run_dir, verbose=args.verbose, resume=bool(args.resume), ray_address=args.ray_address)
+    results = run_scenario(s, run_dir, verbose=args.verbose, resume=bool(args.resume),
+                           ray_address=args.ray_address, num_cpus=args.num_cpus)
     for name, m in results["final"].items():
         print(f"{name:>6}: accuracy {100 * m['accuracy']:.2f}%  backdoor ASR {100 * m['backdoor_asr']:.2f}%")
     print(f"results: {run_dir}/results.json  report: {run_dir}/report.md")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from fl_sim.sweep.spec import load_sweep
+    from fl_sim.sweep.summary import DONE
+    from fl_sim.sweep.sweep import SUMMARY, run_sweep
+
+    spec = load_sweep(args.sweep)
+    out = Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name
+    rows = run_sweep(spec, out, args.ray_address, args.report_only)
+    unfinished = [r["cell"] for r in rows if r["status"] != DONE]
+    print(f"{len(rows) - len(unfinished)} of {len(rows)} cells done; summary: {out / SUMMARY}")
+    if unfinished:
+        print(f"fl-sim: {len(unfinished)} cells not done (see {out / SUMMARY}); run the same command again to retry them",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -123,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # Ray's future default; silences its warning
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "eval": cmd_eval, "validate": cmd_validate, "list": cmd_list}[args.command](args)
+        return {"run": cmd_run, "eval": cmd_eval, "sweep": cmd_sweep, "validate": cmd_validate, "list": cmd_list}[args.command](args)
     except UserError as exc:
         print(f"fl-sim: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

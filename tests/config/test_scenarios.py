@@ -9,7 +9,8 @@ from fl_sim.errors import UserError
 from fl_sim.server.build import build_strategy
 
 ROOT = Path(__file__).resolve().parents[2] / "scenarios"
-SCENARIOS = sorted(ROOT.rglob("*.yaml"))
+SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
+SCENARIOS = sorted(set(ROOT.rglob("*.yaml")) - set(SWEEPS))
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -17,6 +18,18 @@ def test_scenario_validates(path, tmp_path):
     overrides = [f"data.path={tmp_path}"] if "idx" in path.read_text() else []
     s = load_scenario(path, overrides)
     build_strategy(s)
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_sweep_validates_every_cell(path, tmp_path):
+    from fl_sim.sweep.grid import expand
+    from fl_sim.sweep.spec import load_sweep
+
+    cells = expand(load_sweep(path))
+    assert len({c.id for c in cells}) == len(cells) > 1
+    for cell in cells:
+        overrides = [f"data.path={tmp_path}"] if "idx" in Path(cell.scenario).read_text() else []
+        build_strategy(load_scenario(cell.scenario, cell.overrides + overrides))
 
 
 def test_shipped_scenarios_exist():

@@ -1,0 +1,125 @@
+"""Run a sweep's cells on Ray: one task per cell, each an ``fl-sim run`` subprocess with its own
+private Ray instance sized to the CPUs the task reserved. Finished cells are never rerun; an
+interrupted cell continues from its last checkpoint. The table, heatmaps and summary are
+rebuilt from every cell's results.json at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fl_sim.sweep.grid import Cell
+
+RESULTS = "results.json"
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    cell_id: str
+    returncode: int
+    error: str  # the cell's last error line ("" when it succeeded)
+
+
+def cell_dir(out: Path, cell: Cell) -> Path:
+    return out / "cells" / cell.id
+
+
+def is_finished(out: Path, cell: Cell) -> bool:
+    return (cell_dir(out, cell) / RESULTS).is_file()
+
+
+def cell_command(cell: Cell, run_dir: Path, num_cpus: float) -> list[str]:
+    """The ``fl-sim run`` command of ``cell``: resume an interrupted run, else start afresh."""
+    from fl_sim.runner import staging_dir
+    from fl_sim.server.checkpoint import load_checkpoint
+
+    base = [sys.executable, "-m", "fl_sim.cli", "run"]
+    cpus = ["--num-cpus", str(max(1, int(num_cpus)))]
+    stage = staging_dir(run_dir)
+    if stage.is_dir() and load_checkpoint(stage) is not None:
+        return base + ["--resume", str(run_dir)] + cpus
+    sets = [arg for o in cell.overrides for arg in ("--set", o)]
+    return base + [cell.scenario, *sets, "--out", str(run_dir), "--force"] + cpus
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the cell's run is killed when its Ray worker dies (a cancelled sweep leaves no orphans)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_cell(cell: Cell, run_dir: Path, num_cpus: float, env: dict[str, str], cwd: str) -> CellOutcome:
+    """Run one cell to completion (in whatever process calls it); its output goes to ``<id>.log``."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    log = run_dir.parent / f"{cell.id}.log"
+    with log.open("w", encoding="utf-8") as fh:
+        proc = subprocess.run(cell_command(cell, run_dir, num_cpus), stdout=fh, stderr=subprocess.STDOUT, env=env,
+                              cwd=cwd if Path(cwd).is_dir() else None, preexec_fn=_die_with_parent)
+    error = ""
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+        error = next((ln for ln in reversed(lines) if "error" in ln.lower()), lines[-1] if lines else "")
+        error = error or f"exit code {proc.returncode}"
+    return CellOutcome(cell.id, proc.returncode, error)
+
+
+def cell_env(driver_env: dict[str, str]) -> dict[str, str]:
+    """The environment of a cell's run: the sweep driver's, without any Ray address (a cell
+    always starts its own private local Ray instance inside the CPUs its task reserved)."""
+    return {k: v for k, v in driver_env.items() if k != "RAY_ADDRESS"}
+
+
+def _ray_init(address: str | None, num_cpus: int | None) -> None:
+    import logging
+
+    import ray
+
+    from fl_sim.ray_backend import LOCAL, resolve_address
+
+    addr = resolve_address(address)
+    kwargs: dict[str, Any] = {"address": addr, "logging_level": logging.ERROR, "log_to_driver": False,
+                              "include_dashboard": False}
+    if addr == LOCAL and num_cpus is not None:
+        kwargs["num_cpus"] = num_cpus
+    ray.init(**kwargs)
+
+
+def run_cells(cells: list[Cell], out: Path, parallel: int, cell_cpus: float, address: str | None,
+              on_done: Callable[[CellOutcome, int, int], None]) -> list[CellOutcome]:
+    """Run ``cells`` as Ray tasks, at most ``parallel`` at a time; ``on_done`` after each."""
+    import ray
+
+    env = cell_env(dict(os.environ))
+    cwd = os.getcwd()
+    _ray_init(address, None)
+    try:
+        task = ray.remote(run_cell).options(num_cpus=cell_cpus, max_retries=0)
+        pending: dict[Any, Cell] = {}
+        queue = list(cells)
+        outcomes: list[CellOutcome] = []
+        while queue or pending:
+            while queue and len(pending) < parallel:
+                cell = queue.pop(0)
+                pending[task.remote(cell, cell_dir(out, cell), cell_cpus, env, cwd)] = cell
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                cell = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as exc:  # the task itself died (node lost, worker killed)
+                    outcome = CellOutcome(cell.id, -1, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                outcomes.append(outcome)
+                on_done(outcome, len(outcomes), len(cells))
+        return outcomes
+    finally:
+        ray.shutdown()

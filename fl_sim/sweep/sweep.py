@@ -1,0 +1,91 @@
+"""A sweep end to end: validate every cell before running any, run the unfinished ones on Ray,
+then gather every cell's final metrics into one table, heatmaps and a Markdown summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fl_sim.errors import UserError
+from fl_sim.reporting.files import write_json_atomic, write_text_atomic
+from fl_sim.sweep.execute import RESULTS, CellOutcome, cell_dir, is_finished, run_cells
+from fl_sim.sweep.grid import Cell, expand
+from fl_sim.sweep.heatmap import draw_heatmap
+from fl_sim.sweep.spec import SweepSpec, axes
+from fl_sim.sweep.summary import DONE, FAILED, render_markdown, summarize
+from fl_sim.sweep.table import cell_row, write_table
+
+TABLE = "results.csv"
+SUMMARY = "summary.md"
+NOT_RUN = "not run"
+
+
+def validate_cells(cells: list[Cell]) -> None:
+    """Load every cell's scenario with its overrides and build its strategy: a bad key or value
+    stops the sweep before any cell runs, naming the cell."""
+    from fl_sim import components  # noqa: F401
+    from fl_sim.config.loader import load_scenario
+    from fl_sim.server.build import build_strategy
+
+    for cell in cells:
+        try:
+            s = load_scenario(cell.scenario, cell.overrides)
+            build_strategy(s)
+        except (UserError, ValueError) as exc:
+            raise UserError(f"cell {cell.id}: {exc}") from None
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def gather_rows(cells: list[Cell], out: Path, outcomes: dict[str, CellOutcome]) -> list[dict[str, Any]]:
+    """One row per cell from its results.json (done), its error (failed), or neither (not run)."""
+    rows = []
+    for cell in cells:
+        path = cell_dir(out, cell) / RESULTS
+        if path.is_file():
+            rows.append(cell_row(cell, DONE, json.loads(path.read_text(encoding="utf-8"))))
+        elif cell.id in outcomes:
+            rows.append(cell_row(cell, FAILED, None, outcomes[cell.id].error))
+        else:
+            rows.append(cell_row(cell, NOT_RUN, None))
+    return rows
+
+
+def write_reports(spec: SweepSpec, rows: list[dict[str, Any]], out: Path) -> list[str]:
+    """results.csv, one heatmap PNG per spec entry, summary.md; returns the file names written."""
+    write_table(rows, out / TABLE)
+    names = []
+    for h in spec.heatmaps:
+        name = f"heatmap_{h.metric}_by_{h.rows}_x_{h.cols}.png".replace("/", "-")
+        draw_heatmap(rows, h, out / name)
+        names.append(name)
+    summary = summarize(rows, axes(spec), spec.metrics)
+    write_text_atomic(out / SUMMARY, render_markdown(spec, rows, summary, names))
+    return [TABLE, *names, SUMMARY]
+
+
+def run_sweep(spec: SweepSpec, out: Path, address: str | None = None, report_only: bool = False,
+              progress: Callable[[str], None] = _progress) -> list[dict[str, Any]]:
+    """Run the sweep's unfinished cells and (re)write its reports; returns the table's rows."""
+    cells = expand(spec)
+    validate_cells(cells)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "sweep.json", spec.model_dump(mode="json"))
+    todo = [] if report_only else [c for c in cells if not is_finished(out, c)]
+    progress(f"fl-sim sweep {spec.name!r}: {len(cells)} cells, {len(cells) - len(todo)} already finished, "
+             f"{len(todo)} to run ({spec.parallel} at a time, {spec.cell_cpus:g} CPU each)")
+
+    def on_done(o: CellOutcome, i: int, n: int) -> None:
+        state = "done" if o.returncode == 0 else f"FAILED: {o.error}"
+        progress(f"[cell {i}/{n}] {o.cell_id}: {state}")
+
+    outcomes = run_cells(todo, out, spec.parallel, spec.cell_cpus, address, on_done) if todo else []
+    rows = gather_rows(cells, out, {o.cell_id: o for o in outcomes})
+    files = write_reports(spec, rows, out)
+    progress(f"sweep tables: {', '.join(str(out / f) for f in files)}")
+    return rows

@@ -1,0 +1,80 @@
+"""One row per cell: its id, axis values, status and flattened metrics; all rows as one CSV file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from fl_sim.reporting.files import write_text_atomic
+from fl_sim.sweep.grid import Cell
+
+_SECTIONS = ("detection", "timing")
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float))
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _flat_section(prefix: str, section: Any) -> dict[str, float | None]:
+    if not isinstance(section, dict):
+        return {}
+    return {f"{prefix}.{k}": _number(v) for k, v in section.items() if _scalar(v)}
+
+
+def flatten_results(results: dict[str, Any]) -> dict[str, float | None]:
+    """A run's results.json as ``{"int8.accuracy": 0.91, "detection.tpr": 1.0, "timing.total_s": 42.3}``.
+
+    Only scalars are kept (per-class lists are dropped); bools become 1.0 / 0.0; missing sections are skipped.
+    """
+    out: dict[str, float | None] = {}
+    for precision, metrics in (results.get("final") or {}).items():
+        out.update(_flat_section(precision, metrics))
+    for name in _SECTIONS:
+        out.update(_flat_section(name, results.get(name)))
+    return out
+
+
+def _axis_text(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def cell_row(cell: Cell, status: str, results: dict[str, Any] | None, error: str | None = None) -> dict[str, Any]:
+    """The table row of one cell; lists and dicts among its axis values are written as JSON."""
+    row: dict[str, Any] = {"cell": cell.id}
+    row.update({axis: _axis_text(value) for axis, value in cell.axes.items()})
+    row.update({"status": status, "error": error or ""})
+    if results:
+        row.update(flatten_results(results))
+    return row
+
+
+def _csv_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The union of the rows' keys in first-seen order, "cell" first."""
+    seen: dict[str, None] = {"cell": None}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
+
+
+def write_table(rows: list[dict[str, Any]], path: Path) -> None:
+    """Write the rows as CSV (floats at full precision, None as empty), atomically."""
+    cols = columns(rows)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(cols)
+    for row in rows:
+        writer.writerow([_csv_text(row.get(c)) for c in cols])
+    write_text_atomic(Path(path), buf.getvalue())
