@@ -4,12 +4,13 @@ calibration set and the test set, built deterministically from the scenario and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import lru_cache
 
 import torch
 
 from fl_sim.config.schema import DataConfig
-from fl_sim.data.partition import client_sets, make_partitioner, split_server_calibration
+from fl_sim.data.partition import ClientPartitions, client_sets, make_partitioner, split_server_calibration
 from fl_sim.data.sources import DATASETS
 from fl_sim.data.tensors import Dataset, ImageSet
 from fl_sim.seeding import derive_seed
@@ -21,9 +22,14 @@ class FederatedData:
 
     name: str
     num_classes: int
-    clients: list[ImageSet]
+    clients: ClientPartitions | Sequence[ImageSet]  # materialised per access (see ClientPartitions)
     calibration: ImageSet
     test: ImageSet
+
+    def client_sizes(self) -> list[int]:
+        """Each client's number of examples, without materialising any client's set."""
+        c = self.clients
+        return c.sizes() if isinstance(c, ClientPartitions) else [len(x) for x in c]
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

@@ -6,7 +6,9 @@ example's index and label, and read the indices back. Every partitioner is seede
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import torch
 from datasets import Dataset as HFDataset
@@ -45,6 +47,9 @@ def make_partitioner(kind: str, num_partitions: int, seed: int, alpha: float, cl
 def partition_indices(labels: torch.Tensor, partitioner: Partitioner) -> list[torch.Tensor]:
     """Indices (into ``labels``) of every partition, in partition-id order."""
     partitioner.dataset = HFDataset.from_dict({"idx": list(range(len(labels))), "label": labels.tolist()})
+    if partitioner.num_partitions > len(labels):
+        raise ValueError(f"{partitioner.num_partitions} clients but only {len(labels)} examples to share among them: "
+                         "use fewer clients or more data")
     parts = [torch.tensor(partitioner.load_partition(i)["idx"], dtype=torch.int64) for i in range(partitioner.num_partitions)]
     empty = [i for i, p in enumerate(parts) if len(p) == 0]
     if empty:
@@ -52,7 +57,32 @@ def partition_indices(labels: torch.Tensor, partitioner: Partitioner) -> list[to
     return parts
 
 
-def client_sets(train: ImageSet, split: ServerSplit, partitioner: Partitioner) -> list[ImageSet]:
-    """Each client's ImageSet, drawn from the client pool only."""
-    pool = train.subset(split.client_pool)
-    return [pool.subset(idx) for idx in partition_indices(pool.y, partitioner)]
+class ClientPartitions(Sequence[ImageSet]):
+    """Every client's examples as index lists into one shared train set; a client's ImageSet is
+    materialised only when it is asked for, so memory does not grow with the number of clients."""
+
+    def __init__(self, train: ImageSet, indices: list[torch.Tensor]) -> None:
+        self._train = train
+        self._indices = indices
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    @overload
+    def __getitem__(self, i: int) -> ImageSet: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[ImageSet]: ...
+    def __getitem__(self, i: int | slice) -> ImageSet | list[ImageSet]:
+        if isinstance(i, slice):
+            return [self._train.subset(idx) for idx in self._indices[i]]
+        return self._train.subset(self._indices[i])  # raises IndexError past the end, as a Sequence must
+
+    def sizes(self) -> list[int]:
+        """Each client's number of examples (nothing materialised)."""
+        return [len(idx) for idx in self._indices]
+
+
+def client_sets(train: ImageSet, split: ServerSplit, partitioner: Partitioner) -> ClientPartitions:
+    """Each client's examples, drawn from the client pool only (indices into ``train``)."""
+    pool = split.client_pool
+    return ClientPartitions(train, [pool[idx] for idx in partition_indices(train.y[pool], partitioner)])

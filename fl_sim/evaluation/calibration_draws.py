@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -23,7 +25,7 @@ def _pick(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def draw_calibration(
-    clients: list[ImageSet], size: int, distribution: Distribution, num_classes: int, gen: torch.Generator,
+    clients: Sequence[ImageSet], size: int, distribution: Distribution, num_classes: int, gen: torch.Generator,
 ) -> ImageSet:
     """One calibration set of (at most) ``size`` examples drawn from the clients' data."""
     if distribution is Distribution.CLIENT:

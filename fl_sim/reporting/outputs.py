@@ -28,7 +28,7 @@ def build_results(s: Scenario, data: FederatedData, outcome, final: dict[str, An
     return {
         "fl_sim_version": __version__,
         "scenario": s.model_dump(mode="json"),
-        "data": {"name": data.name, "num_classes": data.num_classes, "client_sizes": [len(c) for c in data.clients],
+        "data": {"name": data.name, "num_classes": data.num_classes, "client_sizes": data.client_sizes(),
                  "calibration_size": len(data.calibration), "test_size": len(data.test)},
         "roles": {"malicious": malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious)},
         "history": history,

@@ -20,6 +20,7 @@ from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
 from fl_sim.evaluation.detection import round_decisions
 from fl_sim.evaluation.precisions import evaluate_precisions, round_metrics
+from fl_sim.memory import tree_rss_mb
 from fl_sim.models import build_model
 from fl_sim.seeding import derive_seed
 from fl_sim.server.adversary import build_adversary
@@ -65,9 +66,12 @@ def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set[int], metrics: dict[str, Any]) -> dict[str, Any]:
+def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set[int], metrics: dict[str, Any],
+                   elapsed: float) -> dict[str, Any]:
     return {
         "round": server_round,
+        "elapsed_s": elapsed,  # since the rounds started (or resumed)
+        "memory_mb": tree_rss_mb(),  # this process and its children: the local Ray instance's actors too
         "cohort": log.get("cohort", []),
         "replied": log.get("replied", []),
         "failed": log.get("failed", []),
@@ -110,7 +114,8 @@ def run_rounds(
     def evaluate(server_round: int) -> None:
         want = s.evaluation.precisions if every and server_round % every == 0 else ["fp32"]
         metrics = evaluate_precisions(model, data, s.evaluation, s.attack, want)
-        entry = _history_entry(s, server_round, strategy.fl_round_log.get(server_round, {}), bad, metrics)
+        entry = _history_entry(s, server_round, strategy.fl_round_log.get(server_round, {}), bad, metrics,
+                               time.monotonic() - t0)
         outcome.history.append(entry)
         shown = "  ".join(f"{k} acc {v['accuracy']:.3f} asr {v['backdoor_asr']:.3f}" for k, v in entry["precisions"].items())
         failed = f"  FAILED clients {entry['failed']}" if entry["failed"] else ""

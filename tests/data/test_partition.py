@@ -37,3 +37,36 @@ def test_federated_data_deterministic_and_holds_out_calibration():
     # no calibration image appears among the clients' images
     d = torch.cdist(a.calibration.x.flatten(1), pool)
     assert float(d.min(dim=1).values.min()) > 0 or torch.unique(pool, dim=0).shape[0] < pool.shape[0]
+
+
+def test_client_partitions_are_lazy_views_of_the_eager_split():
+    from flwr_datasets.partitioner import IidPartitioner
+
+    from fl_sim.data.partition import ClientPartitions, client_sets, split_server_calibration
+    from fl_sim.data.tensors import ImageSet
+
+    gen = torch.Generator().manual_seed(0)
+    train = ImageSet(torch.rand(50, 1, 2, 2, generator=gen), torch.arange(50) % 5)
+    split = split_server_calibration(50, 10, seed=1)
+    parts = client_sets(train, split, IidPartitioner(num_partitions=4))
+    assert isinstance(parts, ClientPartitions) and len(parts) == 4
+    pool = train.subset(split.client_pool)  # the eager construction: pool first, then each partition
+    eager_idx = partition_indices(pool.y, IidPartitioner(num_partitions=4))
+    seen = []
+    for i, part in enumerate(parts):
+        eager = pool.subset(eager_idx[i])
+        assert torch.equal(part.x, eager.x) and torch.equal(part.y, eager.y)
+        seen.append(len(part))
+    assert parts.sizes() == seen and sum(seen) == 40
+    assert [len(p) for p in parts[1:3]] == seen[1:3]
+    with pytest.raises(IndexError):
+        parts[4]
+    calib = set(split.calibration.tolist())
+    assert not calib & {int(j) for idx in parts._indices for j in idx}  # never the server's examples
+
+
+def test_more_clients_than_examples_is_a_clear_error():
+    from flwr_datasets.partitioner import IidPartitioner
+
+    with pytest.raises(ValueError, match="3 clients but only 2 examples"):
+        partition_indices(torch.tensor([0, 1]), IidPartitioner(num_partitions=3))
