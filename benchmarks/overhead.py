@@ -1,10 +1,14 @@
-"""Overhead of fl-sim (Flower simulation on Ray) over a plain single-process PyTorch loop doing
-the same local training: 20 clients x 5 rounds, all honest, FedAvg, measured side by side.
+"""Overhead of fl-sim (Flower simulation on Ray) over a plain single-process PyTorch loop doing the
+same local training (same client code, cohorts, FedAvg and per-round FP32 evaluation), for 20 and
+100 clients, measured side by side in one run.
 
-    python benchmarks/overhead.py [--data-path /path/to/mnist-idx] [--clients 20] [--rounds 5]
+    python benchmarks/overhead.py [--data-path ../shared/data/mnist] [--clients 20 100] [--rounds 5]
 
-Prints both wall times and `ratio: X` (fl-sim / plain). Both include the central FP32
-evaluation per round; the fl-sim time includes Ray start-up and actor creation.
+For each federation size it prints the plain loop's time, fl-sim's, and two ratios:
+`ratio (rounds)`: fl-sim's time from the end of round 0's evaluation to the end of the last round
+over the plain loop's time for the same rounds (the steady-state cost of Flower + Ray per round);
+`ratio (total)`: whole wall times, fl-sim's including Ray start-up, actor creation, partition
+discovery and writing its outputs.
 """
 
 from __future__ import annotations
@@ -19,49 +23,63 @@ import torch
 
 from fl_sim import components  # noqa: F401
 from fl_sim.config.loader import validate_dict
+from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import federated_data
 from fl_sim.evaluation.precisions import evaluate_precisions
 from fl_sim.runner import run_scenario
 from fl_sim.server.plain_loop import run_plain
 
 
-def scenario(args: argparse.Namespace):
+def scenario(args: argparse.Namespace, clients: int) -> Scenario:
     data = {"source": "digits", "calibration_size": 128}
     if args.data_path:
-        data = {"source": "idx", "path": args.data_path, "calibration_size": 256, "max_train_examples": 20000, "max_test_examples": 2000}
+        data = {"source": "idx", "path": args.data_path, "calibration_size": 256,
+                "max_train_examples": args.train_examples, "max_test_examples": 2000}
     return validate_dict({
         "name": "overhead", "seed": 0, "data": data,
-        "federation": {"num_clients": args.clients, "rounds": args.rounds},
-        "training": {"optimizer": "adam", "lr": 0.001, "epochs": 1, "batch_size": 32},
+        "federation": {"num_clients": clients, "rounds": args.rounds},
+        "training": {"optimizer": "sgd", "lr": 0.05, "epochs": 1, "batch_size": 32},
         "evaluation": {"precisions": ["fp32"]},
     }, "overhead")
+
+
+def time_plain(s: Scenario) -> float:
+    """Seconds of the single-process loop's rounds (data already loaded)."""
+    data = federated_data(s.data, s.federation.num_clients, s.seed)
+    t0 = time.perf_counter()
+    run_plain(s, data, on_round=lambda r, m: evaluate_precisions(m, data, s.evaluation, s.attack, ["fp32"]))
+    return time.perf_counter() - t0
+
+
+def time_flsim(s: Scenario) -> tuple[float, float]:
+    """(total seconds, seconds from round 0's evaluation to the last round) of an fl-sim run."""
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        res = run_scenario(s, Path(tmp) / "run")
+        total = time.perf_counter() - t0
+    hist = res["history"]
+    return total, hist[-1]["elapsed_s"] - hist[0]["elapsed_s"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-path", help="IDX folder (e.g. MNIST); default: embedded digits")
-    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--clients", type=int, nargs="+", default=[20, 100])
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--train-examples", type=int, default=20000, help="with --data-path: training examples used")
     args = ap.parse_args()
-    s = scenario(args)
-    data = federated_data(s.data, s.federation.num_clients, s.seed)
-
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    t = time.perf_counter()
-    run_plain(s, data, on_round=lambda r, m: evaluate_precisions(m, data, s.evaluation, s.attack, ["fp32"]))
-    plain = time.perf_counter() - t
-
-    logging.getLogger("flwr").setLevel(logging.WARNING)
-    with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        run_scenario(s, Path(tmp) / "run")
-        flsim = time.perf_counter() - t
-
-    print(f"setup: {s.federation.num_clients} clients x {s.federation.rounds} rounds, data {data.name}, "
-          f"{sum(len(c) for c in data.clients)} client examples, torch threads {torch.get_num_threads()}")
-    print(f"plain single-process loop: {plain:.2f} s")
-    print(f"fl-sim (Flower + Ray):     {flsim:.2f} s")
-    print(f"ratio: {flsim / plain:.2f}")
+    print(f"setup: {args.rounds} rounds, every client trains every round (1 epoch, batch 32), data "
+          f"{args.data_path or 'digits'}, torch threads {torch.get_num_threads()}; fl-sim: 1 CPU per client actor")
+    for n in args.clients:
+        s = scenario(args, n)
+        data = federated_data(s.data, n, s.seed)
+        plain = time_plain(s)
+        total, rounds = time_flsim(s)
+        print(f"{n} clients ({sum(data.client_sizes())} client examples): plain loop {plain:.2f} s; "
+              f"fl-sim rounds {rounds:.2f} s, whole run {total:.2f} s")
+        print(f"{n} clients ratio (rounds): {rounds / plain:.2f}")
+        print(f"{n} clients ratio (total):  {total / plain:.2f}")
 
 
 if __name__ == "__main__":
