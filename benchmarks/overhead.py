@@ -5,10 +5,11 @@ same local training (same client code, cohorts, FedAvg and per-round FP32 evalua
     python benchmarks/overhead.py [--data-path ../shared/data/mnist] [--clients 20 100] [--rounds 5]
 
 For each federation size it prints the plain loop's time, fl-sim's, and two ratios:
-`ratio (rounds)`: fl-sim's time from the end of round 0's evaluation to the end of the last round
-over the plain loop's time for the same rounds (the steady-state cost of Flower + Ray per round);
-`ratio (total)`: whole wall times, fl-sim's including Ray start-up, actor creation, partition
-discovery and writing its outputs.
+`ratio (rounds)`: fl-sim's rounds 1..R (each from the end of the previous round's evaluation to the
+end of its own) over the plain loop's same rounds: the per-round cost of Flower + Ray;
+`ratio (total)`: fl-sim's whole wall time, including Ray start-up, actor creation and warm-up (the
+partition query loads each worker's data), round 0's evaluation, the final evaluation at every
+precision and writing its outputs, over the plain loop's rounds.
 """
 
 from __future__ import annotations
@@ -43,23 +44,32 @@ def scenario(args: argparse.Namespace, clients: int) -> Scenario:
     }, "overhead")
 
 
-def time_plain(s: Scenario) -> float:
-    """Seconds of the single-process loop's rounds (data already loaded)."""
+def time_plain(s: Scenario) -> list[float]:
+    """Seconds of each round of the single-process loop (data already loaded)."""
     data = federated_data(s.data, s.federation.num_clients, s.seed)
-    t0 = time.perf_counter()
-    run_plain(s, data, on_round=lambda r, m: evaluate_precisions(m, data, s.evaluation, s.attack, ["fp32"]))
-    return time.perf_counter() - t0
+    ends = [time.perf_counter()]
+
+    def on_round(rnd: int, model: torch.nn.Module) -> None:
+        evaluate_precisions(model, data, s.evaluation, s.attack, ["fp32"])
+        ends.append(time.perf_counter())
+
+    run_plain(s, data, on_round=on_round)
+    return [b - a for a, b in zip(ends, ends[1:])]
 
 
-def time_flsim(s: Scenario) -> tuple[float, float]:
-    """(total seconds, seconds from round 0's evaluation to the last round) of an fl-sim run."""
+def time_flsim(s: Scenario) -> tuple[float, list[float]]:
+    """(whole-run seconds, seconds of each round) of an fl-sim run."""
     logging.getLogger("flwr").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         res = run_scenario(s, Path(tmp) / "run")
         total = time.perf_counter() - t0
     hist = res["history"]
-    return total, hist[-1]["elapsed_s"] - hist[0]["elapsed_s"]
+    return total, [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(hist, hist[1:])]
+
+
+def _fmt(xs: list[float]) -> str:
+    return "[" + ", ".join(f"{x:.2f}" for x in xs) + "]"
 
 
 def main() -> None:
@@ -76,10 +86,10 @@ def main() -> None:
         data = federated_data(s.data, n, s.seed)
         plain = time_plain(s)
         total, rounds = time_flsim(s)
-        print(f"{n} clients ({sum(data.client_sizes())} client examples): plain loop {plain:.2f} s; "
-              f"fl-sim rounds {rounds:.2f} s, whole run {total:.2f} s")
-        print(f"{n} clients ratio (rounds): {rounds / plain:.2f}")
-        print(f"{n} clients ratio (total):  {total / plain:.2f}")
+        print(f"{n} clients ({sum(data.client_sizes())} client examples): s per round, plain loop "
+              f"{_fmt(plain)}; fl-sim {_fmt(rounds)}; fl-sim whole run {total:.2f} s")
+        print(f"{n} clients ratio (rounds): {sum(rounds) / sum(plain):.2f}")
+        print(f"{n} clients ratio (total):  {total / sum(plain):.2f}")
 
 
 if __name__ == "__main__":

@@ -49,10 +49,10 @@ class PeakMemory:
         self._thread.join()
 
 
-def measure(n: int, args: argparse.Namespace) -> tuple[float, float]:
-    """Run ``n`` clients; print its figures; return (median s/round, peak MiB)."""
+def measure(n: int, args: argparse.Namespace, extra: list[str] | None = None) -> tuple[float, float, int]:
+    """Run ``n`` clients; print its figures; return (median s/round, peak MiB, client examples)."""
     s = load_scenario(SCENARIO, [f"federation.num_clients={n}", f"federation.rounds={args.rounds}",
-                                 f"data.path={args.data_path}"])
+                                 f"data.path={args.data_path}", *(extra or [])])
     logging.getLogger("flwr").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp, PeakMemory() as mem:
         t0 = time.perf_counter()
@@ -62,12 +62,13 @@ def measure(n: int, args: argparse.Namespace) -> tuple[float, float]:
     per_round = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(hist, hist[1:])]
     sampled = len(hist[1]["cohort"])
     mems = [h["memory_mb"] for h in hist[1:]]
-    print(f"{n:>5} clients, {sampled} per round: s/round median {statistics.median(per_round):.2f} "
+    label = f"{n:>5} clients{' (' + ', '.join(extra) + ')' if extra else ''}"
+    print(f"{label}, {sampled} per round: s/round median {statistics.median(per_round):.2f} "
           f"(rounds: {', '.join(f'{x:.1f}' for x in per_round)}); whole run {total:.1f} s; "
           f"final FP32 accuracy {100 * res['final']['fp32']['accuracy']:.1f}%")
-    print(f"{n:>5} clients memory: peak {mem.peak:.0f} MiB; at the end of rounds 1..{args.rounds}: "
+    print(f"{label} memory: peak {mem.peak:.0f} MiB; at the end of rounds 1..{args.rounds}: "
           f"{', '.join(f'{m:.0f}' for m in mems)} MiB (last - first: {mems[-1] - mems[0]:+.0f} MiB)")
-    return statistics.median(per_round), mem.peak
+    return statistics.median(per_round), mem.peak, sum(res["data"]["client_sizes"])
 
 
 def main() -> None:
@@ -85,6 +86,13 @@ def main() -> None:
     if small != large:
         print(f"ratio: s/round {figures[large][0] / figures[small][0]:.2f}, peak memory "
               f"{figures[large][1] / figures[small][1]:.2f} ({large} clients over {small})")
+        # The same cohort (10% of the largest population) and the same examples per client, but a
+        # population of only that cohort: what the population size itself costs per round.
+        cohort = large // 10
+        base = measure(cohort, args, ["federation.fraction_train=1.0",
+                                      f"data.max_train_examples={figures[large][2] * cohort // large + 256}"])  # + the server's 256
+        print(f"ratio: s/round {figures[large][0] / base[0]:.2f}, peak memory {figures[large][1] / base[1]:.2f} "
+              f"({large} clients, {cohort} per round, over {cohort} clients all training with as much data each)")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,13 @@ def make_client_app(scenario: Scenario | None = None) -> ClientApp:
 
     @app.query()
     def query(msg: Message, context: Context) -> Message:
+        """Report this node's partition id; meanwhile warm this worker process up (imports, the
+        federation's data, cached per process) so that round 1 does not pay for it."""
+        from fl_sim import components  # noqa: F401
+        from fl_sim.data.federated import federated_data
+
+        s = scenario or _scenario_from_context(context)
+        federated_data(s.data, s.federation.num_clients, s.seed)
         pid = int(context.node_config["partition-id"])
         return Message(RecordDict({"info": MetricRecord({"partition-id": pid})}), reply_to=msg)
 
