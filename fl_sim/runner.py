@@ -107,6 +107,7 @@ def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False, resume: bool
     from fl_sim.data.federated import federated_data
     from fl_sim.data.attack_targets import check_attack_targets
     from fl_sim.ray_backend import backend_config
+    from fl_sim.server.routing import execution_nodes
 
     s = with_absolute_data_path(s)  # client processes on other nodes run in other directories
     try:
@@ -125,7 +126,7 @@ def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False, resume: bool
     if not verbose:  # client failures are recorded per round and shown in the progress line instead
         flwr_logger.setLevel(logging.CRITICAL)
     try:
-        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=s.federation.num_clients,
+        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=execution_nodes(s),
                        backend_config=backend, verbose_logging=verbose)
     finally:
         flwr_logger.setLevel(old)

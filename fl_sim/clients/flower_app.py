@@ -55,8 +55,10 @@ def make_client_app(scenario: Scenario | None = None) -> ClientApp:
         res_cpus = s.federation.client_resources.num_cpus
         torch.set_num_threads(max(1, int(res_cpus)))
         device = torch.device("cuda" if s.federation.client_resources.num_gpus > 0 and torch.cuda.is_available() else "cpu")
-        pid = int(context.node_config["partition-id"])
-        rnd = int(msg.content["config"]["server-round"])
+        config = msg.content["config"]
+        # the partition to train: named by the server (nodes may serve any client), else the node's own
+        pid = int(config["partition-id"]) if "partition-id" in config else int(context.node_config["partition-id"])
+        rnd = int(config["server-round"])
         maybe_fail(s, rnd, pid)
         data = federated_data(s.data, s.federation.num_clients, s.seed)
         cohort = sample_cohort(s.seed, rnd, s.federation.num_clients, scenario_cohort_size(s))

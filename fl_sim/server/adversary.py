@@ -124,6 +124,7 @@ def needs_adversary(s: Scenario) -> bool:
     return BEHAVIOURS.get(a.behaviour).crafted or a.collusion is Collusion.OMNISCIENT or a.stealth.enabled
 
 
-def build_adversary(s: Scenario, node_of: dict[int, int]) -> Adversary | None:
-    """The adversary for ``s`` (``node_of``: partition id -> node id), or None when none is needed."""
-    return Adversary(s, {node: pid for pid, node in node_of.items()}) if needs_adversary(s) else None
+def build_adversary(s: Scenario, pid_of: dict[int, int]) -> Adversary | None:
+    """The adversary for ``s``, or None when none is needed. ``pid_of`` maps node id -> partition
+    id; pass the strategy's own map (``fl_pid_of``), which follows the round's routing."""
+    return Adversary(s, pid_of) if needs_adversary(s) else None

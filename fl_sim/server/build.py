@@ -10,6 +10,7 @@ from fl_sim.config.schema import Scenario
 from fl_sim.evaluation.precisions import pick_device
 from fl_sim.server.controlled import controlled
 from fl_sim.server.payload_guard import GuardLimits
+from fl_sim.server.routing import execution_nodes
 from fl_sim.server.strategy_registry import STRATEGIES
 from fl_sim.server.tensor_strategy import ServerSide, TensorSpec
 
@@ -26,7 +27,7 @@ def build_strategy(s: Scenario, node_of: dict[int, int] | None = None) -> Strate
     size = scenario_cohort_size(s)
     cls, kwargs = spec.build(s.strategy.strategy_params(), s.attack.num_malicious, size)
     strategy = controlled(cls)(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=size,
-                               min_evaluate_nodes=0, min_available_nodes=s.federation.num_clients, **kwargs)
+                               min_evaluate_nodes=0, min_available_nodes=execution_nodes(s), **kwargs)
     g = s.federation.guard
     strategy.setup_control(s.seed, s.federation.num_clients, size, node_of or {}, GuardLimits(g.max_norm_ratio, g.max_examples_ratio),
                            dropped=lambda rnd, pid: is_dropped(s, rnd, pid))

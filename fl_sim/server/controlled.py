@@ -16,9 +16,11 @@ from flwr.serverapp.strategy import Strategy
 import torch
 
 from fl_sim.cohort import sample_cohort
+from fl_sim.server.routing import Routing
 from fl_sim.server.payload_guard import GuardLimits, screen, structural_problem, update_norm
 
 logger = logging.getLogger("fl_sim.server")
+PARTITION_KEY = "partition-id"
 
 
 class ControlledSampling:
@@ -29,8 +31,9 @@ class ControlledSampling:
         self.fl_seed, self.fl_num_clients, self.fl_cohort_size = seed, num_clients, cohort_size
         self.fl_limits = limits or GuardLimits()
         self.fl_reference: dict[str, torch.Tensor] = {}
-        self.fl_node_of = node_of
-        self.fl_pid_of = {node: pid for pid, node in node_of.items()}
+        self.fl_routing = Routing(node_of, num_clients)
+        self.fl_node_of = self.fl_routing.node_of  # partition id -> node id, for the current round
+        self.fl_pid_of = self.fl_routing.pid_of
         self.fl_round_log: dict[int, dict[str, Any]] = {}
         self.fl_dropped = dropped  # (round, partition id) -> is this reply lost in transit (injected fault)
         # (updates (n, d), counts (n,)) -> the rule's per-client weights, for rules Flower implements
@@ -41,8 +44,13 @@ class ControlledSampling:
         self.fl_round_log[server_round] = {"cohort": cohort}
         config["server-round"] = server_round
         self.fl_reference = arrays.to_torch_state_dict()
-        record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
-        return [Message(content=record, message_type=MessageType.TRAIN, dst_node_id=self.fl_node_of[p]) for p in cohort]
+        node_of = self.fl_routing.assign(cohort)
+
+        def record(pid: int) -> RecordDict:  # the message names the partition its node must train
+            return RecordDict({self.arrayrecord_key: arrays,
+                               self.configrecord_key: ConfigRecord({**config, PARTITION_KEY: pid})})
+
+        return [Message(content=record(p), message_type=MessageType.TRAIN, dst_node_id=node_of[p]) for p in cohort]
 
     def lose_in_transit(self, server_round: int, replies: Iterable[Message]) -> list[Message]:
         """The replies that reach the server: those hit by an injected ``drop`` fault are logged and

@@ -25,10 +25,11 @@ from fl_sim.models import build_model
 from fl_sim.seeding import derive_seed
 from fl_sim.server.adversary import build_adversary
 from fl_sim.server.build import build_strategy
+from fl_sim.server.controlled import PARTITION_KEY
+from fl_sim.server.routing import execution_nodes
 from fl_sim.server.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 State = dict[str, torch.Tensor]
-PARTITION_KEY = "partition-id"
 
 
 @dataclass
@@ -45,7 +46,8 @@ def initial_model(s: Scenario, data: FederatedData) -> torch.nn.Module:
 
 
 def discover_partitions(grid: Grid, num_clients: int, timeout: float = 600.0) -> dict[int, int]:
-    """Ask every node for its partition id; return partition id -> node id."""
+    """Ask every node for its index (``num_clients`` nodes: its partition id; fewer: its cohort
+    slot); return index -> node id."""
     deadline = time.monotonic() + timeout
     while len(ids := list(grid.get_node_ids())) < num_clients:
         if time.monotonic() > deadline:
@@ -99,9 +101,10 @@ def run_rounds(
     """Run the rounds, driving the strategy's hooks directly (so that a run can resume at any
     round); evaluate centrally after each round; checkpoint after each round if asked."""
     model = initial_model(s, data)
-    node_of = discover_partitions(grid, s.federation.num_clients)
+    node_of = discover_partitions(grid, execution_nodes(s))
     strategy = build_strategy(s, node_of)
-    adversary = build_adversary(s, node_of)  # the colluders' server-side coordinator, if the attack has one
+    # the colluders' server-side coordinator, if the attack has one (it reads the strategy's routing)
+    adversary = build_adversary(s, strategy.fl_pid_of)
     bad = set(malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious))
     every = s.evaluation.every_n_rounds
     ckpt = load_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None

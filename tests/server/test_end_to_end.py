@@ -3,6 +3,8 @@ round records, and determinism (two runs give identical final metrics)."""
 
 import json
 
+import pytest
+
 from fl_sim.cli import main
 from tests.conftest import tiny_raw
 
@@ -102,3 +104,21 @@ def test_dropped_replies_are_recorded_and_left_out(tmp_path):
         assert h["dropped"] == expected[h["round"]]
         assert h["replied"] == [p for p in range(5) if p not in expected[h["round"]]]
         assert h["failed"] == [] and h["timed_out"] == []
+
+
+def test_sampled_clients_run_on_cohort_slots(tmp_path):
+    """6 clients, 3 per round: Flower runs 3 nodes and each round's message names the partition
+    to train. FedAvg's recorded weights are the partitions' own sizes, so each node trained the
+    client it was told to."""
+    raw = tiny_raw(federation={"num_clients": 6, "rounds": 3, "fraction_train": 0.5, "min_train_clients": 3},
+                   attack={"num_malicious": 0})
+    out = tmp_path / "r"
+    assert main(["run", _write(tmp_path, raw), "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    sizes = res["data"]["client_sizes"]
+    cohorts = [h["cohort"] for h in res["history"][1:]]
+    assert len({tuple(c) for c in cohorts}) > 1, "pick a seed whose cohorts differ between rounds"
+    for h in res["history"][1:]:
+        assert h["replied"] == h["cohort"] and len(h["cohort"]) == 3
+        total = sum(sizes[p] for p in h["cohort"])
+        assert {int(p): w for p, w in h["rule_weights"].items()} == pytest.approx({p: sizes[p] / total for p in h["cohort"]})
