@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from bench_common import add_device_args, check_device_args, data_section, prepare, sync
 from fl_sim import components  # noqa: F401
 from fl_sim.config.loader import validate_dict
 from fl_sim.config.schema import EvaluationConfig, QuantScope, Scenario
@@ -51,15 +52,9 @@ class Variant:
 
 
 def scenario(args: argparse.Namespace) -> Scenario:
-    data = {"source": "digits", "calibration_size": 128}
-    if args.data_path:
-        data = {"source": "idx", "path": args.data_path, "calibration_size": 256, "max_train_examples": 20000, "max_test_examples": 2000}
+    data = data_section(args.data_path)
     return validate_dict({"name": "bench-fake-quant", "seed": 0, "data": data, "federation": {"num_clients": 10}}, "bench")
 
-
-def default_threads() -> int:
-    """The torch default, capped by the CPUs this process may run on."""
-    return max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0))))
 
 
 def fixed_batch(fd: FederatedData, size: int) -> torch.Tensor:
@@ -91,10 +86,6 @@ def kernel_variants(base: nn.Module, stack: contextlib.ExitStack) -> list[Varian
     return [Variant("real int8 kernel (dynamic, Linear only)", dynamic_int8(base), CPU),
             Variant("fake twin of the int8 kernel", twin, CPU)]
 
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 @torch.no_grad()
@@ -134,8 +125,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--precisions", nargs="+", default=["int8", "int6", "int4", "int2"])
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    ap.add_argument("--threads", type=int, default=default_threads())
+    add_device_args(ap)
     args = ap.parse_args()
     if min(args.reps, args.batch_size, args.threads) < 1 or args.warmup < 0:
         ap.error("--reps, --batch-size and --threads must be >= 1 and --warmup >= 0")
@@ -145,17 +135,13 @@ def parse_args() -> argparse.Namespace:
         ap.error(f"--precisions: {exc}")
     if bad:
         ap.error(f"--precisions takes int<b> names only, got {bad}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda: no CUDA device (torch.cuda.is_available() is False)")
+    check_device_args(ap, args)
     return args
 
 
 def main() -> None:
     args = parse_args()
-    device = pick_device(args.device)
-    torch.set_num_threads(args.threads)
-    load = os.getloadavg()[0]  # other work on the machine skews CPU figures; reported in setup
-    torch.manual_seed(0)
+    device, load = prepare(args)
     s = scenario(args)
     fd = federated_data(s.data, s.federation.num_clients, s.seed)
     base = initial_model(s, fd).eval()

@@ -17,13 +17,13 @@ OpenMP threads waiting on each other (see the load average in the setup line).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
 
+from bench_common import add_device_args, check_device_args, data_section, prepare, sync
 from fl_sim import components  # noqa: F401
 from fl_sim.clients.runtime import run_client
 from fl_sim.config.loader import validate_dict
@@ -38,9 +38,7 @@ NO_GPU = "GPU: not available on this machine (torch.cuda.is_available() is False
 
 
 def scenario(args: argparse.Namespace, device: str) -> Scenario:
-    data = {"source": "digits", "calibration_size": 128}
-    if args.data_path:
-        data = {"source": "idx", "path": args.data_path, "calibration_size": 256, "max_train_examples": 20000, "max_test_examples": 2000}
+    data = data_section(args.data_path)
     return validate_dict({
         "name": "bench-gpu", "seed": 0, "data": data, "federation": {"num_clients": args.clients},
         "training": {"epochs": args.epochs, "batch_size": args.batch_size},
@@ -48,14 +46,6 @@ def scenario(args: argparse.Namespace, device: str) -> Scenario:
     }, "bench")
 
 
-def default_threads() -> int:
-    """The torch default, capped by the CPUs this process may run on."""
-    return max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0))))
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def median_seconds(work: Callable[[], object], device: torch.device, repeats: int) -> float:
@@ -101,8 +91,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3, help="timed repetitions per device (median reported)")
     ap.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int4"])
-    ap.add_argument("--threads", type=int, default=default_threads())
+    add_device_args(ap, device=False)  # both devices are measured
     args = ap.parse_args()
+    check_device_args(ap, args)
     if min(args.epochs, args.batch_size, args.repeats, args.threads) < 1 or args.clients < 2:
         ap.error("--epochs, --batch-size, --repeats and --threads must be >= 1, --clients >= 2")
     try:
@@ -115,9 +106,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    torch.set_num_threads(args.threads)
-    load = os.getloadavg()[0]  # other work on the machine skews CPU figures; reported in setup
-    torch.manual_seed(0)
+    _, load = prepare(args)
     s = scenario(args, "cpu")
     fd = federated_data(s.data, s.federation.num_clients, s.seed)
     client = fd.clients[0]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from bench_common import add_device_args, check_device_args, data_section, prepare, sync
 from fl_sim import components  # noqa: F401
 from fl_sim.clients.local_training import LossFn, make_optimizer
 from fl_sim.clients.objective_attack import ObjectiveAttack
@@ -56,18 +57,12 @@ class Variant:
 
 
 def scenario(args: argparse.Namespace) -> Scenario:
-    data = {"source": "digits", "calibration_size": 128}
-    if args.data_path:
-        data = {"source": "idx", "path": args.data_path, "calibration_size": 256, "max_train_examples": 20000, "max_test_examples": 2000}
+    data = data_section(args.data_path)
     return validate_dict({
         "name": "bench-qat-step", "seed": 0, "data": data, "federation": {"num_clients": 10},
         "training": {"batch_size": args.batch_size, "qat": {"enabled": True, "bits": args.qat_bits}},
     }, "bench")
 
-
-def default_threads() -> int:
-    """The torch default, capped by the CPUs this process may run on."""
-    return max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0))))
 
 
 def behaviour_loss(name: str, params: dict, s: Scenario, fd: FederatedData, device: torch.device) -> LossFn:
@@ -104,10 +99,6 @@ def batches(fd: FederatedData, n: int, size: int, device: torch.device) -> list[
         out.append((x[idx].to(device), y[idx].to(device)))
     return out
 
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def timed_step(v: Variant, batch: Batch, device: torch.device) -> float:
@@ -165,25 +156,20 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--qat-bits", type=int, default=8, help="training.qat.bits of the honest QAT row")
     ap.add_argument("--activations", default="dynamic", choices=["dynamic", "calibrated"],
                     help="the attack's activation ranges (calibrated: a calibration pass inside each step)")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    ap.add_argument("--threads", type=int, default=default_threads())
+    add_device_args(ap)
     args = ap.parse_args()
     if min(args.steps, args.batch_size, args.threads) < 1 or args.warmup < 0:
         ap.error("--steps, --batch-size and --threads must be >= 1 and --warmup >= 0")
     bad = [b for b in [*args.bits, args.qat_bits] if not MIN_BITS <= b <= MAX_BITS]
     if bad:
         ap.error(f"bit widths must be in {MIN_BITS}..{MAX_BITS}, got {bad}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda: no CUDA device (torch.cuda.is_available() is False)")
+    check_device_args(ap, args)
     return args
 
 
 def main() -> None:
     args = parse_args()
-    device = pick_device(args.device)
-    torch.set_num_threads(args.threads)
-    load = os.getloadavg()[0]  # other work on the machine skews CPU figures; reported in setup
-    torch.manual_seed(0)
+    device, load = prepare(args)
     s = scenario(args)
     fd = federated_data(s.data, s.federation.num_clients, s.seed)
     variants = build_variants(args, s, fd, device)
