@@ -11,6 +11,7 @@ raylet, client actors), sampled every 0.2 s: `peak` over the whole run, and per 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import statistics
 import tempfile
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from fl_sim import components  # noqa: F401
 from fl_sim.config.loader import load_scenario
+from fl_sim.data.federated import _cached
 from fl_sim.memory import tree_rss_mb
 from fl_sim.runner import run_scenario
 
@@ -54,6 +56,8 @@ def measure(n: int, args: argparse.Namespace, extra: list[str] | None = None) ->
     s = load_scenario(SCENARIO, [f"federation.num_clients={n}", f"federation.rounds={args.rounds}",
                                  f"data.path={args.data_path}", *(extra or [])])
     logging.getLogger("flwr").setLevel(logging.WARNING)
+    _cached.cache_clear()  # each measurement starts without the previous one's data in this process
+    gc.collect()
     with tempfile.TemporaryDirectory() as tmp, PeakMemory() as mem:
         t0 = time.perf_counter()
         res = run_scenario(s, Path(tmp) / "run")

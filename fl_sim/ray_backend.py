@@ -30,8 +30,10 @@ def backend_config(s: Scenario, address: str | None = None, num_cpus: float | No
     """
     res = s.federation.client_resources
     init: dict[str, Any] = {"address": resolve_address(address), "logging_level": logging.ERROR,
-                            "log_to_driver": verbose}
-    if init["address"] == LOCAL and num_cpus is not None:
+                            "log_to_driver": verbose, "include_dashboard": False}
+    if init["address"] != LOCAL:
+        del init["include_dashboard"]  # a cluster's dashboard is the cluster's business
+    elif num_cpus is not None:
         init["num_cpus"] = max(1, int(num_cpus))
     return {"client_resources": {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus}, "init_args": init}
 

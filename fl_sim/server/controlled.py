@@ -17,7 +17,7 @@ import torch
 
 from fl_sim.cohort import sample_cohort
 from fl_sim.server.routing import Routing
-from fl_sim.server.payload_guard import GuardLimits, screen, structural_problem, update_norm
+from fl_sim.server.payload_guard import GuardLimits, screen, structural_problem, update_norms
 
 logger = logging.getLogger("fl_sim.server")
 PARTITION_KEY = "partition-id"
@@ -89,7 +89,7 @@ class ControlledSampling:
 
         keys = float_keys(self.fl_reference)
         pids = [self.fl_pid_of[m.metadata.src_node_id] for m in kept]
-        updates = torch.stack([flatten_update(m.content[self.arrayrecord_key].to_torch_state_dict(), self.fl_reference, keys) for m in kept])
+        updates = torch.stack([flatten_update(self.fl_decoded[id(m)], self.fl_reference, keys) for m in kept])
         counts = torch.tensor([_count(m, self.weighted_by_key) for m in kept], dtype=torch.float64)
         weights = self.fl_decide(updates, counts)
         if weights is not None:
@@ -102,10 +102,12 @@ class ControlledSampling:
         for m in ok:
             states.append(_decode(m, self.arrayrecord_key))
             counts.append(_count(m, self.weighted_by_key))
-        reasons, capped = screen(self.fl_reference, states, counts, self.fl_limits)
+        norms = update_norms(self.fl_reference, states)
+        reasons, capped = screen(self.fl_reference, states, counts, self.fl_limits, norms)
         kept: list[Message] = []
+        self.fl_decoded: dict[int, dict[str, torch.Tensor]] = {}  # id(kept message) -> its decoded state
         log["rejected"], log["capped"] = {}, {}
-        log["norm_ratio"] = _norm_ratios(self.fl_reference, [self.fl_pid_of[m.metadata.src_node_id] for m in ok], states)
+        log["norm_ratio"] = _norm_ratios([self.fl_pid_of[m.metadata.src_node_id] for m in ok], norms)
         for m, state, reason, n, c in zip(ok, states, reasons, counts, capped):
             pid = self.fl_pid_of[m.metadata.src_node_id]
             if reason is not None:
@@ -115,9 +117,11 @@ class ControlledSampling:
             if c != n:
                 logger.warning("client %d reported %s examples; capped at %s", pid, n, c)
                 log["capped"][pid] = [n, c]
-            m.content = RecordDict({self.arrayrecord_key: ArrayRecord(state),
+            # canonical form: only the arrays (which decoded to a well-formed model) and the count
+            m.content = RecordDict({self.arrayrecord_key: m.content[self.arrayrecord_key],
                                     "metrics": MetricRecord({self.weighted_by_key: c})})
             kept.append(m)
+            self.fl_decoded[id(m)] = state
         return kept
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
@@ -127,11 +131,11 @@ class ControlledSampling:
         return None
 
 
-def _norm_ratios(reference: dict[str, torch.Tensor], pids: list[int], states: list[dict[str, torch.Tensor] | None]) -> dict[int, float | None]:
+def _norm_ratios(pids: list[int], norms: list[float | None]) -> dict[int, float | None]:
     """Each well-formed reply's update norm over the round's median (what a norm screen sees)."""
-    norms = {p: update_norm(reference, s) for p, s in zip(pids, states) if s is not None and structural_problem(reference, s) is None}
-    med = statistics.median(norms.values()) if norms else 0.0
-    return {p: (n / med if med > 0 else None) for p, n in norms.items()}
+    known = {p: n for p, n in zip(pids, norms) if n is not None}
+    med = statistics.median(known.values()) if known else 0.0
+    return {p: (n / med if med > 0 else None) for p, n in known.items()}
 
 
 def _decode(m: Message, key: str) -> dict[str, torch.Tensor] | None:

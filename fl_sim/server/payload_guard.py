@@ -41,9 +41,17 @@ def update_norm(reference: State, state: State) -> float:
     return float(torch.sqrt(sum(((state[k].double() - reference[k].double()) ** 2).sum() for k in reference)))
 
 
-def screen(reference: State, states: list[State | None], counts: list[float], limits: GuardLimits) -> tuple[list[str | None], list[float]]:
+def update_norms(reference: State, states: list[State | None]) -> list[float | None]:
+    """Each state's update norm, None for one that is not a model of ``reference``'s architecture."""
+    return [update_norm(reference, s) if s is not None and structural_problem(reference, s) is None else None
+            for s in states]
+
+
+def screen(reference: State, states: list[State | None], counts: list[float], limits: GuardLimits,
+           norms: list[float | None] | None = None) -> tuple[list[str | None], list[float]]:
     """Per reply: the rejection reason (None = kept), and the (possibly capped) example counts.
-    A ``None`` state is one that could not even be decoded."""
+    A ``None`` state is one that could not even be decoded. ``norms``: the update norms if the
+    caller has them already (``update_norms``)."""
     reasons: list[str | None] = []
     for s, n in zip(states, counts):
         if s is None:
@@ -54,9 +62,10 @@ def screen(reference: State, states: list[State | None], counts: list[float], li
             reasons.append(structural_problem(reference, s))
     kept = [i for i, r in enumerate(reasons) if r is None]
     if kept:
-        norms = {i: update_norm(reference, states[i]) for i in kept}
-        med = statistics.median(norms.values())
-        for i, nrm in norms.items():
+        known = norms or [None] * len(states)
+        by_id = {i: known[i] if known[i] is not None else update_norm(reference, states[i]) for i in kept}
+        med = statistics.median(by_id.values())
+        for i, nrm in by_id.items():
             if med > 0 and nrm > limits.max_norm_ratio * med:
                 reasons[i] = f"update norm {nrm:.3g} exceeds {limits.max_norm_ratio:g} x the round median {med:.3g}"
     kept = [i for i, r in enumerate(reasons) if r is None]

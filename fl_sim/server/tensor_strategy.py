@@ -85,7 +85,8 @@ class TensorAggregation(FedAvg):
         reference = {k: v.detach().cpu() for k, v in self.fl_reference.items()}  # type: ignore[attr-defined]
         keys = float_keys(reference)
         pids = [self.fl_pid_of[m.metadata.src_node_id] for m in replies]  # type: ignore[attr-defined]
-        states = [m.content[self.arrayrecord_key].to_torch_state_dict() for m in replies]
+        decoded = getattr(self, "fl_decoded", {})  # the screen decoded these already
+        states = [decoded.get(id(m)) or m.content[self.arrayrecord_key].to_torch_state_dict() for m in replies]
         counts = [float(next(iter(m.content.metric_records.values()))[self.weighted_by_key]) for m in replies]
         order = sorted(range(len(pids)), key=pids.__getitem__)
         updates = torch.stack([flatten_update(states[i], reference, keys) for i in order]).to(self.fl_device)
