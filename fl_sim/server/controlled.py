@@ -17,7 +17,7 @@ import torch
 
 from fl_sim.cohort import sample_cohort
 from fl_sim.server.routing import Routing
-from fl_sim.server.payload_guard import GuardLimits, screen, structural_problem, update_norms
+from fl_sim.server.payload_guard import GuardLimits, inspect_states, screen, structural_problem
 
 logger = logging.getLogger("fl_sim.server")
 PARTITION_KEY = "partition-id"
@@ -102,8 +102,8 @@ class ControlledSampling:
         for m in ok:
             states.append(_decode(m, self.arrayrecord_key))
             counts.append(_count(m, self.weighted_by_key))
-        norms = update_norms(self.fl_reference, states)
-        reasons, capped = screen(self.fl_reference, states, counts, self.fl_limits, norms)
+        problems, norms = inspect_states(self.fl_reference, states)
+        reasons, capped = screen(self.fl_reference, states, counts, self.fl_limits, (problems, norms))
         kept: list[Message] = []
         self.fl_decoded: dict[int, dict[str, torch.Tensor]] = {}  # id(kept message) -> its decoded state
         log["rejected"], log["capped"] = {}, {}

@@ -7,6 +7,7 @@ are capped there (FedAvg must not trust them blindly)."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -21,8 +22,8 @@ class GuardLimits:
     max_examples_ratio: float = 10.0
 
 
-def structural_problem(reference: State, state: State) -> str | None:
-    """Why ``state`` cannot be a model of ``reference``'s architecture, or None."""
+def _shape_problem(reference: State, state: State) -> str | None:
+    """Why ``state``'s array names, shapes or dtypes do not match ``reference``'s, or None."""
     if set(state) != set(reference):
         missing, extra = sorted(set(reference) - set(state)), sorted(set(state) - set(reference))
         return f"array names differ (missing {missing[:3]}, unexpected {extra[:3]})"
@@ -32,42 +33,66 @@ def structural_problem(reference: State, state: State) -> str | None:
             return f"array {k!r} has shape {tuple(v.shape)}, expected {tuple(ref.shape)}"
         if v.dtype != ref.dtype:
             return f"array {k!r} has dtype {v.dtype}, expected {ref.dtype}"
-        if not torch.isfinite(v).all():
-            return f"array {k!r} holds NaN or Inf"
     return None
 
 
+def _non_finite(state: State) -> str | None:
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    return None if bad is None else f"array {bad!r} holds NaN or Inf"
+
+
+def structural_problem(reference: State, state: State) -> str | None:
+    """Why ``state`` cannot be a model of ``reference``'s architecture (names, shapes, dtypes,
+    finite values), or None."""
+    return _shape_problem(reference, state) or _non_finite(state)
+
+
 def update_norm(reference: State, state: State) -> float:
-    return float(torch.sqrt(sum(((state[k].double() - reference[k].double()) ** 2).sum() for k in reference)))
+    """||state - reference||_2 over every array, accumulated in float64."""
+    total = 0.0
+    for k, ref in reference.items():
+        v = state[k]
+        diff = v - ref if v.is_floating_point() else v.double() - ref.double()
+        total += float(torch.linalg.vector_norm(diff, dtype=torch.float64)) ** 2
+    return math.sqrt(total)
 
 
-def update_norms(reference: State, states: list[State | None]) -> list[float | None]:
-    """Each state's update norm, None for one that is not a model of ``reference``'s architecture."""
-    return [update_norm(reference, s) if s is not None and structural_problem(reference, s) is None else None
-            for s in states]
+def inspect_states(reference: State, states: list[State | None]) -> tuple[list[str | None], list[float | None]]:
+    """One pass over the replies: (why each cannot be a model of ``reference``, its update norm).
+    A finite reference and a finite float64 norm mean every value is finite, so the element-wise
+    finiteness check runs only for a reply whose norm is not."""
+    problems: list[str | None] = []
+    norms: list[float | None] = []
+    for s in states:
+        problem = "arrays could not be decoded" if s is None else _shape_problem(reference, s)
+        norm = update_norm(reference, s) if problem is None and s is not None else None
+        if norm is not None and not math.isfinite(norm):
+            problem, norm = _non_finite(s) or "update norm is not finite", None
+        problems.append(problem)
+        norms.append(norm)
+    return problems, norms
 
 
 def screen(reference: State, states: list[State | None], counts: list[float], limits: GuardLimits,
-           norms: list[float | None] | None = None) -> tuple[list[str | None], list[float]]:
+           inspected: tuple[list[str | None], list[float | None]] | None = None) -> tuple[list[str | None], list[float]]:
     """Per reply: the rejection reason (None = kept), and the (possibly capped) example counts.
-    A ``None`` state is one that could not even be decoded. ``norms``: the update norms if the
-    caller has them already (``update_norms``)."""
+    A ``None`` state is one that could not even be decoded. ``inspected``: ``inspect_states``'s
+    result, if the caller has it already."""
+    problems, norms = inspected or inspect_states(reference, states)
     reasons: list[str | None] = []
-    for s, n in zip(states, counts):
-        if s is None:
-            reasons.append("arrays could not be decoded")
+    for problem, n in zip(problems, counts):
+        if problem is not None:
+            reasons.append(problem)
         elif not (isinstance(n, (int, float)) and n > 0 and n == n and n != float("inf")):
             reasons.append(f"invalid example count {n!r}")
         else:
-            reasons.append(structural_problem(reference, s))
+            reasons.append(None)
     kept = [i for i, r in enumerate(reasons) if r is None]
     if kept:
-        known = norms or [None] * len(states)
-        by_id = {i: known[i] if known[i] is not None else update_norm(reference, states[i]) for i in kept}
-        med = statistics.median(by_id.values())
-        for i, nrm in by_id.items():
-            if med > 0 and nrm > limits.max_norm_ratio * med:
-                reasons[i] = f"update norm {nrm:.3g} exceeds {limits.max_norm_ratio:g} x the round median {med:.3g}"
+        med = statistics.median(norms[i] for i in kept)
+        for i in kept:
+            if med > 0 and norms[i] > limits.max_norm_ratio * med:
+                reasons[i] = f"update norm {norms[i]:.3g} exceeds {limits.max_norm_ratio:g} x the round median {med:.3g}"
     kept = [i for i, r in enumerate(reasons) if r is None]
     capped = list(counts)
     if kept:

@@ -68,3 +68,19 @@ def test_global_model_stays_finite(name, kind):
         assert log["capped"] == {0: [100000.0, 1000.0]}
     else:
         assert list(log["rejected"]) == [0]
+
+
+def test_update_norm_and_one_pass_inspection():
+    from fl_sim.server.payload_guard import inspect_states, update_norm
+
+    gen = torch.Generator().manual_seed(0)
+    ref = {"w": torch.randn(5, 3, generator=gen), "b": torch.randn(3, generator=gen), "n": torch.tensor([4])}
+    s = {k: (v + torch.randn(v.shape, generator=gen) if v.is_floating_point() else v + 2) for k, v in ref.items()}
+    exact = torch.sqrt(sum(((s[k].double() - ref[k].double()) ** 2).sum() for k in ref))
+    assert update_norm(ref, s) == pytest.approx(float(exact), rel=1e-6)  # the difference is taken in float32
+    inf = {**s, "b": torch.tensor([0.0, float("inf"), 1.0])}
+    wrong = {**s, "w": torch.zeros(3, 5)}
+    problems, norms = inspect_states(ref, [s, inf, wrong, None])
+    assert problems == [None, "array 'b' holds NaN or Inf", "array 'w' has shape (3, 5), expected (5, 3)",
+                        "arrays could not be decoded"]
+    assert norms[0] == pytest.approx(float(exact)) and norms[1:] == [None, None, None]
