@@ -50,3 +50,13 @@ def prepare(args: argparse.Namespace) -> tuple[torch.device, float]:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     return device, os.getloadavg()[0]  # other work on the machine skews CPU figures: reported in setup
+
+
+def setup(args: argparse.Namespace, scenario: Any) -> tuple[torch.device, float, Any, Any]:
+    """``prepare`` plus the scenario built from ``args`` and its federated data:
+    (device, load average, scenario, data)."""
+    from fl_sim.data.federated import federated_data
+
+    device, load = prepare(args)
+    s = scenario(args)
+    return device, load, s, federated_data(s.data, s.federation.num_clients, s.seed)

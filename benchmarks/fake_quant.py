@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bench_common import add_device_args, check_device_args, data_section, prepare, sync
+from bench_common import add_device_args, check_device_args, data_section, setup, sync
 from fl_sim import components  # noqa: F401
 from fl_sim.config.loader import validate_dict
 from fl_sim.config.schema import EvaluationConfig, QuantScope, Scenario
-from fl_sim.data.federated import FederatedData, federated_data
+from fl_sim.data.federated import FederatedData
 from fl_sim.evaluation.precisions import pick_device, precision_context
 from fl_sim.quantization.real_int8 import dynamic_int8, fake_dynamic_int8
 from fl_sim.quantization.spec import Granularity, PrecisionKind, parse_precision
@@ -141,9 +141,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    device, load = prepare(args)
-    s = scenario(args)
-    fd = federated_data(s.data, s.federation.num_clients, s.seed)
+    device, load, s, fd = setup(args, scenario)
     base = initial_model(s, fd).eval()
     x = fixed_batch(fd, args.batch_size)
     on_device = {CPU: x, device: x.to(device)}

@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bench_common import add_device_args, check_device_args, data_section, prepare, sync
+from bench_common import add_device_args, check_device_args, data_section, setup, sync
 from fl_sim import components  # noqa: F401
 from fl_sim.clients.local_training import LossFn, make_optimizer
 from fl_sim.clients.objective_attack import ObjectiveAttack
 from fl_sim.clients.registry import BEHAVIOURS, TrainContext
 from fl_sim.config.loader import validate_dict
 from fl_sim.config.schema import Scenario
-from fl_sim.data.federated import FederatedData, federated_data
+from fl_sim.data.federated import FederatedData
 from fl_sim.evaluation.precisions import pick_device
 from fl_sim.quantization.spec import MAX_BITS, MIN_BITS
 from fl_sim.seeding import torch_generator
@@ -169,9 +169,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    device, load = prepare(args)
-    s = scenario(args)
-    fd = federated_data(s.data, s.federation.num_clients, s.seed)
+    device, load, s, fd = setup(args, scenario)
     variants = build_variants(args, s, fd, device)
     run(variants, batches(fd, args.warmup + args.steps, args.batch_size, device), args.warmup, device)
     print(f"setup: device {device}, torch threads {torch.get_num_threads()} (load average {load:.1f}), "
