@@ -124,7 +124,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from fl_sim.sweep.sweep import SUMMARY, run_sweep
 
     spec = load_sweep(args.sweep)
-    out = Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name
+    out = (Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name).resolve()
     rows = run_sweep(spec, out, args.ray_address, args.report_only)
     unfinished = [r["cell"] for r in rows if r["status"] != DONE]
     print(f"{len(rows) - len(unfinished)} of {len(rows)} cells done; summary: {out / SUMMARY}")

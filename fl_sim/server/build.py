@@ -5,19 +5,13 @@ from __future__ import annotations
 from flwr.serverapp.strategy import Strategy
 
 from fl_sim.clients.faults import is_dropped
-from fl_sim.cohort import cohort_size
 from fl_sim.config.schema import Scenario
 from fl_sim.evaluation.precisions import pick_device
 from fl_sim.server.controlled import controlled
 from fl_sim.server.payload_guard import GuardLimits
-from fl_sim.server.routing import execution_nodes
+from fl_sim.server.routing import execution_nodes, scenario_cohort_size
 from fl_sim.server.strategy_registry import STRATEGIES
 from fl_sim.server.tensor_strategy import ServerSide, TensorSpec
-
-
-def scenario_cohort_size(s: Scenario) -> int:
-    f = s.federation
-    return cohort_size(f.num_clients, f.fraction_train, f.min_train_clients)
 
 
 def build_strategy(s: Scenario, node_of: dict[int, int] | None = None) -> Strategy:

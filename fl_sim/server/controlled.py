@@ -63,6 +63,12 @@ class ControlledSampling:
         return [m for m in replies if all(m is not x for x in lost)]
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        try:
+            return self._aggregate_screened(server_round, replies)
+        finally:
+            self.fl_decoded = {}  # the round's decoded models are not kept past aggregation
+
+    def _aggregate_screened(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         ordered = sorted(replies, key=lambda m: self.fl_pid_of.get(m.metadata.src_node_id, -1))
         log = self.fl_round_log.setdefault(server_round, {})
         ok = [m for m in ordered if not m.has_error()]

@@ -45,13 +45,14 @@ def initial_model(s: Scenario, data: FederatedData) -> torch.nn.Module:
         return build_model(s.model.name, data.num_classes, data.input_shape)
 
 
-def discover_partitions(grid: Grid, num_clients: int, timeout: float = 600.0) -> dict[int, int]:
-    """Ask every node for its index (``num_clients`` nodes: its partition id; fewer: its cohort
-    slot); return index -> node id."""
+def discover_partitions(grid: Grid, minimum: int, timeout: float = 600.0) -> dict[int, int]:
+    """Wait for at least ``minimum`` nodes, ask every connected node for its index (its
+    ``partition-id``: with a node per client, the client; with fewer nodes, a cohort slot);
+    return index -> node id. The indices must be 0..M-1 for the M nodes."""
     deadline = time.monotonic() + timeout
-    while len(ids := list(grid.get_node_ids())) < num_clients:
+    while len(ids := list(grid.get_node_ids())) < minimum:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(ids)} of {num_clients} client nodes connected within {timeout:.0f}s")
+            raise RuntimeError(f"only {len(ids)} of {minimum} client nodes connected within {timeout:.0f}s")
         time.sleep(0.05)
     msgs = [Message(RecordDict({"config": ConfigRecord({})}), message_type=MessageType.QUERY, dst_node_id=i) for i in ids]
     node_of: dict[int, int] = {}
@@ -59,8 +60,8 @@ def discover_partitions(grid: Grid, num_clients: int, timeout: float = 600.0) ->
         if reply.has_error():
             raise RuntimeError(f"node {reply.metadata.src_node_id} failed to report its partition: {reply.error.reason}")
         node_of[int(reply.content["info"][PARTITION_KEY])] = reply.metadata.src_node_id
-    if sorted(node_of) != list(range(num_clients)):
-        raise RuntimeError(f"nodes reported partitions {sorted(node_of)}, expected 0..{num_clients - 1}")
+    if sorted(node_of) != list(range(len(ids))):
+        raise RuntimeError(f"the {len(ids)} nodes reported indices {sorted(node_of)[:10]}..., expected 0..{len(ids) - 1}")
     return node_of
 
 

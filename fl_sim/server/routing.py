@@ -13,11 +13,16 @@ from fl_sim.cohort import cohort_size
 from fl_sim.config.schema import Scenario
 
 
-def execution_nodes(s: Scenario) -> int:
-    """How many Flower nodes run ``s``: one per client when all train every round, else one per
-    cohort slot."""
+def scenario_cohort_size(s: Scenario) -> int:
+    """How many clients train per round in ``s``."""
     f = s.federation
     return cohort_size(f.num_clients, f.fraction_train, f.min_train_clients)
+
+
+def execution_nodes(s: Scenario) -> int:
+    """How many Flower nodes run ``s``: one per client when all train every round, else one per
+    cohort slot (the cohort size either way)."""
+    return scenario_cohort_size(s)
 
 
 class Routing:

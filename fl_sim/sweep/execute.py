@@ -5,6 +5,7 @@ rebuilt from every cell's results.json at the end."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fl_sim.errors import UserError
 from fl_sim.sweep.grid import Cell
 
 RESULTS = "results.json"
@@ -48,14 +50,20 @@ def cell_command(cell: Cell, run_dir: Path, num_cpus: float) -> list[str]:
     return base + [cell.scenario, *sets, "--out", str(run_dir), "--force"] + cpus
 
 
+def _load_prctl() -> Callable[..., int] | None:
+    try:  # looked up here, in the parent: a forked child of a threaded process should only make the call
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Linux: the cell's run is killed when its Ray worker dies (a cancelled sweep leaves no orphans)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def run_cell(cell: Cell, run_dir: Path, num_cpus: float, env: dict[str, str], cwd: str) -> CellOutcome:
@@ -87,11 +95,23 @@ def _ray_init(address: str | None, num_cpus: int | None) -> None:
     from fl_sim.ray_backend import LOCAL, resolve_address
 
     addr = resolve_address(address)
-    kwargs: dict[str, Any] = {"address": addr, "logging_level": logging.ERROR, "log_to_driver": False,
-                              "include_dashboard": False}
-    if addr == LOCAL and num_cpus is not None:
-        kwargs["num_cpus"] = num_cpus
-    ray.init(**kwargs)
+    kwargs: dict[str, Any] = {"address": addr, "logging_level": logging.ERROR, "log_to_driver": False}
+    if addr == LOCAL:
+        kwargs["include_dashboard"] = False
+        if num_cpus is not None:
+            kwargs["num_cpus"] = num_cpus
+    try:
+        ray.init(**kwargs)
+    except Exception as exc:  # unreachable address, no cluster there, version mismatch
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot start or reach Ray at {addr}: {first}") from None
+
+
+def largest_node_cpus() -> float:
+    """The most CPUs any live node of the connected Ray cluster has."""
+    import ray
+
+    return max((float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")), default=0.0)
 
 
 def run_cells(cells: list[Cell], out: Path, parallel: int, cell_cpus: float, address: str | None,
@@ -103,6 +123,9 @@ def run_cells(cells: list[Cell], out: Path, parallel: int, cell_cpus: float, add
     cwd = os.getcwd()
     _ray_init(address, None)
     try:
+        if cell_cpus > largest_node_cpus():
+            raise UserError(f"cell_cpus {cell_cpus:g} is more than any Ray node has ({largest_node_cpus():g} CPUs): "
+                            "no cell could ever be scheduled")
         task = ray.remote(run_cell).options(num_cpus=cell_cpus, max_retries=0)
         pending: dict[Any, Cell] = {}
         queue = list(cells)

@@ -23,19 +23,55 @@ SUMMARY = "summary.md"
 NOT_RUN = "not run"
 
 
-def validate_cells(cells: list[Cell]) -> None:
+def validate_cells(cells: list[Cell], cell_cpus: float) -> dict[str, dict[str, Any]]:
     """Load every cell's scenario with its overrides and build its strategy: a bad key or value
-    stops the sweep before any cell runs, naming the cell."""
+    stops the sweep before any cell runs, naming the cell. Returns each cell's resolved scenario
+    (as its run will record it)."""
     from fl_sim import components  # noqa: F401
     from fl_sim.config.loader import load_scenario
+    from fl_sim.runner import with_absolute_data_path
     from fl_sim.server.build import build_strategy
 
+    resolved: dict[str, dict[str, Any]] = {}
     for cell in cells:
         try:
             s = load_scenario(cell.scenario, cell.overrides)
             build_strategy(s)
         except (UserError, ValueError) as exc:
             raise UserError(f"cell {cell.id}: {exc}") from None
+        need = s.federation.client_resources.num_cpus
+        if need > cell_cpus:
+            raise UserError(f"cell {cell.id}: its clients need {need:g} CPUs each, more than cell_cpus {cell_cpus:g}")
+        resolved[cell.id] = with_absolute_data_path(s).model_dump(mode="json")
+    return resolved
+
+
+def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    """The dotted key of the first place where ``a`` and ``b`` differ, or None if they are equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            where = first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if where is not None:
+                return where
+        return None
+    return None if a == b else (prefix.rstrip(".") or "(the whole scenario)")
+
+
+def check_existing(cells: list[Cell], out: Path, resolved: dict[str, dict[str, Any]]) -> None:
+    """A cell's existing run (finished or interrupted) must be of the scenario the sweep now asks
+    for; otherwise its results would be reported as this sweep's."""
+    from fl_sim.runner import SCENARIO_FILE, staging_dir
+
+    for cell in cells:
+        run_dir = cell_dir(out, cell)
+        for path, key in ((run_dir / RESULTS, "scenario"), (staging_dir(run_dir) / SCENARIO_FILE, None)):
+            if not path.is_file():
+                continue
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            where = first_difference(stored[key] if key else stored, resolved[cell.id])
+            if where is not None:
+                raise UserError(f"cell {cell.id} in {out} was run with a different scenario ({where} differs): "
+                                "use another --out, or delete that cell's directory to rerun it")
 
 
 def _progress(line: str) -> None:
@@ -73,7 +109,7 @@ def run_sweep(spec: SweepSpec, out: Path, address: str | None = None, report_onl
               progress: Callable[[str], None] = _progress) -> list[dict[str, Any]]:
     """Run the sweep's unfinished cells and (re)write its reports; returns the table's rows."""
     cells = expand(spec)
-    validate_cells(cells)
+    check_existing(cells, out, validate_cells(cells, spec.cell_cpus))
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "sweep.json", spec.model_dump(mode="json"))
     todo = [] if report_only else [c for c in cells if not is_finished(out, c)]
