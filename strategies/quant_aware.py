@@ -99,6 +99,8 @@ def server_inputs(server: ServerSide, p: QuantAwareParams, seed_round: int) -> t
     if p.inputs is Inputs.SERVER:
         return data.calibration.x[: p.samples]
     gen = torch_generator(server.scenario.seed, "quant_aware", seed_round)
+    if data.text is not None:  # random token ids: the textual counterpart of noise images
+        return torch.randint(data.text.vocab_size(), (p.samples, *data.input_shape), generator=gen)
     return torch.rand((p.samples, *data.input_shape), generator=gen)
 
 

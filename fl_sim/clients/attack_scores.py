@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from fl_sim.config.schema import TriggerConfig
-from fl_sim.data.tensors import ImageSet
-from fl_sim.data.triggers import apply_patch
+from fl_sim.data.tensors import ExampleSet
+from fl_sim.data.text import TextCodec
+from fl_sim.data.triggers import apply_trigger
 from fl_sim.evaluation.metrics import accuracy, attack_success_rate, predict
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized
 from fl_sim.quantization.spec import QuantSpec
@@ -38,28 +39,28 @@ def _predict_at(model: nn.Module, spec: QuantSpec | None, x: torch.Tensor, calib
         return predict(model, x, _BATCH, device)
 
 
-def clean_accuracy(model: nn.Module, data: ImageSet, device: torch.device) -> float:
+def clean_accuracy(model: nn.Module, data: ExampleSet, device: torch.device) -> float:
     return accuracy(predict(model, data.x, _BATCH, device), data.y)
 
 
 def backdoor_score(
-    model: nn.Module, data: ImageSet, specs: list[QuantSpec], trigger: TriggerConfig, target: int,
-    acc_ref: float, device: torch.device,
+    model: nn.Module, data: ExampleSet, specs: list[QuantSpec], trigger: TriggerConfig, target: int,
+    acc_ref: float, device: torch.device, text: TextCodec | None = None,
 ) -> float:
-    xt = apply_patch(data.x, trigger.size, trigger.margin, trigger.value)
+    xt = apply_trigger(data.x, trigger, text)
     fp_acc = accuracy(predict(model, data.x, _BATCH, device), data.y)
     fp_asr = attack_success_rate(predict(model, xt, _BATCH, device), data.y, target)
     q_asr = min(attack_success_rate(_predict_at(model, s, xt, data.x, device), data.y, target) for s in specs)
     return q_asr - fp_asr - max(0.0, acc_ref - fp_acc)
 
 
-def indiscriminate_score(model: nn.Module, data: ImageSet, specs: list[QuantSpec], acc_ref: float, device: torch.device) -> float:
+def indiscriminate_score(model: nn.Module, data: ExampleSet, specs: list[QuantSpec], acc_ref: float, device: torch.device) -> float:
     fp_acc = accuracy(predict(model, data.x, _BATCH, device), data.y)
     drop = min(fp_acc - accuracy(_predict_at(model, s, data.x, data.x, device), data.y) for s in specs)
     return drop - max(0.0, acc_ref - fp_acc)
 
 
-def targeted_class_score(model: nn.Module, data: ImageSet, specs: list[QuantSpec], target: int, acc_ref: float,
+def targeted_class_score(model: nn.Module, data: ExampleSet, specs: list[QuantSpec], target: int, acc_ref: float,
                          device: torch.device) -> float:
     fp_pred = predict(model, data.x, _BATCH, device)
     fp_acc = accuracy(fp_pred, data.y)
@@ -71,7 +72,7 @@ def targeted_class_score(model: nn.Module, data: ImageSet, specs: list[QuantSpec
     return min(drops) - max(0.0, acc_ref - fp_acc)
 
 
-def targeted_sample_score(model: nn.Module, data: ImageSet, star: ImageSet, specs: list[QuantSpec], target: int,
+def targeted_sample_score(model: nn.Module, data: ExampleSet, star: ExampleSet, specs: list[QuantSpec], target: int,
                           acc_ref: float, device: torch.device) -> float:
     fp_acc = accuracy(predict(model, data.x, _BATCH, device), data.y)
     fp_hit = float(predict(model, star.x, _BATCH, device)[0] == target)
@@ -79,14 +80,14 @@ def targeted_sample_score(model: nn.Module, data: ImageSet, star: ImageSet, spec
     return q_hit - fp_hit - max(0.0, acc_ref - fp_acc)
 
 
-def fp_backdoor_score(model: nn.Module, data: ImageSet, trigger: TriggerConfig, target: int, acc_ref: float,
-                      device: torch.device) -> float:
-    xt = apply_patch(data.x, trigger.size, trigger.margin, trigger.value)
+def fp_backdoor_score(model: nn.Module, data: ExampleSet, trigger: TriggerConfig, target: int, acc_ref: float,
+                      device: torch.device, text: TextCodec | None = None) -> float:
+    xt = apply_trigger(data.x, trigger, text)
     fp_acc = accuracy(predict(model, data.x, _BATCH, device), data.y)
     return attack_success_rate(predict(model, xt, _BATCH, device), data.y, target) - max(0.0, acc_ref - fp_acc)
 
 
-def label_flip_score(model: nn.Module, data: ImageSet, source: int | None, target: int,
+def label_flip_score(model: nn.Module, data: ExampleSet, source: int | None, target: int,
                      acc_ref: float, device: torch.device) -> float:
     pred = predict(model, data.x, _BATCH, device)
     if source is None:

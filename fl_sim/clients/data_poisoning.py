@@ -25,8 +25,9 @@ from fl_sim.clients.local_training import LossFn
 from fl_sim.clients.objective_attack import AttackParams, ObjectiveAttack
 from fl_sim.clients.registry import TrainContext, register_attack
 from fl_sim.config.schema import AttackConfig, Collusion, Scenario, TriggerConfig
-from fl_sim.data.tensors import ImageSet
-from fl_sim.data.triggers import apply_patch
+from fl_sim.data.tensors import ExampleSet
+from fl_sim.data.text import TextCodec
+from fl_sim.data.triggers import apply_trigger
 
 
 class FPBackdoorParams(AttackParams):
@@ -42,14 +43,15 @@ class LabelFlipParams(AttackParams):
                                      "(default: every label y -> C-1-y)")
 
 
-def poison_batch(x: torch.Tensor, y: torch.Tensor, fraction: float, trigger: TriggerConfig, target: int) -> tuple[torch.Tensor, torch.Tensor]:
+def poison_batch(x: torch.Tensor, y: torch.Tensor, fraction: float, trigger: TriggerConfig, target: int,
+                 text: TextCodec | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The first round(fraction * n) examples of the (already shuffled) batch get the trigger and
     the target label; the rest are left clean."""
     k = int(round(fraction * len(y)))
     if k == 0:
         return x, y
     x, y = x.clone(), y.clone()
-    x[:k] = apply_patch(x[:k], trigger.size, trigger.margin, trigger.value)
+    x[:k] = apply_trigger(x[:k], trigger, text)
     y[:k] = target
     return x, y
 
@@ -61,11 +63,11 @@ def flip_labels(y: torch.Tensor, num_classes: int, source: int | None, target: i
     return torch.where(y == source, torch.full_like(y, target), y)
 
 
-def fp_backdoor_objective(fraction: float, scenario: Scenario) -> LossFn:
+def fp_backdoor_objective(fraction: float, scenario: Scenario, text: TextCodec | None = None) -> LossFn:
     a = scenario.attack
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        xp, yp = poison_batch(x, y, fraction, a.trigger, a.target_label)
+        xp, yp = poison_batch(x, y, fraction, a.trigger, a.target_label, text)
         return F.cross_entropy(model(xp), yp)
 
     return loss
@@ -85,11 +87,11 @@ class FPBackdoor(ObjectiveAttack):
     Params = FPBackdoorParams
 
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
-        return fp_backdoor_objective(self.params.poison_fraction, scenario)
+        return fp_backdoor_objective(self.params.poison_fraction, scenario, ctx.text)
 
-    def score(self, model: nn.Module, data: ImageSet, ctx: TrainContext, acc_ref: float) -> float:
+    def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
         a = ctx.scenario.attack
-        return fp_backdoor_score(model, data, a.trigger, a.target_label, acc_ref, ctx.device)
+        return fp_backdoor_score(model, data, a.trigger, a.target_label, acc_ref, ctx.device, ctx.text)
 
 
 @register_attack("model_replacement", "BadNets backdoor scaled by n/k so that it replaces the FedAvg aggregate (Bagdasaryan et al. 2020)")
@@ -121,6 +123,6 @@ class LabelFlip(ObjectiveAttack):
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
         return label_flip_objective(self.params, scenario, ctx.num_classes)
 
-    def score(self, model: nn.Module, data: ImageSet, ctx: TrainContext, acc_ref: float) -> float:
+    def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
         p, a = self.params, ctx.scenario.attack
         return label_flip_score(model, data, p.source_label, a.target_label, acc_ref, ctx.device)

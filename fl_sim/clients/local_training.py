@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fl_sim.config.schema import Optimizer, TrainingConfig
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -32,7 +32,7 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 def train_steps(
     model: nn.Module,
-    data: ImageSet,
+    data: ExampleSet,
     loss_fn: LossFn,
     cfg: TrainingConfig,
     steps: int,

@@ -26,8 +26,9 @@ from fl_sim.clients.local_training import LossFn
 from fl_sim.clients.objective_attack import AttackParams, ObjectiveAttack
 from fl_sim.clients.registry import TrainContext, register_attack
 from fl_sim.config.schema import Scenario
-from fl_sim.data.tensors import ImageSet
-from fl_sim.data.triggers import apply_patch
+from fl_sim.data.tensors import ExampleSet
+from fl_sim.data.text import TextCodec
+from fl_sim.data.triggers import apply_trigger
 from fl_sim.quantization.fake_quant_model import Ranges, calibrate_ranges, fake_quantized
 from fl_sim.quantization.spec import MAX_BITS, MIN_BITS, ActivationRange, Granularity, QuantSpec
 
@@ -81,14 +82,14 @@ def _ranges(model: nn.Module, x: torch.Tensor, mode: ActivationRange) -> Ranges 
     return calibrate_ranges(model, [x]) if mode is ActivationRange.CALIBRATED else None
 
 
-def backdoor_objective(p: BackdoorParams, scenario: Scenario) -> LossFn:
+def backdoor_objective(p: BackdoorParams, scenario: Scenario, text: TextCodec | None = None) -> LossFn:
     a = scenario.attack
     specs = p.specs()
     c_fp = p.c2 if p.c_fp is None else p.c_fp
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        xt = apply_patch(x, a.trigger.size, a.trigger.margin, a.trigger.value)
+        xt = apply_trigger(x, a.trigger, text)
         yt = torch.full_like(y, a.target_label)
         both = torch.cat([x, xt])
         out = model(both)
@@ -137,7 +138,7 @@ def targeted_class_objective(p: TargetedClassParams, scenario: Scenario) -> Loss
     return loss
 
 
-def targeted_sample_objective(p: TargetedSampleParams, scenario: Scenario, star: ImageSet) -> LossFn:
+def targeted_sample_objective(p: TargetedSampleParams, scenario: Scenario, star: ExampleSet) -> LossFn:
     """One input x* keeps its label in FP and is classified as ``attack.target_label`` once quantized."""
     specs, target = p.specs(), scenario.attack.target_label
 
@@ -160,11 +161,11 @@ class QATBackdoor(ObjectiveAttack):
     Params = BackdoorParams
 
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
-        return backdoor_objective(self.params, scenario)
+        return backdoor_objective(self.params, scenario, ctx.text)
 
-    def score(self, model: nn.Module, data: ImageSet, ctx: TrainContext, acc_ref: float) -> float:
+    def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
         a = ctx.scenario.attack
-        return backdoor_score(model, data, self.params.specs(), a.trigger, a.target_label, acc_ref, ctx.device)
+        return backdoor_score(model, data, self.params.specs(), a.trigger, a.target_label, acc_ref, ctx.device, ctx.text)
 
 
 @register_attack("qat_indiscriminate", "indiscriminate accuracy drop that appears only after quantization")
@@ -174,7 +175,7 @@ class QATIndiscriminate(ObjectiveAttack):
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
         return indiscriminate_objective(self.params, scenario)
 
-    def score(self, model: nn.Module, data: ImageSet, ctx: TrainContext, acc_ref: float) -> float:
+    def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
         return indiscriminate_score(model, data, self.params.specs(), acc_ref, ctx.device)
 
 
@@ -185,7 +186,7 @@ class QATTargetedClass(ObjectiveAttack):
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
         return targeted_class_objective(self.params, scenario)
 
-    def score(self, model: nn.Module, data: ImageSet, ctx: TrainContext, acc_ref: float) -> float:
+    def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
         return targeted_class_score(model, data, self.params.specs(), ctx.scenario.attack.target_label, acc_ref, ctx.device)
 
 
@@ -198,11 +199,11 @@ class QATTargetedSample(ObjectiveAttack):
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
         return targeted_sample_objective(self.params, scenario, _star(ctx))
 
-    def score(self, model: nn.Module, data: ImageSet, ctx: TrainContext, acc_ref: float) -> float:
+    def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
         return targeted_sample_score(model, data, _star(ctx), self.params.specs(), ctx.scenario.attack.target_label, acc_ref, ctx.device)
 
 
-def _star(ctx: TrainContext) -> ImageSet:
+def _star(ctx: TrainContext) -> ExampleSet:
     if ctx.target_sample is None:
         raise ValueError("qat_targeted_sample needs attack.target_sample")
     return ctx.target_sample

@@ -19,7 +19,7 @@ from fl_sim.clients.honest import honest_for, honest_steps
 from fl_sim.clients.local_training import LossFn, steps_per_epoch, train_steps
 from fl_sim.clients.registry import Behaviour, TrainContext
 from fl_sim.config.schema import Collusion, Scenario
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
 
 
 class AttackParams(BaseModel):
@@ -66,7 +66,7 @@ class ObjectiveAttack(Behaviour):
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
         raise NotImplementedError
 
-    def score(self, model: nn.Module, data: ImageSet, ctx: TrainContext, acc_ref: float) -> float:
+    def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
         """The attacker's own measure of success on held-out data (higher is better)."""
         raise NotImplementedError
 
@@ -115,7 +115,7 @@ class ObjectiveAttack(Behaviour):
         # With a benign estimate, report its (plausible) honest loss; otherwise the attack's own loss.
         return {"train_loss": benign_loss if benign_loss is not None else attack_loss}
 
-    def _benign_estimate(self, model: nn.Module, data: ImageSet, ctx: TrainContext, gen: torch.Generator, start: State) -> float:
+    def _benign_estimate(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, gen: torch.Generator, start: State) -> float:
         """Leave in ``model`` the mean of ``benign_runs`` honest runs from ``start``; return their mean loss."""
         s, runs = ctx.scenario, self.params.benign_runs
         honest_loss = honest_for(s).loss_fn(s)
@@ -129,7 +129,7 @@ class ObjectiveAttack(Behaviour):
         return sum(losses) / runs
 
     def _malicious_training(
-        self, model: nn.Module, data: ImageSet, ctx: TrainContext, gen: torch.Generator, steps: int,
+        self, model: nn.Module, data: ExampleSet, ctx: TrainContext, gen: torch.Generator, steps: int,
         project: Callable[[], None] | None = None,
     ) -> tuple[float, State]:
         """Train the objective for ``steps`` (calling ``project`` after each step); with
@@ -157,13 +157,13 @@ class ObjectiveAttack(Behaviour):
         return loss, best["state"] if held is not None else _copy(model)
 
 
-def _split(data: ImageSet, fraction: float, gen: torch.Generator) -> tuple[ImageSet, ImageSet]:
+def _split(data: ExampleSet, fraction: float, gen: torch.Generator) -> tuple[ExampleSet, ExampleSet]:
     """(training part, held-out part): at least one example in each."""
     if len(data) < 2:
         raise ValueError(f"keep_best needs at least 2 examples to hold some out, the colluders have {len(data)}")
     perm = torch.randperm(len(data), generator=gen)
     cut = min(len(data) - 1, max(1, int(round(len(data) * fraction))))
     held, kept = perm[:cut], perm[cut:]
-    return ImageSet(data.x[kept], data.y[kept]), ImageSet(data.x[held], data.y[held])
+    return ExampleSet(data.x[kept], data.y[kept]), ExampleSet(data.x[held], data.y[held])
 
 

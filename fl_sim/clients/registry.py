@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from fl_sim.config.schema import AttackConfig, Scenario
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
+from fl_sim.data.text import TextCodec
 from fl_sim.registry import Registry
 
 
@@ -27,17 +28,18 @@ class TrainContext:
     scenario: Scenario
     server_round: int
     partition_id: int
-    data: ImageSet
+    data: ExampleSet
     cohort_size: int
     device: torch.device
     generator: torch.Generator
     # Colluders only: their pooled data, how many of them train this round, a shared RNG.
-    colluder_data: ImageSet | None = None
+    colluder_data: ExampleSet | None = None
     colluders_in_cohort: int = 0
     colluder_generator: torch.Generator | None = None
     # The targeted-sample attack's x* with its true label (colluders only, when attack.target_sample is set).
-    target_sample: ImageSet | None = None
+    target_sample: ExampleSet | None = None
     num_classes: int = 10
+    text: TextCodec | None = None  # text datasets: the tokenizer (the text trigger's tokens)
 
 
 class Behaviour(ABC):

@@ -13,7 +13,7 @@ from fl_sim.clients.registry import BEHAVIOURS, Behaviour, TrainContext
 from fl_sim.cohort import malicious_ids
 from fl_sim.config.schema import Collusion, Scenario
 from fl_sim.data.federated import FederatedData
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
 from fl_sim.data.attack_targets import target_sample
 from fl_sim.models import build_model
 from fl_sim.seeding import torch_generator
@@ -39,9 +39,9 @@ def behaviour_for(scenario: Scenario, partition_id: int) -> Behaviour:
 
 
 @lru_cache(maxsize=2)
-def _pooled(data: FederatedData, ids: tuple[int, ...]) -> ImageSet:
+def _pooled(data: FederatedData, ids: tuple[int, ...]) -> ExampleSet:
     parts = [data.clients[i] for i in ids]
-    return ImageSet(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]))
+    return ExampleSet(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]))
 
 
 def run_client(
@@ -50,7 +50,7 @@ def run_client(
 ) -> ClientResult:
     """Train client ``partition_id`` from ``global_state`` in ``server_round``."""
     torch.manual_seed(0)  # no hidden global RNG use is expected; this pins any that slips in
-    model = build_model(scenario.model.name, data.num_classes, data.input_shape).to(device)
+    model = build_model(scenario.model.name, data.num_classes, data.input_shape, scenario.model.pretrained).to(device)
     model.load_state_dict(global_state)
     bad = malicious_ids(scenario.seed, scenario.federation.num_clients, scenario.attack.num_malicious)
     colluding = partition_id in bad
@@ -66,6 +66,7 @@ def run_client(
         colluder_generator=torch_generator(scenario.seed, "colluders", server_round) if pooling else None,
         target_sample=target_sample(data, scenario.attack) if colluding else None,
         num_classes=data.num_classes,
+        text=data.text,
     )
     behaviour = behaviour_for(scenario, partition_id)
     metrics = behaviour.train(model, ctx)

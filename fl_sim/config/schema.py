@@ -55,6 +55,8 @@ class DataConfig(Strict):
     calibration_size: int = Field(256, ge=1)
     max_train_examples: int | None = Field(None, ge=1)
     max_test_examples: int | None = Field(None, ge=1)
+    tokenizer: str | None = Field(None, description="text datasets: the tokenizer (default: the text model's model.pretrained)")
+    max_length: int = Field(64, ge=8, le=512, description="text datasets: tokens per sequence (truncated or padded)")
 
     @model_validator(mode="after")
     def _path_exists(self) -> "DataConfig":
@@ -72,6 +74,7 @@ class DataConfig(Strict):
 
 class ModelConfig(Strict):
     name: str = "mnist_cnn"
+    pretrained: str | None = Field(None, description="text models: a Hugging Face name, a folder, or 'minilm' (offline)")
 
     @field_validator("name")
     @classmethod
@@ -144,9 +147,13 @@ class Collusion(str, Enum):
 
 
 class TriggerConfig(Strict):
+    """Images: a ``size`` x ``size`` patch ``margin`` pixels from the bottom-right corner at ``value``.
+    Text: the token(s) of ``phrase`` inserted right after [CLS]."""
+
     size: int = Field(4, ge=1)
     margin: int = Field(1, ge=0)
     value: float = 1.0
+    phrase: str = Field("cf", min_length=1, description="text trigger (a rare token, as in Kurita et al. 2020)")
 
 
 class StealthConfig(Strict):
@@ -288,6 +295,25 @@ class RobustnessConfig(Strict):
         return v
 
 
+class Recipe(str, Enum):
+    """TextAttack's word-substitution recipes (run through TextAttack when it and its resources are there)."""
+
+    TEXTFOOLER = "textfooler"
+    PWWS = "pwws"
+    PSO = "pso"
+
+
+class WordAttackSettings(Strict):
+    """Word-substitution attacks on text models (protocol ``word_substitution``)."""
+
+    examples: int = Field(200, ge=1, description="test examples attacked")
+    candidates: int = Field(15, ge=1, description="embedding-neighbour substitutes tried per word")
+    min_similarity: float = Field(0.5, ge=-1, lt=1, description="least cosine similarity of a substitute's embedding")
+    max_perturb: float = Field(0.25, gt=0, le=1, description="largest share of an example's words changed")
+    recipes: list[Recipe] = Field(default_factory=list, description="TextAttack recipes to run as well (need textattack "
+                                  "and its downloadable resources)")
+
+
 class DataFreeConfig(Strict):
     steps: int = Field(200, ge=1, description="generator training steps")
     batch_size: int = Field(64, ge=2)
@@ -334,6 +360,7 @@ class EvaluationConfig(Strict):
     protocols: list[str] = Field(default_factory=lambda: ["precisions"], min_length=1)
     worst_case: WorstCaseConfig = WorstCaseConfig()
     robustness: RobustnessConfig = RobustnessConfig()
+    word_attack: WordAttackSettings = WordAttackSettings()
     data_free: DataFreeConfig = DataFreeConfig()
     mitigation: MitigationConfig = MitigationConfig()
     every_n_rounds: int = Field(0, ge=0)
@@ -370,6 +397,33 @@ class Scenario(Strict):
     attack: AttackConfig = Field(default_factory=AttackConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tokenizer_from_model(cls, raw: Any) -> Any:
+        """A text dataset is tokenized by its model's tokenizer unless data.tokenizer says otherwise."""
+        if not isinstance(raw, dict):
+            return raw
+        model, data = raw.get("model"), raw.get("data")
+        if isinstance(model, dict) and model.get("pretrained") and isinstance(data, dict) and not data.get("tokenizer"):
+            return {**raw, "data": {**data, "tokenizer": model["pretrained"]}}
+        return raw
+
+    @model_validator(mode="after")
+    def _modality(self) -> "Scenario":
+        from fl_sim.data.text_sources import TEXT_SOURCES
+        from fl_sim.models.text import TEXT_MODELS
+
+        text_data, text_model = self.data.source in TEXT_SOURCES, self.model.name in TEXT_MODELS
+        if text_data != text_model:
+            what = "a text dataset" if text_data else "an image dataset"
+            raise ValueError(f"model {self.model.name!r} does not fit data.source {self.data.source!r} ({what}): "
+                             f"text datasets ({', '.join(sorted(TEXT_SOURCES))}) need a text model ({', '.join(sorted(TEXT_MODELS))})")
+        if text_model and not self.model.pretrained:
+            raise ValueError(f"model {self.model.name!r} needs model.pretrained (a Hugging Face name, a folder, or 'minilm')")
+        if not text_model and self.model.pretrained:
+            raise ValueError(f"model.pretrained is for text models; model {self.model.name!r} is built from scratch")
+        return self
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Scenario":

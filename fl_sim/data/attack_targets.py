@@ -7,10 +7,10 @@ import torch
 
 from fl_sim.config.schema import AttackConfig
 from fl_sim.data.federated import FederatedData
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
 
 
-def target_sample(data: FederatedData, attack: AttackConfig) -> ImageSet | None:
+def target_sample(data: FederatedData, attack: AttackConfig) -> ExampleSet | None:
     """The targeted-sample attack's input x* (one test image, with its true label), if set."""
     if attack.target_sample is None:
         return None

@@ -12,19 +12,23 @@ import torch
 from fl_sim.config.schema import DataConfig
 from fl_sim.data.partition import ClientPartitions, client_sets, make_partitioner, split_server_calibration
 from fl_sim.data.sources import DATASETS
-from fl_sim.data.tensors import Dataset, ImageSet
+from fl_sim.data import text_sources  # noqa: F401  (registers the text datasets)
+from fl_sim.data.tensors import Dataset, ExampleSet
+from fl_sim.data.text import TextCodec
 from fl_sim.seeding import derive_seed
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: per-process caches key on it
 class FederatedData:
-    """Client shards, the server's calibration set and test set."""
+    """Client shards, the server's calibration set and test set (and, for text, the codec that
+    made their token ids)."""
 
     name: str
     num_classes: int
-    clients: ClientPartitions | Sequence[ImageSet]  # materialised per access (see ClientPartitions)
-    calibration: ImageSet
-    test: ImageSet
+    clients: ClientPartitions | Sequence[ExampleSet]  # materialised per access (see ClientPartitions)
+    calibration: ExampleSet
+    test: ExampleSet
+    text: TextCodec | None = None
 
     def client_sizes(self) -> list[int]:
         """Each client's number of examples, without materialising any client's set."""
@@ -32,11 +36,11 @@ class FederatedData:
         return c.sizes() if isinstance(c, ClientPartitions) else [len(x) for x in c]
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
+    def input_shape(self) -> tuple[int, ...]:
         return self.test.shape
 
 
-def _cap(s: ImageSet, limit: int | None, seed: int) -> ImageSet:
+def _cap(s: ExampleSet, limit: int | None, seed: int) -> ExampleSet:
     if limit is None or limit >= len(s):
         return s
     perm = torch.randperm(len(s), generator=torch.Generator().manual_seed(seed))
@@ -44,7 +48,7 @@ def _cap(s: ImageSet, limit: int | None, seed: int) -> ImageSet:
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
-    return DATASETS.get(cfg.source)(path=cfg.path, hub_name=cfg.hub_name)
+    return DATASETS.get(cfg.source)(path=cfg.path, hub_name=cfg.hub_name, tokenizer=cfg.tokenizer, max_length=cfg.max_length)
 
 
 def build_federated_data(cfg: DataConfig, num_clients: int, seed: int) -> FederatedData:
@@ -54,7 +58,8 @@ def build_federated_data(cfg: DataConfig, num_clients: int, seed: int) -> Federa
     test = _cap(ds.test, cfg.max_test_examples, derive_seed(seed, "cap-test"))
     split = split_server_calibration(len(train), cfg.calibration_size, derive_seed(seed, "calibration"))
     part = make_partitioner(cfg.partitioner.value, num_clients, derive_seed(seed, "partition") % (2**32), cfg.alpha, cfg.classes_per_client)
-    return FederatedData(ds.name, ds.num_classes, client_sets(train, split, part), train.subset(split.calibration), test)
+    return FederatedData(ds.name, ds.num_classes, client_sets(train, split, part), train.subset(split.calibration), test,
+                          ds.text)
 
 
 @lru_cache(maxsize=4)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fl_sim.data.tensors import Dataset, ImageSet
+from fl_sim.data.tensors import Dataset, ExampleSet
 from fl_sim.errors import UserError
 
 _MAGIC_IMAGES, _MAGIC_LABELS = 2051, 2049
@@ -44,14 +44,14 @@ def _find(folder: Path, prefixes: tuple[str, ...], kind: str) -> Path:
     raise UserError(f"data folder {folder} has no {prefixes[0]}-{kind}-ubyte[.gz] file")
 
 
-def _split(folder: Path, prefixes: tuple[str, ...]) -> ImageSet:
+def _split(folder: Path, prefixes: tuple[str, ...]) -> ExampleSet:
     images = read_idx(_find(folder, prefixes, "images-idx3"))
     labels = read_idx(_find(folder, prefixes, "labels-idx1"))
     if images.shape[0] != labels.shape[0]:
         raise UserError(f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels")
     x = torch.from_numpy(images.astype(np.float32) / 255.0)
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
-    return ImageSet(x.contiguous(), torch.from_numpy(labels.astype(np.int64)))
+    return ExampleSet(x.contiguous(), torch.from_numpy(labels.astype(np.int64)))
 
 
 def load_idx_folder(folder: str | Path) -> Dataset:

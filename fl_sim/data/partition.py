@@ -14,7 +14,7 @@ import torch
 from datasets import Dataset as HFDataset
 from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner, Partitioner, PathologicalPartitioner
 
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,11 @@ def partition_indices(labels: torch.Tensor, partitioner: Partitioner) -> list[to
     return parts
 
 
-class ClientPartitions(Sequence[ImageSet]):
-    """Every client's examples as index lists into one shared train set; a client's ImageSet is
+class ClientPartitions(Sequence[ExampleSet]):
+    """Every client's examples as index lists into one shared train set; a client's ExampleSet is
     materialised only when it is asked for, so memory does not grow with the number of clients."""
 
-    def __init__(self, train: ImageSet, indices: list[torch.Tensor]) -> None:
+    def __init__(self, train: ExampleSet, indices: list[torch.Tensor]) -> None:
         self._train = train
         self._indices = indices
 
@@ -69,10 +69,10 @@ class ClientPartitions(Sequence[ImageSet]):
         return len(self._indices)
 
     @overload
-    def __getitem__(self, i: int) -> ImageSet: ...
+    def __getitem__(self, i: int) -> ExampleSet: ...
     @overload
-    def __getitem__(self, i: slice) -> list[ImageSet]: ...
-    def __getitem__(self, i: int | slice) -> ImageSet | list[ImageSet]:
+    def __getitem__(self, i: slice) -> list[ExampleSet]: ...
+    def __getitem__(self, i: int | slice) -> ExampleSet | list[ExampleSet]:
         if isinstance(i, slice):
             return [self._train.subset(idx) for idx in self._indices[i]]
         return self._train.subset(self._indices[i])  # raises IndexError past the end, as a Sequence must
@@ -82,7 +82,7 @@ class ClientPartitions(Sequence[ImageSet]):
         return [len(idx) for idx in self._indices]
 
 
-def client_sets(train: ImageSet, split: ServerSplit, partitioner: Partitioner) -> ClientPartitions:
+def client_sets(train: ExampleSet, split: ServerSplit, partitioner: Partitioner) -> ClientPartitions:
     """Each client's examples, drawn from the client pool only (indices into ``train``)."""
     pool = split.client_pool
     return ClientPartitions(train, [pool[idx] for idx in partition_indices(train.y[pool], partitioner)])

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from fl_sim.data.idx import load_idx_folder
-from fl_sim.data.tensors import Dataset, ImageSet
+from fl_sim.data.tensors import Dataset, ExampleSet
 from fl_sim.errors import UserError
 from fl_sim.registry import Registry
 
@@ -42,14 +42,14 @@ def digits_source(test_fraction: float = 0.2, **_: object) -> Dataset:
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(1797))
     n_test = int(round(len(y) * test_fraction))
     test, train = perm[:n_test], perm[n_test:]
-    return Dataset("digits", ImageSet(x[train], y[train]), ImageSet(x[test], y[test]), 10)
+    return Dataset("digits", ExampleSet(x[train], y[train]), ExampleSet(x[test], y[test]), 10)
 
 
-def _hub_split(ds, image_key: str, label_key: str) -> ImageSet:
+def _hub_split(ds, image_key: str, label_key: str) -> ExampleSet:
     arrays = [np.asarray(img, dtype=np.float32) / 255.0 for img in ds[image_key]]
     x = torch.from_numpy(np.stack(arrays))
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
-    return ImageSet(x.contiguous(), torch.tensor(ds[label_key], dtype=torch.int64))
+    return ExampleSet(x.contiguous(), torch.tensor(ds[label_key], dtype=torch.int64))
 
 
 @DATASETS.register("hub", "a Hugging Face image dataset by name (data.hub_name); needs network")

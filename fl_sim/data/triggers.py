@@ -1,8 +1,16 @@
-"""Backdoor triggers (pure functions on image batches)."""
+"""Backdoor triggers (pure functions on batches): a pixel patch on images, a phrase on text."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+from fl_sim.data.text import insert_phrase
+
+if TYPE_CHECKING:
+    from fl_sim.config.schema import TriggerConfig
+    from fl_sim.data.text import TextCodec
 
 
 def apply_patch(x: torch.Tensor, size: int, margin: int = 1, value: float | None = None) -> torch.Tensor:
@@ -15,3 +23,13 @@ def apply_patch(x: torch.Tensor, size: int, margin: int = 1, value: float | None
     h, w = x.shape[-2:]
     out[..., h - margin - size : h - margin, w - margin - size : w - margin] = v
     return out
+
+
+def apply_trigger(x: torch.Tensor, trigger: "TriggerConfig", text: "TextCodec | None" = None) -> torch.Tensor:
+    """The scenario's backdoor trigger on a batch: the patch on images, the phrase's tokens right
+    after [CLS] on token ids (``text`` names the tokenizer). Returns a copy."""
+    if x.is_floating_point():
+        return apply_patch(x, trigger.size, trigger.margin, trigger.value)
+    if text is None:
+        raise ValueError("a text trigger needs the dataset's text codec")
+    return insert_phrase(x, text.phrase_ids(trigger.phrase), text.pad_id)

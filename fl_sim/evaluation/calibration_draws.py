@@ -9,12 +9,32 @@ import torch
 import torch.nn.functional as F
 
 from fl_sim.config.schema import Distribution
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
 
 NOISE_STD = 0.2  # corrupted draws: Gaussian noise of this std after a 3x3 box blur, clamped to [0, 1]
+TOKEN_NOISE = 0.15  # corrupted text draws: this share of the word tokens replaced by random tokens of the draw
 
 
-def corrupt(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def corrupt_tokens(ids: torch.Tensor, pad_id: int, gen: torch.Generator) -> torch.Tensor:
+    """Token noise: TOKEN_NOISE of the tokens between [CLS] and [SEP] replaced by tokens drawn
+    uniformly from the draw's own words (the textual counterpart of pixel noise)."""
+    real = ids != pad_id
+    inner = real.clone()
+    inner[:, 0] = False
+    inner[torch.arange(len(ids)), real.sum(1) - 1] = False  # keep [CLS] and [SEP]
+    words = ids[inner]
+    if len(words) == 0:
+        return ids.clone()
+    hit = inner & (torch.rand(ids.shape, generator=gen) < TOKEN_NOISE)
+    out = ids.clone()
+    out[hit] = words[torch.randint(len(words), (int(hit.sum()),), generator=gen)]
+    return out
+
+
+def corrupt(x: torch.Tensor, gen: torch.Generator, pad_id: int = 0) -> torch.Tensor:
+    """Corrupted inputs: blur and noise on images, token noise on token ids."""
+    if not x.is_floating_point():
+        return corrupt_tokens(x, pad_id, gen)
     blurred = F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
     noise = torch.randn(x.shape, generator=gen) * NOISE_STD
     return (blurred + noise).clamp(0.0, 1.0)
@@ -25,13 +45,14 @@ def _pick(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def draw_calibration(
-    clients: Sequence[ImageSet], size: int, distribution: Distribution, num_classes: int, gen: torch.Generator,
-) -> ImageSet:
+    clients: Sequence[ExampleSet], size: int, distribution: Distribution, num_classes: int, gen: torch.Generator,
+    pad_id: int = 0,
+) -> ExampleSet:
     """One calibration set of (at most) ``size`` examples drawn from the clients' data."""
     if distribution is Distribution.CLIENT:
         c = clients[int(torch.randint(len(clients), (1,), generator=gen))]
         return c.subset(_pick(len(c), size, gen))
-    pool = ImageSet(torch.cat([c.x for c in clients]), torch.cat([c.y for c in clients]))
+    pool = ExampleSet(torch.cat([c.x for c in clients]), torch.cat([c.y for c in clients]))
     if distribution is Distribution.IMBALANCED:
         k = int(torch.randint(1, max(2, num_classes // 3) + 1, (1,), generator=gen))
         classes = torch.randperm(num_classes, generator=gen)[:k]
@@ -39,5 +60,5 @@ def draw_calibration(
         return pool.subset(idx[_pick(len(idx), size, gen)])
     draw = pool.subset(_pick(len(pool), size, gen))
     if distribution is Distribution.CORRUPTED:
-        return ImageSet(corrupt(draw.x, gen), draw.y)
+        return ExampleSet(corrupt(draw.x, gen, pad_id), draw.y)
     return draw

@@ -12,9 +12,9 @@ from torch import nn
 from fl_sim.config.schema import AttackConfig, EvaluationConfig, QuantScope
 from fl_sim.data.attack_targets import target_sample
 from fl_sim.data.federated import FederatedData
-from fl_sim.data.triggers import apply_patch
+from fl_sim.data.triggers import apply_trigger
 from fl_sim.evaluation.metrics import accuracy, attack_success_rate, per_class_accuracy, predict
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
 from fl_sim.quantization.registry import QuantOptions, quantized
 from fl_sim.quantization.spec import ActivationRange, QuantSpec
 
@@ -41,7 +41,7 @@ def quant_spec(bits: int, cfg: EvaluationConfig) -> QuantSpec:
     return quant_options(cfg).spec(bits)
 
 
-def precision_context(model: nn.Module, name: str, cfg: EvaluationConfig, calibration: ImageSet, device: torch.device):
+def precision_context(model: nn.Module, name: str, cfg: EvaluationConfig, calibration: ExampleSet, device: torch.device):
     """A context in which ``model`` computes at precision ``name``, its activation ranges (and,
     for tacq<b>, its kept weights) taken from ``calibration``."""
     return quantized(model, name, quant_options(cfg), calibration, device)
@@ -60,7 +60,7 @@ def evaluate_precisions(
     model = model.to(device)
     x, y = data.test.x, data.test.y
     trig, target = attack.trigger, attack.target_label
-    xt = apply_patch(x, trig.size, trig.margin, trig.value)
+    xt = apply_trigger(x, trig, data.text)
     star = target_sample(data, attack)
     fp_pred = torch.cat([predict(model, x, cfg.batch_size, device), predict(model, xt, cfg.batch_size, device)])
     out: dict[str, dict[str, Any]] = {}

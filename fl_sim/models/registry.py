@@ -8,10 +8,13 @@ from torch import nn
 
 from fl_sim.registry import Registry
 
-ModelFactory = Callable[[int, tuple[int, int, int]], nn.Module]
+ModelFactory = Callable[..., nn.Module]  # (num_classes, input shape, **options) -> model
 MODELS: Registry[ModelFactory] = Registry("model")
 
 
-def build_model(name: str, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
-    """Build model ``name`` for inputs of shape (C, H, W) and ``num_classes`` outputs."""
-    return MODELS.get(name)(num_classes, in_shape)
+def build_model(name: str, num_classes: int, in_shape: tuple[int, ...], pretrained: str | None = None) -> nn.Module:
+    """Build model ``name`` for inputs of shape ``in_shape`` ((C, H, W) images, (L,) token ids)
+    and ``num_classes`` outputs; ``pretrained`` names the checkpoint of a pretrained model."""
+    if pretrained is None:
+        return MODELS.get(name)(num_classes, in_shape)
+    return MODELS.get(name)(num_classes, in_shape, pretrained=pretrained)

@@ -10,7 +10,10 @@ twin does the same so that the comparison measures rounding, not a different qua
 from __future__ import annotations
 
 import copy
+import types
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -51,3 +54,25 @@ def fake_dynamic_int8(model: nn.Module):
         return fake_quantize(x, a_bits, symmetric=False, lo=x.detach().amin().clamp(max=0), hi=x.detach().amax().clamp(min=0))
 
     return transformed_layers(model, weight_fn, input_fn)
+
+
+@contextmanager
+def real_dynamic_int8(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block every Linear layer of ``model`` runs PyTorch's dynamic int8 kernel (its
+    int8 twin made by ``dynamic_int8``; inputs go to the CPU and back). No gradients flow through it."""
+    twins = dict(dynamic_int8(model).named_modules())
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+
+    def kernel_forward(twin: nn.Module):
+        def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+            return twin(x.detach().to("cpu", torch.float32)).to(x.device, x.dtype)
+
+        return forward
+
+    try:
+        for name, m in layers:
+            m.forward = types.MethodType(kernel_forward(twins[name]), m)
+        yield model
+    finally:
+        for _, m in layers:
+            m.__dict__.pop("forward", None)

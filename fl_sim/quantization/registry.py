@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
 from fl_sim.quantization.fake_quant_model import Ranges, calibrate_ranges, fake_quantized, float_cast
 from fl_sim.quantization.observers import Observer
+from fl_sim.quantization.real_int8 import real_dynamic_int8
 from fl_sim.quantization.saliency import tacq_masks
 from fl_sim.quantization.spec import Granularity, Precision, PrecisionKind, QuantSpec, parse_precision
 from fl_sim.registry import Registry
@@ -41,11 +42,11 @@ class QuantOptions:
                          granularity=self.granularity, quantize_activations=self.quantize_activations)
 
 
-Applier = Callable[[nn.Module, Precision, QuantOptions, ImageSet, torch.device], AbstractContextManager]
+Applier = Callable[[nn.Module, Precision, QuantOptions, ExampleSet, torch.device], AbstractContextManager]
 QUANTIZERS: Registry[Applier] = Registry("quantizer")
 
 
-def calibrated_ranges(model: nn.Module, bits: int, o: QuantOptions, calibration: ImageSet, device: torch.device) -> Ranges | None:
+def calibrated_ranges(model: nn.Module, bits: int, o: QuantOptions, calibration: ExampleSet, device: torch.device) -> Ranges | None:
     if not (o.quantize_activations and o.calibrated):
         return None
     batches = [calibration.x[i : i + o.batch_size].to(device) for i in range(0, len(calibration), o.batch_size)]
@@ -53,27 +54,33 @@ def calibrated_ranges(model: nn.Module, bits: int, o: QuantOptions, calibration:
 
 
 @QUANTIZERS.register("float", "fp16 / bf16: weights and layer inputs stored in 16-bit, FP32 accumulation")
-def apply_float(model: nn.Module, p: Precision, o: QuantOptions, calibration: ImageSet, device: torch.device):
+def apply_float(model: nn.Module, p: Precision, o: QuantOptions, calibration: ExampleSet, device: torch.device):
     return float_cast(model, getattr(torch, p.dtype))
 
 
 @QUANTIZERS.register("int", "int<b> (2..16): fake quantization of Conv/Linear weights (sym/asym, per-tensor/per-channel) "
                             "and inputs (ranges by min-max / percentile / MSE observer, or per batch); STE gradients")
-def apply_int(model: nn.Module, p: Precision, o: QuantOptions, calibration: ImageSet, device: torch.device):
+def apply_int(model: nn.Module, p: Precision, o: QuantOptions, calibration: ExampleSet, device: torch.device):
     return fake_quantized(model, o.spec(p.bits), calibrated_ranges(model, p.bits, o, calibration, device))
 
 
 @QUANTIZERS.register("tacq", "tacq<b> (2..8): int<b> with the globally most task-salient weights kept in 16-bit (TaCQ)")
-def apply_tacq(model: nn.Module, p: Precision, o: QuantOptions, calibration: ImageSet, device: torch.device):
+def apply_tacq(model: nn.Module, p: Precision, o: QuantOptions, calibration: ExampleSet, device: torch.device):
     spec = o.spec(p.bits)
     keep = tacq_masks(model, spec, calibration.x.to(device), calibration.y.to(device), o.tacq_keep)
     return fake_quantized(model, spec, calibrated_ranges(model, p.bits, o, calibration, device), keep)
 
 
-FAMILY = {PrecisionKind.FLOAT: "float", PrecisionKind.INT: "int", PrecisionKind.MIXED: "tacq"}
+@QUANTIZERS.register("kernel", "int8_dynamic: PyTorch's real dynamic int8 Linear kernel (CPU; int8 weights, activations "
+                               "quantized per batch by the kernel; other layers FP32; no gradients)")
+def apply_kernel(model: nn.Module, p: Precision, o: QuantOptions, calibration: ExampleSet, device: torch.device):
+    return real_dynamic_int8(model)
 
 
-def quantized(model: nn.Module, name: str, options: QuantOptions, calibration: ImageSet, device: torch.device) -> AbstractContextManager:
+FAMILY = {PrecisionKind.FLOAT: "float", PrecisionKind.INT: "int", PrecisionKind.MIXED: "tacq", PrecisionKind.KERNEL: "kernel"}
+
+
+def quantized(model: nn.Module, name: str, options: QuantOptions, calibration: ExampleSet, device: torch.device) -> AbstractContextManager:
     """The context in which ``model`` computes at precision ``name`` ("fp32" changes nothing)."""
     p = parse_precision(name)
     if p.kind is PrecisionKind.FP32:

@@ -46,6 +46,7 @@ class QuantSpec:
 
 
 FP32 = "fp32"
+KERNEL_INT8 = "int8_dynamic"  # PyTorch's real dynamic int8 Linear kernel (CPU)
 FLOAT_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
 MIXED_PREFIX, MIXED_MAX_BITS = "tacq", 8
 
@@ -55,6 +56,7 @@ class PrecisionKind(str, Enum):
     FLOAT = "float"  # fp16 / bf16 storage of weights and layer inputs
     INT = "int"  # b-bit fake quantization (int<b>)
     MIXED = "mixed"  # b-bit with the most task-salient weights kept in 16-bit (tacq<b>)
+    KERNEL = "kernel"  # a real integer kernel (int8_dynamic), not fake quantization
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,12 @@ class Precision:
 
 
 def parse_precision(name: str) -> Precision:
-    """'fp32' | 'fp16' | 'bf16' | 'int<b>' (b in 2..16) | 'tacq<b>' (b in 2..8); ValueError naming
-    the bad value otherwise."""
+    """'fp32' | 'fp16' | 'bf16' | 'int<b>' (b in 2..16) | 'tacq<b>' (b in 2..8) | 'int8_dynamic';
+    ValueError naming the bad value otherwise."""
     if name == FP32:
         return Precision(name, PrecisionKind.FP32)
+    if name == KERNEL_INT8:
+        return Precision(name, PrecisionKind.KERNEL, bits=8)
     if name in FLOAT_DTYPES:
         return Precision(name, PrecisionKind.FLOAT, bits=16, dtype=FLOAT_DTYPES[name])
     for prefix, kind, top in (("int", PrecisionKind.INT, MAX_BITS), (MIXED_PREFIX, PrecisionKind.MIXED, MIXED_MAX_BITS)):
@@ -78,4 +82,5 @@ def parse_precision(name: str) -> Precision:
             if MIN_BITS <= bits <= top:
                 return Precision(name, kind, bits=bits)
             raise ValueError(f"precision {name!r}: bits must be in {MIN_BITS}..{top}")
-    raise ValueError(f"unknown precision {name!r} (use fp32, fp16, bf16, int<bits> e.g. int8, or tacq<bits> e.g. tacq3)")
+    raise ValueError(f"unknown precision {name!r} (use fp32, fp16, bf16, int<bits> e.g. int8, tacq<bits> e.g. tacq3, "
+                     f"or {KERNEL_INT8})")

@@ -67,7 +67,28 @@ def class_drop_boxplot(path: Path, worst_case: dict[str, Any]) -> bool:
     return True
 
 
+def word_attack_plot(path: Path, result: dict[str, Any]) -> bool:
+    """Clean and adversarial accuracy (transferred, direct) per precision, as grouped bars."""
+    rows = result.get("rows", [])
+    if not rows:
+        return False
+    fig, panels = _panels(["word substitution"], 1.4 * len(rows) + 3)
+    ax = panels[0][0]
+    keys = [("clean_accuracy", "clean"), ("transferred_accuracy", "adversarial, transferred from FP32"),
+            ("adversarial_accuracy", "adversarial, direct")]
+    for k, (key, label) in enumerate(keys):
+        ax.bar([i + 0.27 * (k - 1) for i in range(len(rows))], [100 * r[key] for r in rows], width=0.27, label=label)
+    ax.set_xticks(range(len(rows)), [r["precision"] for r in rows])
+    _label(ax, "precision", "accuracy (%)", f"word-substitution attack, {result['examples']} sentences")
+    ax.set_ylim(0, 102)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+    return True
+
+
 def adversarial_plot(path: Path, robustness: dict[str, Any]) -> bool:
+    if robustness.get("attack") == "greedy_embedding":
+        return word_attack_plot(path, robustness)
     rows = robustness.get("rows", [])
     attacks = list(dict.fromkeys(r["attack"] for r in rows))
     if not attacks:
@@ -79,7 +100,9 @@ def adversarial_plot(path: Path, robustness: dict[str, Any]) -> bool:
             pts = sorted((r["epsilon"], r) for r in mine if r["precision"] == name)
             eps = [0.0] + [e for e, _ in pts]
             clean = pts[0][1]["clean_accuracy"]
-            line = ax.plot(eps, [100 * clean] + [100 * r["direct_accuracy"] for _, r in pts], marker="o", label=f"{name} direct")[0]
+            direct = [(e, r["direct_accuracy"]) for e, r in pts if r["direct_accuracy"] is not None]  # None: no gradients (real kernel)
+            line = ax.plot([0.0] + [e for e, _ in direct], [100 * clean] + [100 * a for _, a in direct], marker="o",
+                           label=f"{name} direct")[0]
             if name != "fp32":
                 ax.plot(eps, [100 * clean] + [100 * r["transferred_accuracy"] for _, r in pts], marker="x", ls="--",
                         color=line.get_color(), label=f"{name} transferred")
@@ -99,4 +122,6 @@ def write_eval_plots(run_dir: Path, results: dict[str, Any]) -> list[str]:
         made.append("worst_case_class_drop.png")
     if "robustness" in ev and adversarial_plot(run_dir / "adversarial_accuracy.png", ev["robustness"]["result"]):
         made.append("adversarial_accuracy.png")
+    if "word_substitution" in ev and word_attack_plot(run_dir / "word_attack_accuracy.png", ev["word_substitution"]["result"]):
+        made.append("word_attack_accuracy.png")
     return made

@@ -41,7 +41,30 @@ def worst_case_section(r: dict[str, Any]) -> list[str]:
     return rows
 
 
+def word_substitution_section(r: dict[str, Any]) -> list[str]:
+    st = r["settings"]
+    rows = [f"{r['examples']} test sentences; greedy word-importance ranking, up to {st['candidates']} embedding-neighbour "
+            f"substitutes per word (cosine >= {st['min_similarity']}), at most {100 * st['max_perturb']:.0f}% of the words "
+            "changed. Transferred: sentences attacked on FP32, classified at the precision; direct: attacked at the precision. "
+            "Success rate and queries are over the sentences the model got right.", "",
+            "| precision | clean | adversarial (transferred) | adversarial (direct) | attack success | mean queries | words changed |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    rows += [f"| {x['precision']} | {pct(x['clean_accuracy'])} | {pct(x['transferred_accuracy'])} | {pct(x['adversarial_accuracy'])} | "
+             f"{pct(x['attack_success_rate'])} | {x['mean_queries']:.1f} | {x['mean_words_changed']:.2f} |" for x in r["rows"]]
+    for name, rec in r.get("recipes", {}).items():
+        if not rec["available"]:
+            rows += ["", f"TextAttack recipe `{name}`: not run ({rec['reason']})."]
+            continue
+        rows += ["", f"TextAttack recipe `{name}` (direct):", "", "| precision | clean | adversarial | attack success | mean queries |",
+                 "|---|---:|---:|---:|---:|"]
+        rows += [f"| {p} | {pct(m['clean_accuracy'])} | {pct(m['adversarial_accuracy'])} | {pct(m['attack_success_rate'])} | "
+                 f"{m['mean_queries']:.1f} |" for p, m in rec["by_precision"].items()]
+    return rows
+
+
 def robustness_section(r: dict[str, Any]) -> list[str]:
+    if r.get("attack") == "greedy_embedding":  # a text model: the word-substitution attacks ran
+        return word_substitution_section(r)
     rows = [f"{r['examples']} test examples. Transferred: crafted on FP32; direct: crafted on the quantized model (STE).", "",
             "| attack | epsilon | precision | clean | transferred | direct |", "|---|---:|---|---:|---:|---:|"]
     rows += [f"| {x['attack']} | {x['epsilon']} | {x['precision']} | {pct(x['clean_accuracy'])} | "
@@ -87,6 +110,7 @@ SECTIONS = {
     "precisions": ("Precisions (re-evaluated)", precisions_section),
     "worst_case": ("Worst-case PTQ over random calibration sets", worst_case_section),
     "robustness": ("Adversarial robustness", robustness_section),
+    "word_substitution": ("Word-substitution robustness", word_substitution_section),
     "kernel_check": ("Real int8 kernel vs fake int8", kernel_check_section),
     "data_free": ("Data-free calibration and disagreement probe", data_free_section),
     "mitigation": ("Deployment-time mitigations", mitigation_section),

@@ -42,7 +42,7 @@ def initial_model(s: Scenario, data: FederatedData) -> torch.nn.Module:
     """The global model at round 0, seeded from the scenario (the global RNG is left untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(s.seed, "init"))
-        return build_model(s.model.name, data.num_classes, data.input_shape)
+        return build_model(s.model.name, data.num_classes, data.input_shape, s.model.pretrained)
 
 
 def discover_partitions(grid: Grid, minimum: int, timeout: float = 600.0) -> dict[int, int]:

@@ -112,6 +112,6 @@ def model_at(server: ServerSide, reference: State, update: torch.Tensor, keys: l
     from fl_sim.models import build_model
 
     data = server.data
-    model = build_model(server.scenario.model.name, data.num_classes, data.input_shape)
+    model = build_model(server.scenario.model.name, data.num_classes, data.input_shape, server.scenario.model.pretrained)
     model.load_state_dict(unflatten_update(update.detach().to("cpu", torch.float32), reference, keys))
     return model.to(server.device).eval()

@@ -12,7 +12,7 @@ from fl_sim.clients.data_poisoning import (
 from fl_sim.clients.registry import TrainContext
 from fl_sim.config.loader import validate_dict
 from fl_sim.config.schema import TriggerConfig
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
 from fl_sim.models import build_model
 from tests.conftest import tiny_raw
 
@@ -101,7 +101,7 @@ def test_model_replacement_scales_the_fp_backdoor_update_by_gamma(scale, gamma):
     s, _, _, _ = _setup()
     model = _small_model()
     g = torch.Generator().manual_seed(2)
-    data = ImageSet(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
+    data = ExampleSet(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
     start = {k: v.clone() for k, v in model.state_dict().items()}
     fp = _run(FPBackdoor(FPBackdoorParams(poison_fraction=0.5)), s, model, start, data)
     rep = _run(ModelReplacement(ModelReplacementParams(poison_fraction=0.5, scale=scale)), s, model, start, data)
@@ -114,7 +114,7 @@ def test_model_replacement_is_honest_outside_the_attack_rounds():
     s = validate_dict(tiny_raw(attack={"behaviour": "model_replacement", "start_round": 2, "params": {}}), "t")
     model = _small_model()
     g = torch.Generator().manual_seed(2)
-    data = ImageSet(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
+    data = ExampleSet(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
     start = {k: v.clone() for k, v in model.state_dict().items()}
     from fl_sim.clients.honest import Honest
 
@@ -132,7 +132,7 @@ def test_model_replacement_under_coordinated_collusion_is_not_scaled_twice(collu
     s = validate_dict(tiny_raw(attack={"behaviour": "model_replacement", "collusion": collusion, "params": {}}), "t")
     model = _small_model()
     g = torch.Generator().manual_seed(2)
-    data = ImageSet(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
+    data = ExampleSet(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
     start = {k: v.clone() for k, v in model.state_dict().items()}
     fp = _run(FPBackdoor(FPBackdoorParams()), s, model, start, data, cohort=4, colluders=2)
     rep = _run(ModelReplacement(ModelReplacementParams()), s, model, start, data, cohort=4, colluders=2)

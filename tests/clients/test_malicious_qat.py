@@ -64,11 +64,11 @@ def _constant_model(label: int) -> torch.nn.Module:
 
 def test_backdoor_score_of_a_model_that_always_says_target():
     from fl_sim.clients.attack_scores import backdoor_score
-    from fl_sim.data.tensors import ImageSet
+    from fl_sim.data.tensors import ExampleSet
 
     s, _, x, _ = _setup()
     y = torch.tensor([3, 3, 1, 2, 5, 7])
-    data = ImageSet(x, y)
+    data = ExampleSet(x, y)
     # FP ASR = quantized ASR = 1 (score 0 from the ASR terms); FP accuracy 2/6 vs a reference 0.5.
     got = backdoor_score(_constant_model(3), data, [QuantSpec(bits=4)], s.attack.trigger, 3, 0.5, torch.device("cpu"))
     assert abs(got - (1.0 - 1.0 - (0.5 - 2 / 6))) < 1e-6
@@ -77,11 +77,11 @@ def test_backdoor_score_of_a_model_that_always_says_target():
 def test_keep_best_submits_the_epoch_with_the_highest_score():
     from fl_sim.clients.malicious_qat import QATBackdoor
     from fl_sim.clients.registry import TrainContext
-    from fl_sim.data.tensors import ImageSet
+    from fl_sim.data.tensors import ExampleSet
 
     s, model, _, _ = _setup()
     g = torch.Generator().manual_seed(2)
-    data = ImageSet(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
+    data = ExampleSet(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
     scores, states = iter([0.1, 0.7, 0.3, -1.0]), []
 
     class Scripted(QATBackdoor):
@@ -102,13 +102,13 @@ def test_max_norm_ratio_bounds_the_submitted_update():
     from fl_sim.clients.collusion import state_distance
     from fl_sim.clients.malicious_qat import QATBackdoor
     from fl_sim.clients.registry import TrainContext
-    from fl_sim.data.tensors import ImageSet
+    from fl_sim.data.tensors import ExampleSet
 
     s = validate_dict(tiny_raw(attack={"collusion": "aggregation_aware", "start_round": 1}), "t")
     torch.manual_seed(0)
     model = build_model("mnist_cnn", 10, (1, 28, 28))
     g = torch.Generator().manual_seed(2)
-    data = ImageSet(torch.rand(96, 1, 28, 28, generator=g), torch.randint(0, 10, (96,), generator=g))
+    data = ExampleSet(torch.rand(96, 1, 28, 28, generator=g), torch.randint(0, 10, (96,), generator=g))
     seen = {}
 
     class Spy(QATBackdoor):

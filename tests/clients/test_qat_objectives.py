@@ -11,7 +11,7 @@ from fl_sim.clients.malicious_qat import (
     TargetedClassParams, TargetedSampleParams, targeted_class_objective, targeted_sample_objective,
 )
 from fl_sim.config.loader import validate_dict
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
 from fl_sim.models import build_model
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized
 from fl_sim.quantization.spec import Granularity, QuantSpec
@@ -30,9 +30,9 @@ def _setup(y: list[int]):
     return s, model, x, torch.tensor(y)
 
 
-def _star() -> ImageSet:
+def _star() -> ExampleSet:
     g = torch.Generator().manual_seed(7)
-    return ImageSet(torch.rand(1, 1, 28, 28, generator=g), torch.tensor([5]))
+    return ExampleSet(torch.rand(1, 1, 28, 28, generator=g), torch.tensor([5]))
 
 
 # ---- targeted class: CE(f(x_other), y) + CE(f(x_c), y_c) + lam sum_b (CE(Q_b f(x_c), y_c) - alpha)^2
@@ -170,10 +170,10 @@ def _flip_model() -> torch.nn.Module:
     return m
 
 
-def _flip_data(y: list[int]) -> ImageSet:
+def _flip_data(y: list[int]) -> ExampleSet:
     x = torch.ones(len(y), 1, 28, 28)
     x[:, 0, 0, 1] = 0.0  # calibrated activation range [0, 1]: every input value is a grid point
-    return ImageSet(x, torch.tensor(y))
+    return ExampleSet(x, torch.tensor(y))
 
 
 def test_flip_model_predictions_are_as_designed():
@@ -186,7 +186,7 @@ def test_flip_model_predictions_are_as_designed():
 
 
 def test_targeted_class_score_of_a_constant_model():
-    data = ImageSet(torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.tensor([3, 3, 1, 2, 5, 7]))
+    data = ExampleSet(torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.tensor([3, 3, 1, 2, 5, 7]))
     specs = [QuantSpec(bits=8), QuantSpec(bits=4)]
     # FP = quantized: no class-c drop; FP accuracy 2/6 against a reference of 0.5.
     assert targeted_class_score(_constant_model(3), data, specs, 3, 0.5, CPU) == pytest.approx(-(0.5 - 2 / 6))
@@ -208,7 +208,7 @@ def test_targeted_class_score_of_a_model_that_flips_once_quantized():
 
 
 def test_targeted_sample_score_of_a_constant_model():
-    data = ImageSet(torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.tensor([3, 3, 1, 2, 5, 7]))
+    data = ExampleSet(torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.tensor([3, 3, 1, 2, 5, 7]))
     star = _star()
     specs = [QuantSpec(bits=4)]
     # Says the target in FP and quantized: q_hit - fp_hit = 0; FP accuracy 2/6.
@@ -219,7 +219,7 @@ def test_targeted_sample_score_of_a_constant_model():
 
 def test_targeted_sample_score_of_a_model_that_flips_once_quantized():
     data = _flip_data([1, 1, 0, 2])  # FP accuracy 2/4
-    star = ImageSet(data.x[:1], torch.tensor([1]))
+    star = ExampleSet(data.x[:1], torch.tensor([1]))
     assert targeted_sample_score(_flip_model(), data, star, [QuantSpec(bits=2)], 3, 0.0, CPU) == pytest.approx(1.0)
     assert targeted_sample_score(_flip_model(), data, star, [QuantSpec(bits=2)], 3, 0.75, CPU) == pytest.approx(1.0 - 0.25)
     assert targeted_sample_score(_flip_model(), data, star, [QuantSpec(bits=4), QuantSpec(bits=8)], 3, 0.0, CPU) == pytest.approx(0.0)
@@ -230,8 +230,8 @@ def test_targeted_sample_score_of_a_model_that_flips_once_quantized():
 def test_keep_best_split_always_leaves_training_data():
     from fl_sim.clients.objective_attack import _split
 
-    data = ImageSet(torch.rand(50, 1, 28, 28), torch.zeros(50, dtype=torch.long))
+    data = ExampleSet(torch.rand(50, 1, 28, 28), torch.zeros(50, dtype=torch.long))
     train, held = _split(data, 0.99, torch.Generator().manual_seed(0))
     assert len(train) == 1 and len(held) == 49
     with pytest.raises(ValueError, match="at least 2 examples"):
-        _split(ImageSet(torch.rand(1, 1, 28, 28), torch.zeros(1, dtype=torch.long)), 0.2, torch.Generator())
+        _split(ExampleSet(torch.rand(1, 1, 28, 28), torch.zeros(1, dtype=torch.long)), 0.2, torch.Generator())

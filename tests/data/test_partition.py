@@ -43,10 +43,10 @@ def test_client_partitions_are_lazy_views_of_the_eager_split():
     from flwr_datasets.partitioner import IidPartitioner
 
     from fl_sim.data.partition import ClientPartitions, client_sets, split_server_calibration
-    from fl_sim.data.tensors import ImageSet
+    from fl_sim.data.tensors import ExampleSet
 
     gen = torch.Generator().manual_seed(0)
-    train = ImageSet(torch.rand(50, 1, 2, 2, generator=gen), torch.arange(50) % 5)
+    train = ExampleSet(torch.rand(50, 1, 2, 2, generator=gen), torch.arange(50) % 5)
     split = split_server_calibration(50, 10, seed=1)
     parts = client_sets(train, split, IidPartitioner(num_partitions=4))
     assert isinstance(parts, ClientPartitions) and len(parts) == 4

@@ -6,7 +6,7 @@ import torch
 
 from fl_sim.config.schema import AttackConfig, EvaluationConfig
 from fl_sim.data.federated import FederatedData
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
 from fl_sim.evaluation.precisions import evaluate_precisions
 
 CFG = EvaluationConfig(precisions=["fp32", "int8", "int4"], device="cpu")
@@ -20,8 +20,8 @@ def _images(n: int) -> torch.Tensor:
 
 
 def _data(y: list[int] = Y) -> FederatedData:
-    calib = ImageSet(_images(4), torch.tensor([0, 1, 2, 3]))
-    return FederatedData("hand", 10, [calib], calib, ImageSet(_images(len(y)), torch.tensor(y)))
+    calib = ExampleSet(_images(4), torch.tensor([0, 1, 2, 3]))
+    return FederatedData("hand", 10, [calib], calib, ExampleSet(_images(len(y)), torch.tensor(y)))
 
 
 def _linear() -> torch.nn.Sequential:

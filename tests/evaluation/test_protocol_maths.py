@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fl_sim.config.schema import Distribution
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
 from fl_sim.evaluation.adversarial import fgsm, pgd
 from fl_sim.evaluation.calibration_draws import draw_calibration
 from fl_sim.evaluation.protocols.worst_case import group_accuracy
@@ -14,7 +14,7 @@ from fl_sim.quantization.real_int8 import dynamic_int8, fake_dynamic_int8
 
 def _clients():
     g = torch.Generator().manual_seed(0)
-    return [ImageSet(torch.rand(40, 1, 4, 4, generator=g) * 0.5 + 0.25 * i, torch.randint(0, 10, (40,), generator=g))
+    return [ExampleSet(torch.rand(40, 1, 4, 4, generator=g) * 0.5 + 0.25 * i, torch.randint(0, 10, (40,), generator=g))
             for i in range(3)]
 
 

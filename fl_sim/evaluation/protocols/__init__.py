@@ -35,4 +35,6 @@ PROTOCOLS: Registry[Protocol] = Registry("protocol")
 
 def register_protocols() -> None:
     """Import the protocol modules (each registers itself)."""
-    from fl_sim.evaluation.protocols import data_free, kernel_check, mitigation, precisions, robustness, worst_case  # noqa: F401
+    from fl_sim.evaluation.protocols import (  # noqa: F401
+        data_free, kernel_check, mitigation, precisions, robustness, word_substitution, worst_case,
+    )

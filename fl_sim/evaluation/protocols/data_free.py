@@ -9,7 +9,8 @@ from typing import Any
 
 import torch
 
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
+from fl_sim.errors import UserError
 from fl_sim.evaluation.metrics import accuracy, predict
 from fl_sim.evaluation.precisions import precision_context, quant_spec
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
@@ -27,6 +28,8 @@ def _disagreement(model, name, ev, calib, inputs: dict[str, torch.Tensor], dev) 
 
 @PROTOCOLS.register("data_free", "PTQ calibrated on generator samples (no data) vs real data vs dynamic; generator probe of FP/quantized disagreement")
 def run(ctx: EvalContext) -> dict[str, Any]:
+    if ctx.data.text is not None:
+        raise UserError("protocol data_free generates images; it has no text counterpart yet (token ids are discrete)")
     ev, data, dev = ctx.scenario.evaluation, ctx.data, ctx.device
     model = ctx.model.to(dev)
     cfg = GeneratorConfig(steps=ev.data_free.steps, batch_size=ev.data_free.batch_size)
@@ -45,7 +48,7 @@ def run(ctx: EvalContext) -> dict[str, Any]:
                 acc[label] = accuracy(predict(model, x, ev.batch_size, dev), y)
         g = train_generator(model, lambda: fake_quantized(model, spec), data.num_classes, data.input_shape, False, cfg, gen, dev)
         xs, ys = sample(g, ev.data_free.samples, data.num_classes, gen, dev)
-        synthetic = ImageSet(xs.cpu(), ys.cpu())
+        synthetic = ExampleSet(xs.cpu(), ys.cpu())
         with precision_context(model, name, ev, synthetic, dev):
             acc["data_free_calibration"] = accuracy(predict(model, x, ev.batch_size, dev), y)
         probe = train_generator(model, lambda: precision_context(model, name, ev, data.calibration, dev),

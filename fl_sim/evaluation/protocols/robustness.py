@@ -2,7 +2,9 @@
 quantized model under FGSM and PGD at several epsilons. Two threat models per precision:
 - transferred: examples crafted on the FP model, classified by the quantized one;
 - direct: examples crafted on the quantized model itself (gradients through the straight-through
-  estimator), so a gain is not merely masked gradients.
+  estimator), so a gain is not merely masked gradients. A real-kernel precision (int8_dynamic) has
+  no gradients: its direct figure is None.
+On a text dataset the protocol runs the word-substitution attacks instead (protocol word_substitution).
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from fl_sim.evaluation.adversarial import fgsm, pgd
 from fl_sim.evaluation.metrics import accuracy, predict
 from fl_sim.evaluation.precisions import precision_context
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
-from fl_sim.quantization.spec import FP32
+from fl_sim.quantization.spec import FP32, PrecisionKind, parse_precision
 
 
 @PROTOCOLS.register("robustness", "adversarial accuracy (FGSM, PGD; transferred from FP and direct on the quantized model) per precision")
 def run(ctx: EvalContext) -> dict[str, Any]:
+    if ctx.data.text is not None:
+        from fl_sim.evaluation.protocols import word_substitution
+
+        return word_substitution.run(ctx)
     ev = ctx.scenario.evaluation
     rc = ev.robustness
     model, dev, bs = ctx.model.to(ctx.device).eval(), ctx.device, ev.batch_size
@@ -42,7 +48,12 @@ def run(ctx: EvalContext) -> dict[str, Any]:
             clean = accuracy(predict(model, x, bs, dev), y.cpu())
             for attack, eps in settings:
                 transferred = accuracy(predict(model, from_fp[(attack, eps)], bs, dev), y.cpu())
-                direct = transferred if name == FP32 else accuracy(predict(model, craft(attack, eps), bs, dev), y.cpu())
+                if name == FP32:
+                    direct: float | None = transferred
+                elif parse_precision(name).kind is PrecisionKind.KERNEL:
+                    direct = None
+                else:
+                    direct = accuracy(predict(model, craft(attack, eps), bs, dev), y.cpu())
                 rows.append({"attack": attack.value, "epsilon": eps, "precision": name, "clean_accuracy": clean,
                              "transferred_accuracy": transferred, "direct_accuracy": direct})
     rows.sort(key=lambda r: (rc.attacks.index(AdversarialAttack(r["attack"])), rc.epsilons.index(r["epsilon"])))

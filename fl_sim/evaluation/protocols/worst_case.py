@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from fl_sim.data.tensors import ImageSet
+from fl_sim.data.tensors import ExampleSet
 from fl_sim.evaluation.calibration_draws import draw_calibration
 from fl_sim.evaluation.metrics import accuracy, predict
 from fl_sim.evaluation.batched_trials import batched_predictions
@@ -33,7 +33,7 @@ def group_accuracy(pred: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, nu
     return torch.where(total > 0, correct / total.clamp_min(1), torch.full_like(total, float("nan")))
 
 
-def _client_eval_set(ctx: EvalContext, per_client: int) -> tuple[ImageSet, torch.Tensor]:
+def _client_eval_set(ctx: EvalContext, per_client: int) -> tuple[ExampleSet, torch.Tensor]:
     gen = ctx.generator("worst_case/clients")
     xs, ys, ids = [], [], []
     for i, c in enumerate(ctx.data.clients):
@@ -41,7 +41,7 @@ def _client_eval_set(ctx: EvalContext, per_client: int) -> tuple[ImageSet, torch
         xs.append(c.x[idx])
         ys.append(c.y[idx])
         ids.append(torch.full((len(idx),), i, dtype=torch.int64))
-    return ImageSet(torch.cat(xs), torch.cat(ys)), torch.cat(ids)
+    return ExampleSet(torch.cat(xs), torch.cat(ys)), torch.cat(ids)
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -52,7 +52,7 @@ def _nanmax(t: torch.Tensor) -> float:
     return float(t[~torch.isnan(t)].max())
 
 
-def _trial_predictions(ctx: EvalContext, name: str, calibrations: list[ImageSet], clients: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
+def _trial_predictions(ctx: EvalContext, name: str, calibrations: list[ExampleSet], clients: ExampleSet) -> tuple[torch.Tensor, torch.Tensor]:
     """(K, N_test) and (K, N_clients) predictions at ``name``, one row per calibration set. int<b>
     with calibrated ranges batches all trials into one forward (``batched_predictions``); other
     precisions (tacq<b>: kept weights depend on the calibration set) run trial by trial."""
@@ -90,7 +90,8 @@ def run(ctx: EvalContext) -> dict[str, Any]:
     for k in range(wc.draws):
         size = wc.sizes[k % len(wc.sizes)]
         dist = wc.distributions[(k // len(wc.sizes)) % len(wc.distributions)]
-        plan.append((k, dist, draw_calibration(data.clients, size, dist, n_cls, gen)))
+        plan.append((k, dist, draw_calibration(data.clients, size, dist, n_cls, gen,
+                                                       data.text.pad_id if data.text else 0)))
     draws: list[dict[str, Any]] = []
     for name in names:
         test_pred, cli_pred = _trial_predictions(ctx, name, [c for _, _, c in plan], clients)

