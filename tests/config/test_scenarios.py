@@ -15,7 +15,7 @@ SCENARIOS = sorted(set(ROOT.rglob("*.yaml")) - set(SWEEPS))
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_scenario_validates(path, tmp_path):
-    overrides = [f"data.path={tmp_path}"] if "idx" in path.read_text() else []
+    overrides = [f"data.path={tmp_path}"] if "path: ../shared" in path.read_text() else []
     s = load_scenario(path, overrides)
     build_strategy(s)
 
