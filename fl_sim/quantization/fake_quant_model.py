@@ -62,10 +62,19 @@ def fake_quantized(
     layer name, a boolean mask shaped like the weight) leaves those weights in 16-bit instead
     (mixed precision, ../REFERENCE §4)."""
 
+    cache: dict[str, tuple[int, torch.Tensor]] = {}
+
     def weight_fn(name: str, w: torch.Tensor) -> torch.Tensor:
+        # Without autograd (evaluation, attacks' queries) a weight quantizes the same way on every
+        # forward: reuse it until the weight changes in place (its version counter moves).
+        hit = None if torch.is_grad_enabled() else cache.get(name)
+        if hit is not None and hit[0] == w._version:
+            return hit[1]
         q = fake_quantize(w, spec.bits, spec.weight_symmetric, per_channel=spec.per_channel)
         if keep is not None and name in keep:
             q = torch.where(keep[name], w.to(torch.float16).to(w.dtype), q)
+        if not torch.is_grad_enabled():
+            cache[name] = (w._version, q)
         return q
 
     def input_fn(name: str, x: torch.Tensor) -> torch.Tensor:

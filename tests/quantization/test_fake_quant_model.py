@@ -37,3 +37,24 @@ def test_calibrated_ranges_cover_all_batches():
     ranges = calibrate_ranges(m, [torch.tensor([[0.0, 1.0]]), torch.tensor([[-2.0, 0.5]])])
     lo, hi = ranges["0"]
     assert float(lo) == -2.0 and float(hi) == 1.0
+
+
+def test_reused_weights_follow_in_place_updates():
+    """Inference reuses each quantized weight; an in-place change of the weight is still seen."""
+    import torch
+    from torch import nn
+
+    from fl_sim.quantization.fake_quant_model import fake_quantized
+    from fl_sim.quantization.spec import QuantSpec
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3))
+    x = torch.randn(5, 4)
+    with torch.no_grad(), fake_quantized(model, QuantSpec(bits=4, quantize_activations=False)):
+        first = model(x)
+        assert torch.equal(model(x), first)
+        model[0].weight.mul_(2.0)
+        second = model(x)
+    with torch.no_grad(), fake_quantized(model, QuantSpec(bits=4, quantize_activations=False)):
+        assert torch.equal(model(x), second)  # what a fresh context computes
+    assert not torch.equal(first, second)
