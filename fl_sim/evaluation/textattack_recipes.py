@@ -20,8 +20,9 @@ RECIPES = {"textfooler": "TextFoolerJin2019", "pwws": "PWWSRen2019", "pso": "PSO
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+    """The exception's first line with words in it (NLTK frames its messages in asterisks)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if any(c.isalpha() for c in ln)]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 def _wrapper(ctx: EvalContext) -> Any:
@@ -64,8 +65,8 @@ def run_recipes(names: list[str], ctx: EvalContext, x: torch.Tensor, y: torch.Te
     """{recipe: {precision: figures}} or {recipe: {"available": False, "reason": ...}}."""
     try:
         import textattack  # noqa: F401
-    except ImportError as exc:
-        return {n: {"available": False, "reason": f"textattack is not installed ({_first_line(exc)})"} for n in names}
+    except Exception as exc:  # not installed, an incompatible transformers, or NLTK data it fetches on import
+        return {n: {"available": False, "reason": f"textattack cannot be imported ({_first_line(exc)})"} for n in names}
     texts, labels = [ctx.data.text.decode(row) for row in x], [int(v) for v in y]
     ev, out = ctx.scenario.evaluation, {}
     for name in names:

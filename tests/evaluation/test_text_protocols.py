@@ -75,4 +75,4 @@ def test_textattack_missing_is_reported(ctx, monkeypatch):
     monkeypatch.setitem(sys.modules, "textattack", None)  # as if not installed
     got = run_recipes(["textfooler", "pwws"], ctx, ctx.data.test.x[:2], ctx.data.test.y[:2])
     assert set(got) == {"textfooler", "pwws"}
-    assert not got["pwws"]["available"] and "textattack is not installed" in got["pwws"]["reason"]
+    assert not got["pwws"]["available"] and "textattack cannot be imported" in got["pwws"]["reason"]
