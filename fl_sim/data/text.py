@@ -34,7 +34,7 @@ def load_tokenizer(name: str) -> Any:
 
     try:
         return AutoTokenizer.from_pretrained(resolve_pretrained(name))
-    except OSError as exc:  # no such hub name or folder, or no network
+    except (OSError, ValueError) as exc:  # no such hub name or folder (HFValidationError is a ValueError), or no network
         raise UserError(f"could not load tokenizer {name!r}: {str(exc).splitlines()[0]}") from None
 
 

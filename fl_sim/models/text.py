@@ -48,7 +48,7 @@ def _pretrained(path: str, num_classes: int) -> nn.Module:
     hf_logging.disable_progress_bar()
     try:
         return AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_classes)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # no such name or folder, or no network
         raise UserError(f"could not load pretrained model {path!r}: {str(exc).splitlines()[0]}") from None
 
 
