@@ -6,6 +6,7 @@ cohort and repliers are logged. The strategy never sees who is malicious."""
 from __future__ import annotations
 
 import logging
+import re
 import statistics
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -21,6 +22,18 @@ from fl_sim.server.payload_guard import GuardLimits, inspect_states, screen, str
 
 logger = logging.getLogger("fl_sim.server")
 PARTITION_KEY = "partition-id"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAISED = re.compile(r"^\s*([\w.]+(?:Error|Exception|Fault|Exit)): (.+)$")
+
+
+def error_summary(reason: str, limit: int = 300) -> str:
+    """One line for a failed client: the last ``SomeError: message`` line of the (Ray-wrapped)
+    traceback, else the first line of the reason."""
+    lines = _ANSI.sub("", reason).strip().splitlines()
+    raised = [m.group(1).rsplit(".", 1)[-1] + ": " + m.group(2).strip() for ln in lines if (m := _RAISED.match(ln))]
+    return (raised[-1] if raised else (lines[0] if lines else ""))[:limit]
 
 
 class ControlledSampling:
@@ -73,7 +86,10 @@ class ControlledSampling:
         log = self.fl_round_log.setdefault(server_round, {})
         ok = [m for m in ordered if not m.has_error()]
         log["replied"] = [self.fl_pid_of[m.metadata.src_node_id] for m in ok]
-        log["failed"] = [self.fl_pid_of.get(m.metadata.src_node_id, -1) for m in ordered if m.has_error()]
+        failed = [m for m in ordered if m.has_error()]
+        log["failed"] = [self.fl_pid_of.get(m.metadata.src_node_id, -1) for m in failed]
+        # why each failed: the first line of Flower's error (a client exception, an actor killed for memory, ...)
+        log["errors"] = {str(self.fl_pid_of.get(m.metadata.src_node_id, -1)): error_summary(m.error.reason or "") for m in failed}
         answered = set(log["replied"]) | set(log["failed"]) | set(log.get("dropped", []))
         log["timed_out"] = [p for p in log.get("cohort", []) if p not in answered]
         kept = self._screen(ok, log)

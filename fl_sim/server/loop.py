@@ -78,6 +78,7 @@ def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set
         "cohort": log.get("cohort", []),
         "replied": log.get("replied", []),
         "failed": log.get("failed", []),
+        "errors": log.get("errors", {}),  # failed client -> the first line of its error
         "timed_out": log.get("timed_out", []),
         "dropped": log.get("dropped", []),
         "rejected": log.get("rejected", {}),
@@ -127,6 +128,8 @@ def run_rounds(
         failed += f"  DROPPED replies of {entry['dropped']}" if entry["dropped"] else ""
         failed += f"  REJECTED clients {sorted(entry['rejected'])}" if entry["rejected"] else ""
         progress(f"[round {server_round:>3}/{s.federation.rounds}] {shown}{failed}  ({time.monotonic() - t0:.1f}s)")
+        for pid, reason in entry["errors"].items():
+            progress(f"    client {pid} failed: {reason}")
 
     first = 1 if ckpt is None else ckpt.round + 1
     if ckpt is None:

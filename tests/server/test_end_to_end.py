@@ -66,6 +66,8 @@ def test_failing_and_hostile_clients_do_not_stop_the_run(tmp_path):
     for h in res["history"][1:]:
         expected_failed = [p for p in range(5) if fault_for(s, h["round"], p) is not None]
         assert h["failed"] == expected_failed
+        assert sorted(h["errors"]) == sorted(str(p) for p in expected_failed)
+        assert all("injected fault" in reason for reason in h["errors"].values()), h["errors"]
         if bad not in expected_failed:
             assert list(h["rejected"]) == [str(bad)]
     assert sum(len(h["failed"]) for h in res["history"]) >= 1
@@ -122,3 +124,14 @@ def test_sampled_clients_run_on_cohort_slots(tmp_path):
         assert h["replied"] == h["cohort"] and len(h["cohort"]) == 3
         total = sum(sizes[p] for p in h["cohort"])
         assert {int(p): w for p, w in h["rule_weights"].items()} == pytest.approx({p: sizes[p] / total for p in h["cohort"]})
+
+
+def test_error_summary_finds_the_raised_line():
+    from fl_sim.server.controlled import error_summary
+
+    ray_text = ("<class 'ray.exceptions.RayTaskError(ClientAppException)'>:<'\x1b[36mray::ClientAppActor.run()\x1b[39m (pid=1)\n"
+                "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
+                "fl_sim.clients.faults.InjectedFault: injected fault: client 2 fails in round 1\n")
+    assert error_summary(ray_text) == "InjectedFault: injected fault: client 2 fails in round 1"
+    assert error_summary("The actor died unexpectedly\nmore") == "The actor died unexpectedly"
+    assert error_summary("") == ""
