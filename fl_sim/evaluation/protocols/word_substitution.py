@@ -102,7 +102,9 @@ def run(ctx: EvalContext) -> dict[str, Any]:
     ws = ev.word_attack
     cfg = WordAttackConfig(ws.candidates, ws.min_similarity, ws.max_perturb)
     model, dev = ctx.model.to(ctx.device).eval(), ctx.device
-    x, y = ctx.data.test.x[: ws.examples], ctx.data.test.y[: ws.examples]
+    # a seeded random sample: test files are often sorted by label
+    pick = torch.randperm(len(ctx.data.test), generator=ctx.generator("word_substitution"))[: ws.examples]
+    x, y = ctx.data.test.x[pick], ctx.data.test.y[pick]
     vocab = Vocabulary.of(codec)
     subs = substitutes(model, x, vocab, cfg)
     fp = run_attack(scorer(model, dev, ev.batch_size), x, y, vocab, subs, cfg)
