@@ -16,6 +16,7 @@ Hugging Face Hub by its usual name without it (needs network; ``data.hub_name`` 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -112,40 +113,41 @@ def _hub(hub_name: str, train_split: str, test_split: str, text_key: str) -> tup
     return tuple((list(dd[s][text_key]), [int(v) for v in dd[s]["label"]]) for s in (train_split, test_split))  # type: ignore[return-value]
 
 
-@DATASETS.register("sst2", "GLUE SST-2 sentiment (2 classes): data.path with train.tsv / dev.tsv, else the Hub")
-def sst2_source(path: str | None, hub_name: str | None = None, tokenizer: str | None = None, max_length: int = 64,
-                **_: object) -> Dataset:
-    codec = _codec(tokenizer, max_length)
-    if path:
-        train_p, dev_p = _need(Path(path), "train.tsv", "dev.tsv")
-        train, test = read_tsv(train_p), read_tsv(dev_p)
-    else:
-        train, test = _hub(hub_name or "stanfordnlp/sst2", "train", "validation", "sentence")
-    return _encode("sst2", train, test, 2, codec)
+Files = Callable[[Path], tuple[Split, Split]]
 
 
-@DATASETS.register("emotion", "dair-ai emotion (6 classes): data.path with train.txt / test.txt, else the Hub")
-def emotion_source(path: str | None, hub_name: str | None = None, tokenizer: str | None = None, max_length: int = 64,
-                   **_: object) -> Dataset:
-    codec = _codec(tokenizer, max_length)
-    if path:
-        train_p, test_p = _need(Path(path), "train.txt", "test.txt")
-        train, test = read_emotion(train_p), read_emotion(test_p)
-    else:
-        train, test = _hub(hub_name or "dair-ai/emotion", "train", "test", "text")
-    return _encode("emotion", train, test, len(EMOTION_LABELS), codec)
+def _source(name: str, num_classes: int, files: Files, hub: tuple[str, str, str, str]) -> Callable[..., Dataset]:
+    """A dataset source: (train, test) from ``files(folder)`` with ``data.path``, else from the Hub
+    (``hub``: default name, train split, test split, text column)."""
+
+    def load(path: str | None, hub_name: str | None = None, tokenizer: str | None = None, max_length: int = 64,
+             **_: object) -> Dataset:
+        codec = _codec(tokenizer, max_length)
+        train, test = files(Path(path)) if path else _hub(hub_name or hub[0], *hub[1:])
+        return _encode(name, train, test, num_classes, codec)
+
+    return load
 
 
-@DATASETS.register("mr", "rt-polarity movie reviews (2 classes): data.path with rt-polarity.pos / .neg, else the Hub")
-def mr_source(path: str | None, hub_name: str | None = None, tokenizer: str | None = None, max_length: int = 64,
-              **_: object) -> Dataset:
-    codec = _codec(tokenizer, max_length)
-    if path:
-        folder = Path(path) / "utf8" if (Path(path) / "utf8").is_dir() else Path(path)
-        train, test = read_mr(folder)
-    else:
-        train, test = _hub(hub_name or "cornell-movie-review-data/rotten_tomatoes", "train", "test", "text")
-    return _encode("mr", train, test, 2, codec)
+def _sst2_files(folder: Path) -> tuple[Split, Split]:
+    train, dev = _need(folder, "train.tsv", "dev.tsv")
+    return read_tsv(train), read_tsv(dev)
 
+
+def _emotion_files(folder: Path) -> tuple[Split, Split]:
+    train, test = _need(folder, "train.txt", "test.txt")
+    return read_emotion(train), read_emotion(test)
+
+
+def _mr_files(folder: Path) -> tuple[Split, Split]:
+    return read_mr(folder / "utf8" if (folder / "utf8").is_dir() else folder)
+
+
+sst2_source = DATASETS.register("sst2", "GLUE SST-2 sentiment (2 classes): data.path with train.tsv / dev.tsv, else the Hub")(
+    _source("sst2", 2, _sst2_files, ("stanfordnlp/sst2", "train", "validation", "sentence")))
+emotion_source = DATASETS.register("emotion", "dair-ai emotion (6 classes): data.path with train.txt / test.txt, else the Hub")(
+    _source("emotion", len(EMOTION_LABELS), _emotion_files, ("dair-ai/emotion", "train", "test", "text")))
+mr_source = DATASETS.register("mr", "rt-polarity movie reviews (2 classes): data.path with rt-polarity.pos / .neg, else the Hub")(
+    _source("mr", 2, _mr_files, ("cornell-movie-review-data/rotten_tomatoes", "train", "test", "text")))
 
 TEXT_SOURCES = frozenset({"sst2", "emotion", "mr"})
