@@ -31,10 +31,6 @@ class ExampleSet:
         return ExampleSet(self.x[idx], self.y[idx])
 
     @property
-    def is_text(self) -> bool:
-        return not self.x.is_floating_point()
-
-    @property
     def shape(self) -> tuple[int, ...]:
         """One example's shape: (C, H, W) for images, (L,) for token ids."""
         return tuple(int(s) for s in self.x.shape[1:])

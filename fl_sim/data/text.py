@@ -60,10 +60,6 @@ class TextCodec:
         tok = self._tok
         return int(tok.mask_token_id if tok.mask_token_id is not None else tok.unk_token_id)
 
-    @property
-    def special_ids(self) -> frozenset[int]:
-        return frozenset(int(i) for i in self._tok.all_special_ids)
-
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """(N, max_length) int64 token ids."""
         enc = self._tok(list(texts), padding="max_length", truncation=True, max_length=self.max_length,
