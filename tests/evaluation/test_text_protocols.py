@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fl_sim.clients.honest import qat_loss
-from fl_sim.clients.malicious_qat import BackdoorParams, backdoor_objective
+from fl_sim.clients.data_poisoning import fp_backdoor_objective
+from fl_sim.clients.malicious_qat import BackdoorParams, IndiscriminateParams, backdoor_objective, indiscriminate_objective
 from fl_sim.config.loader import validate_dict
 from fl_sim.data.federated import build_federated_data
 from fl_sim.errors import UserError
@@ -59,10 +60,13 @@ def test_data_free_refuses_text(ctx):
         PROTOCOLS.get("data_free")(ctx)
 
 
-def test_honest_qat_and_the_text_backdoor_loss_train(ctx):
+def test_honest_qat_and_the_attack_losses_train_on_text(ctx):
     x, y = ctx.data.test.x[:4], ctx.data.test.y[:4]
     model = ctx.model
-    for loss in (qat_loss(QuantSpec(bits=8)), backdoor_objective(BackdoorParams(bits=[4]), ctx.scenario, ctx.data.text)):
+    losses = (qat_loss(QuantSpec(bits=8)), backdoor_objective(BackdoorParams(bits=[4]), ctx.scenario, ctx.data.text),
+              indiscriminate_objective(IndiscriminateParams(bits=[4]), ctx.scenario),
+              fp_backdoor_objective(0.5, ctx.scenario, ctx.data.text))
+    for loss in losses:
         model.zero_grad()
         value = loss(model, x, y)
         value.backward()
