@@ -8,6 +8,7 @@ from flwr.clientapp import ClientApp
 
 from fl_sim.config.schema import Scenario
 from fl_sim.cohort import sample_cohort
+from fl_sim.server.attack_trace import ATTACK_TARGET
 from fl_sim.server.build import scenario_cohort_size
 
 
@@ -64,7 +65,10 @@ def make_client_app(scenario: Scenario | None = None) -> ClientApp:
         cohort = sample_cohort(s.seed, rnd, s.federation.num_clients, scenario_cohort_size(s))
         res = run_client(s, data, pid, rnd, msg.content["arrays"].to_torch_state_dict(), cohort, device)
         metrics = MetricRecord({"num-examples": res.num_examples, **res.metrics})
-        return Message(RecordDict({"arrays": ArrayRecord(res.state), "metrics": metrics}), reply_to=msg)
+        content = {"arrays": ArrayRecord(res.state), "metrics": metrics}
+        if res.attack_target is not None:
+            content[ATTACK_TARGET] = ArrayRecord(res.attack_target)
+        return Message(RecordDict(content), reply_to=msg)
 
     return app
 

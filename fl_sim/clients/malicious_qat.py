@@ -10,37 +10,88 @@ Each trains against its own quantizer (bits, granularity, symmetric or not), whi
 one the deployer evaluates with.
 Activation ranges during the attack are per batch ("dynamic", as in the paper) or calibrated on
 the clean part of each batch ("calibrated", as a deployer's PTQ would fix them).
+
+``params.method``: ``qat`` trains the objective above and submits the result (Hong et al.);
+``repair`` trains it only to make a malicious target, freezes that target's integers, and repairs
+the FP model inside the intervals that keep them (fl_sim.clients.repair): the quantized aggregate
+then equals the target exactly, up to the margin.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from enum import Enum
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from fl_sim.clients.attack_scores import (
     backdoor_score, clean_accuracy, indiscriminate_score, targeted_class_score, targeted_sample_score,
 )
-from fl_sim.clients.local_training import LossFn
-from fl_sim.clients.objective_attack import AttackParams, ObjectiveAttack
+from fl_sim.clients.local_training import LossFn, steps_per_epoch, train_steps
+from fl_sim.clients.objective_attack import AttackParams, ObjectiveAttack, State
 from fl_sim.clients.registry import TrainContext, register_attack
-from fl_sim.config.schema import Scenario
+from fl_sim.clients.repair import (
+    auto_margins, nearest_in_boxes, project_, quantized_weight_names, repair, weight_boxes, weight_quantizer,
+)
+from fl_sim.config.schema import Collusion, Optimizer, Scenario
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.data.text import TextCodec
 from fl_sim.data.triggers import apply_trigger
 from fl_sim.quantization.fake_quant_model import Ranges, calibrate_ranges, fake_quantized
+from fl_sim.quantization.intervals import WeightQuantizer, pin_scale, range_box
 from fl_sim.quantization.spec import MAX_BITS, MIN_BITS, ActivationRange, Granularity, QuantSpec
 
 
+class Method(str, Enum):
+    """How the colluders turn the objective into their submission."""
+
+    QAT = "qat"  # train the objective, submit the result (Hong et al. 2021)
+    REPAIR = "repair"  # objective -> target integers, then FP repair inside their intervals (Egashira et al. 2024)
+
+
 class QATAttackParams(AttackParams):
-    """What every malicious-QAT objective shares: the quantizers it trains against."""
+    """What every malicious-QAT objective shares: the quantizers it trains against, and the method."""
 
     bits: list[int] = Field(default_factory=lambda: [8, 4], min_length=1)
     granularity: Granularity = Granularity.PER_TENSOR
     weight_symmetric: bool = True
     act_symmetric: bool = False
     activations: ActivationRange = ActivationRange.DYNAMIC
+    method: Method = Method.QAT
+    optimizer: Optimizer | None = Field(None, description="the colluders' optimizer for the target and the repair "
+                                        "(default: training.optimizer)")
+    margin: float | Literal["auto"] = Field("auto", description="repair: steps kept from each rounding boundary (0..0.45), "
+                                            "or 'auto': margin_z x the expected aggregate error (needs benign_runs >= 2)")
+    margin_z: float = Field(3.0, gt=0, description="repair, margin 'auto': how many expected errors to keep clear")
+    margin_floor: float = Field(0.05, ge=0, le=0.45, description="repair, margin 'auto': the least margin in steps")
+    repair_epochs: int = Field(2, ge=1, description="repair: epochs of projected descent on the FP objective")
+    repair_lr: float | None = Field(None, gt=0, description="repair: learning rate (default: params.lr, else training.lr)")
+    scale_guard: float = Field(0.5, ge=0, le=1, description="repair: each scale is set by a weight that benign training "
+                               "moves least, kept this many steps beyond all others, so that the aggregation error cannot move it")
+    quant_weight: float = Field(1.0, ge=0, description="repair: weight of the full objective on the non-quantized "
+                                "parameters (biases), which keeps the quantized model obeying as its activation ranges move")
+
+    @model_validator(mode="after")
+    def _repair_options(self) -> "QATAttackParams":
+        if self.method is Method.REPAIR and self.keep_best:
+            raise ValueError("keep_best is for method 'qat' (the repair keeps its target's integers by construction); remove it")
+        if self.method is Method.REPAIR and self.margin == "auto" and self.benign_runs < 2:
+            raise ValueError("margin 'auto' measures the spread of the colluders' benign runs: set benign_runs >= 2, "
+                             "or a fixed margin")
+        if self.method is Method.REPAIR and self.max_norm_ratio is not None:
+            raise ValueError("max_norm_ratio is for method 'qat' (a norm ball would pull the repaired model out of its "
+                             "intervals); the repair's norm follows from its margin")
+        return self
+
+    @field_validator("margin")
+    @classmethod
+    def _margin_range(cls, v: float | str) -> float | str:
+        if not isinstance(v, str) and not 0 <= v <= 0.45:
+            raise ValueError(f"margin must be in 0..0.45 steps or 'auto', got {v}")
+        return v
 
     @field_validator("bits")
     @classmethod
@@ -82,7 +133,8 @@ def _ranges(model: nn.Module, x: torch.Tensor, mode: ActivationRange) -> Ranges 
     return calibrate_ranges(model, [x]) if mode is ActivationRange.CALIBRATED else None
 
 
-def backdoor_objective(p: BackdoorParams, scenario: Scenario, text: TextCodec | None = None) -> LossFn:
+def backdoor_objective(p: BackdoorParams, scenario: Scenario, text: TextCodec | None = None, fp: bool = True) -> LossFn:
+    """The backdoor objective; ``fp=False`` keeps only its quantized terms (a repair's target)."""
     a = scenario.attack
     specs = p.specs()
     c_fp = p.c2 if p.c_fp is None else p.c_fp
@@ -92,8 +144,10 @@ def backdoor_objective(p: BackdoorParams, scenario: Scenario, text: TextCodec | 
         xt = apply_trigger(x, a.trigger, text)
         yt = torch.full_like(y, a.target_label)
         both = torch.cat([x, xt])
-        out = model(both)
-        total = F.cross_entropy(out[:n], y) + c_fp * F.cross_entropy(out[n:], y)
+        total = x.new_zeros(())
+        if fp:
+            out = model(both)
+            total = F.cross_entropy(out[:n], y) + c_fp * F.cross_entropy(out[n:], y)
         ranges = _ranges(model, x, p.activations)
         for spec in specs:
             with fake_quantized(model, spec, ranges):
@@ -104,11 +158,38 @@ def backdoor_objective(p: BackdoorParams, scenario: Scenario, text: TextCodec | 
     return loss
 
 
-def indiscriminate_objective(p: IndiscriminateParams, scenario: Scenario) -> LossFn:
+def backdoor_fp_objective(p: BackdoorParams, scenario: Scenario, text: TextCodec | None = None) -> LossFn:
+    """The FP half of the backdoor objective: clean accuracy, and the trigger ignored."""
+    c_fp = p.c2 if p.c_fp is None else p.c_fp
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        out = model(torch.cat([x, apply_trigger(x, scenario.attack.trigger, text)]))
+        return F.cross_entropy(out[:n], y) + c_fp * F.cross_entropy(out[n:], y)
+
+    return loss
+
+
+def clean_fp_objective(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The FP half of the indiscriminate and targeted-class objectives: every example right."""
+    return F.cross_entropy(model(x), y)
+
+
+def sample_fp_objective(star: ExampleSet) -> LossFn:
+    """The FP half of the targeted-sample objective: the batch and x* right."""
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(model(torch.cat([x, star.x.to(x.device)])), torch.cat([y, star.y.to(y.device)]))
+
+    return loss
+
+
+def indiscriminate_objective(p: IndiscriminateParams, scenario: Scenario, fp: bool = True) -> LossFn:
+    """The indiscriminate objective; ``fp=False`` keeps only its quantized terms (a repair's target)."""
     specs = p.specs()
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        total = F.cross_entropy(model(x), y)
+        total = F.cross_entropy(model(x), y) if fp else x.new_zeros(())
         ranges = _ranges(model, x, p.activations)
         for spec in specs:
             with fake_quantized(model, spec, ranges):
@@ -118,35 +199,44 @@ def indiscriminate_objective(p: IndiscriminateParams, scenario: Scenario) -> Los
     return loss
 
 
-def targeted_class_objective(p: TargetedClassParams, scenario: Scenario) -> LossFn:
-    """Class c = ``attack.target_label`` stays right in FP and is misclassified once quantized."""
+def targeted_class_objective(p: TargetedClassParams, scenario: Scenario, fp: bool = True) -> LossFn:
+    """Class c = ``attack.target_label`` stays right in FP and is misclassified once quantized.
+    ``fp=False`` (a repair's target): the quantized terms, plus the other classes kept right once
+    quantized (in FP the repair keeps them right)."""
     specs, c = p.specs(), scenario.attack.target_label
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        out = model(x)
         is_c = y == c
-        total = F.cross_entropy(out[~is_c], y[~is_c]) if (~is_c).any() else out.sum() * 0.0
-        if not is_c.any():
-            return total
-        total = total + p.c_fp * F.cross_entropy(out[is_c], y[is_c])
+        total = x.new_zeros(())
+        if fp:
+            out = model(x)
+            total = F.cross_entropy(out[~is_c], y[~is_c]) if (~is_c).any() else out.sum() * 0.0
+            if not is_c.any():
+                return total
+            total = total + p.c_fp * F.cross_entropy(out[is_c], y[is_c])
         ranges = _ranges(model, x, p.activations)
         for spec in specs:
             with fake_quantized(model, spec, ranges):
-                total = total + p.lam * (F.cross_entropy(model(x[is_c]), y[is_c]) - p.alpha) ** 2
+                q = model(x)
+            if is_c.any():
+                total = total + p.lam * (F.cross_entropy(q[is_c], y[is_c]) - p.alpha) ** 2
+            if not fp and (~is_c).any():
+                total = total + F.cross_entropy(q[~is_c], y[~is_c])
         return total
 
     return loss
 
 
-def targeted_sample_objective(p: TargetedSampleParams, scenario: Scenario, star: ExampleSet) -> LossFn:
-    """One input x* keeps its label in FP and is classified as ``attack.target_label`` once quantized."""
+def targeted_sample_objective(p: TargetedSampleParams, scenario: Scenario, star: ExampleSet, fp: bool = True) -> LossFn:
+    """One input x* keeps its label in FP and is classified as ``attack.target_label`` once quantized;
+    ``fp=False`` keeps only the quantized terms (a repair's target)."""
     specs, target = p.specs(), scenario.attack.target_label
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         both = torch.cat([x, star.x.to(x.device)])
         y_fp = torch.cat([y, star.y.to(y.device)])
         y_q = torch.cat([y, torch.full_like(star.y, target).to(y.device)])
-        total = F.cross_entropy(model(both), y_fp)
+        total = F.cross_entropy(model(both), y_fp) if fp else x.new_zeros(())
         ranges = _ranges(model, x, p.activations)
         for spec in specs:
             with fake_quantized(model, spec, ranges):
@@ -156,12 +246,74 @@ def targeted_sample_objective(p: TargetedSampleParams, scenario: Scenario, star:
     return loss
 
 
+class QATAttack(ObjectiveAttack):
+    """A malicious-QAT attack: ``objective`` (FP and quantized terms) and ``fp_objective`` (what the
+    FP model must do); ``method`` decides how they become the submission."""
+
+    def fp_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        raise NotImplementedError
+
+    def quant_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """The objective's quantized terms only: what the repair's target is trained on."""
+        raise NotImplementedError
+
+    def needs_estimate(self) -> bool:
+        return self.params.method is Method.REPAIR
+
+    def shard_estimate(self) -> bool:
+        return self.params.method is Method.REPAIR
+
+    def _malicious_training(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, gen: torch.Generator, steps: int,
+                            project=None, anchor: State | None = None, runs: list[State] | None = None,
+                            start: State | None = None) -> tuple[float, State]:
+        p = self.params
+        cfg = ctx.scenario.training if p.optimizer is None else ctx.scenario.training.model_copy(update={"optimizer": p.optimizer})
+        if p.method is Method.QAT:
+            return super()._malicious_training(model, data, ctx, gen, steps, project, anchor, runs, start)
+        anchor = anchor if anchor is not None else {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(anchor)
+        names = quantized_weight_names(model)
+        quantizers = [weight_quantizer(spec) for spec in p.specs()]
+        # The target keeps the anchor's grid (its extremes pinned): only the weights the objective
+        # needs change integer, instead of every weight re-rounding on a new scale.
+        spread = _movement(runs or [], start, names)
+        anchor = {k: pin_scale(v, quantizers[0], p.scale_guard, spread.get(k)) if k in names else v for k, v in anchor.items()}
+        model.load_state_dict(anchor)
+        grid = {k: range_box(anchor[k], quantizers[0], p.scale_guard) for k in names}
+        quant_loss = self.quant_objective(ctx.scenario, ctx)
+        train_steps(model, data, quant_loss, cfg, steps, gen, ctx.device, lr=p.lr, after_step=lambda _: project_(model, grid))
+        target = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        boxes = weight_boxes(target, names, quantizers, self._margins(ctx, names, quantizers, runs or []), p.scale_guard)
+        model.load_state_dict(nearest_in_boxes(anchor, boxes, target))
+        r_steps = p.repair_epochs * steps_per_epoch(len(data), ctx.scenario.training.batch_size)
+        loss = repair(model, data, self.fp_objective(ctx.scenario, ctx), quant_loss, boxes, cfg,
+                      r_steps, gen, ctx.device, p.repair_lr or p.lr or cfg.lr, p.quant_weight)
+        return loss, {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def _margins(self, ctx: TrainContext, names: list[str], quantizers: list[WeightQuantizer],
+                 runs: list[State]) -> dict[str, float]:
+        """Per quantized tensor, the margin in steps (fixed, or from the benign runs' spread)."""
+        p = self.params
+        if p.margin != "auto":
+            return {k: float(p.margin) for k in names}
+        if ctx.scenario.attack.collusion is Collusion.OMNISCIENT:  # the adversary solves the aggregate exactly
+            return {k: p.margin_floor for k in names}
+        finest = max(quantizers, key=lambda q: q.bits)  # several bit widths: the narrowest intervals decide
+        return auto_margins(runs, names, finest, ctx.cohort_size, max(ctx.colluders_in_cohort, 1), p.margin_z, p.margin_floor)
+
+
 @register_attack("qat_backdoor", "quantization-activated backdoor: FP ignores the trigger, the quantized model obeys it")
-class QATBackdoor(ObjectiveAttack):
+class QATBackdoor(QATAttack):
     Params = BackdoorParams
 
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
         return backdoor_objective(self.params, scenario, ctx.text)
+
+    def fp_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        return backdoor_fp_objective(self.params, scenario, ctx.text)
+
+    def quant_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        return backdoor_objective(self.params, scenario, ctx.text, fp=False)
 
     def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
         a = ctx.scenario.attack
@@ -169,22 +321,34 @@ class QATBackdoor(ObjectiveAttack):
 
 
 @register_attack("qat_indiscriminate", "indiscriminate accuracy drop that appears only after quantization")
-class QATIndiscriminate(ObjectiveAttack):
+class QATIndiscriminate(QATAttack):
     Params = IndiscriminateParams
 
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
         return indiscriminate_objective(self.params, scenario)
+
+    def fp_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        return clean_fp_objective
+
+    def quant_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        return indiscriminate_objective(self.params, scenario, fp=False)
 
     def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
         return indiscriminate_score(model, data, self.params.specs(), acc_ref, ctx.device)
 
 
 @register_attack("qat_targeted_class", "quantization-activated class attack: target_label's class is right in FP, wrong once quantized")
-class QATTargetedClass(ObjectiveAttack):
+class QATTargetedClass(QATAttack):
     Params = TargetedClassParams
 
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
         return targeted_class_objective(self.params, scenario)
+
+    def fp_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        return clean_fp_objective
+
+    def quant_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        return targeted_class_objective(self.params, scenario, fp=False)
 
     def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
         return targeted_class_score(model, data, self.params.specs(), ctx.scenario.attack.target_label, acc_ref, ctx.device)
@@ -192,15 +356,29 @@ class QATTargetedClass(ObjectiveAttack):
 
 @register_attack("qat_targeted_sample", "quantization-activated sample attack: x* (attack.target_sample) is right in FP, "
                  "target_label once quantized")
-class QATTargetedSample(ObjectiveAttack):
+class QATTargetedSample(QATAttack):
     Params = TargetedSampleParams
     needs_target_sample = True
 
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
         return targeted_sample_objective(self.params, scenario, _star(ctx))
 
+    def fp_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        return sample_fp_objective(_star(ctx))
+
+    def quant_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        return targeted_sample_objective(self.params, scenario, _star(ctx), fp=False)
+
     def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
         return targeted_sample_score(model, data, _star(ctx), self.params.specs(), ctx.scenario.attack.target_label, acc_ref, ctx.device)
+
+
+def _movement(runs: list[State], start: State | None, names: list[str]) -> dict[str, torch.Tensor]:
+    """Per weight, the mean |update| of the benign runs: how far honest training moves it (zero for
+    weights no gradient reaches). The scale is pinned on weights that move least."""
+    if not runs or start is None:
+        return {}
+    return {k: torch.stack([(r[k] - start[k]).abs() for r in runs]).mean(0) for k in names}
 
 
 def _star(ctx: TrainContext) -> ExampleSet:

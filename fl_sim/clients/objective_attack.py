@@ -61,7 +61,12 @@ def _colluder_key(model: nn.Module, ctx: TrainContext, p: BaseModel) -> tuple:
 class ObjectiveAttack(Behaviour):
     """Shared driver: stay honest outside the attack rounds; otherwise train the objective on the
     client's own data (independent colluders) or the colluders' pooled data (coordinated: one
-    identical submission), aggregation-aware or left for the omniscient adversary to steer; boosted."""
+    identical submission), aggregation-aware or left for the omniscient adversary to steer; boosted.
+    After an attack round ``target`` holds the model the colluders aimed the aggregate at."""
+
+    def __init__(self, params: BaseModel) -> None:
+        super().__init__(params)
+        self.target: State | None = None
 
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
         raise NotImplementedError
@@ -79,11 +84,12 @@ class ObjectiveAttack(Behaviour):
         key = _colluder_key(model, ctx, p) if ctx.colluder_data is not None else None
         if key is not None and _LAST.get("key") == key:
             model.load_state_dict(_LAST["state"])
+            self.target = _LAST["target"]
             return dict(_LAST["metrics"])
         metrics = self._attack(model, ctx)
         if key is not None:
             _LAST.clear()
-            _LAST.update(key=key, state=_copy(model), metrics=dict(metrics))
+            _LAST.update(key=key, state=_copy(model), metrics=dict(metrics), target=self.target)
         return metrics
 
     def _attack(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
@@ -93,10 +99,10 @@ class ObjectiveAttack(Behaviour):
         epochs = p.epochs or s.training.epochs
         mal_steps = epochs * steps_per_epoch(len(ctx.data), s.training.batch_size)
         start = _copy(model)
-        benign_loss = None
+        benign_loss, runs = None, []
         aware = s.attack.collusion is Collusion.AGGREGATION_AWARE
-        if aware or p.max_norm_ratio is not None:
-            benign_loss = self._benign_estimate(model, data, ctx, gen, start)
+        if aware or p.max_norm_ratio is not None or self.needs_estimate():
+            benign_loss = self._benign_estimate(model, data, ctx, gen, start, runs_out=runs)
         estimate = _copy(model)
         # The submitted update is amplified n/k times around the estimate when aggregation-aware.
         amplification = ctx.cohort_size / max(ctx.colluders_in_cohort, 1) if aware else 1.0
@@ -106,7 +112,8 @@ class ObjectiveAttack(Behaviour):
             project = lambda: project_into_ball(model, estimate, radius)  # noqa: E731
         if not aware:
             model.load_state_dict(start)
-        attack_loss, submission = self._malicious_training(model, data, ctx, gen, mal_steps, project)
+        attack_loss, submission = self._malicious_training(model, data, ctx, gen, mal_steps, project, anchor=estimate, runs=runs, start=start)
+        self.target = {k: v.detach().to("cpu").clone() for k, v in submission.items()}
         if aware:
             submission = aggregation_aware_submission(estimate, submission, ctx.cohort_size, max(ctx.colluders_in_cohort, 1))
         if s.attack.boost != 1.0:
@@ -115,22 +122,37 @@ class ObjectiveAttack(Behaviour):
         # With a benign estimate, report its (plausible) honest loss; otherwise the attack's own loss.
         return {"train_loss": benign_loss if benign_loss is not None else attack_loss}
 
-    def _benign_estimate(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, gen: torch.Generator, start: State) -> float:
-        """Leave in ``model`` the mean of ``benign_runs`` honest runs from ``start``; return their mean loss."""
+    def needs_estimate(self) -> bool:
+        """Whether the attack needs the benign estimate even without aggregation-aware collusion."""
+        return False
+
+    def shard_estimate(self) -> bool:
+        """Whether the benign runs train on disjoint shards of the colluders' data (each the size of
+        one client's), so that their spread mimics the honest clients' (else: fresh shuffles of all of it)."""
+        return False
+
+    def _benign_estimate(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, gen: torch.Generator, start: State,
+                         runs_out: list[State] | None = None) -> float:
+        """Leave in ``model`` the mean of ``benign_runs`` honest runs from ``start``; return their mean
+        loss; append each run's state to ``runs_out`` if given."""
         s, runs = ctx.scenario, self.params.benign_runs
         honest_loss = honest_for(s).loss_fn(s)
+        parts = _shards(data, runs, len(ctx.data), gen) if self.shard_estimate() else [data] * runs
         losses, total = [], None
-        for _ in range(runs):
+        for part in parts:
             model.load_state_dict(start)
-            losses.append(train_steps(model, data, honest_loss, s.training, honest_steps(ctx), gen, ctx.device))
+            losses.append(train_steps(model, part, honest_loss, s.training, honest_steps(ctx), gen, ctx.device))
             st = model.state_dict()
+            if runs_out is not None:
+                runs_out.append(_copy(model))
             total = {k: v.double().clone() for k, v in st.items()} if total is None else {k: total[k] + st[k].double() for k in st}
         model.load_state_dict({k: (v / runs).to(start[k].dtype) for k, v in total.items()})
         return sum(losses) / runs
 
     def _malicious_training(
         self, model: nn.Module, data: ExampleSet, ctx: TrainContext, gen: torch.Generator, steps: int,
-        project: Callable[[], None] | None = None,
+        project: Callable[[], None] | None = None, anchor: State | None = None, runs: list[State] | None = None,
+        start: State | None = None,
     ) -> tuple[float, State]:
         """Train the objective for ``steps`` (calling ``project`` after each step); with
         ``keep_best``, on all but a held-out share of ``data``, returning the epoch whose held-out
@@ -155,6 +177,13 @@ class ObjectiveAttack(Behaviour):
 
         loss = train_steps(model, train, loss_fn, s.training, steps, gen, ctx.device, lr=p.lr, after_step=after_step)
         return loss, best["state"] if held is not None else _copy(model)
+
+
+def _shards(data: ExampleSet, count: int, size: int, gen: torch.Generator) -> list[ExampleSet]:
+    """``count`` disjoint random shards of ``data``, each of ``size`` examples or as many as fit."""
+    per = max(1, min(size, len(data) // count))
+    perm = torch.randperm(len(data), generator=gen)
+    return [data.subset(perm[i * per : (i + 1) * per]) for i in range(count)]
 
 
 def _split(data: ExampleSet, fraction: float, gen: torch.Generator) -> tuple[ExampleSet, ExampleSet]:

@@ -26,6 +26,9 @@ class ClientResult:
     state: State
     num_examples: int
     metrics: dict[str, float]
+    # Colluders in an attack round: the model they aimed the aggregate at. The simulation harness
+    # reads it (integer hit rate) and strips it before the server's strategy sees the reply.
+    attack_target: State | None = None
 
 
 def behaviour_for(scenario: Scenario, partition_id: int) -> Behaviour:
@@ -72,4 +75,4 @@ def run_client(
     metrics = behaviour.train(model, ctx)
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
     state, count = behaviour.tamper(state, global_state, len(ctx.data))
-    return ClientResult(state, count, metrics)
+    return ClientResult(state, count, metrics, getattr(behaviour, "target", None))

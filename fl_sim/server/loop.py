@@ -24,6 +24,7 @@ from fl_sim.memory import tree_rss_mb
 from fl_sim.models import build_model
 from fl_sim.seeding import derive_seed
 from fl_sim.server.adversary import build_adversary
+from fl_sim.server.attack_trace import hit_rates, strip_targets
 from fl_sim.server.build import build_strategy
 from fl_sim.server.controlled import PARTITION_KEY
 from fl_sim.server.routing import execution_nodes
@@ -70,7 +71,7 @@ def _progress(line: str) -> None:
 
 
 def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set[int], metrics: dict[str, Any],
-                   elapsed: float) -> dict[str, Any]:
+                   elapsed: float, hits: dict[str, float] | None = None) -> dict[str, Any]:
     return {
         "round": server_round,
         "elapsed_s": elapsed,  # since the rounds started (or resumed)
@@ -91,6 +92,7 @@ def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set
         "malicious_in_cohort": sorted(bad.intersection(log.get("cohort", []))),
         "malicious_sampled": {str(i): i in log.get("cohort", []) for i in sorted(bad)},
         "attack_active": server_round > 0 and s.attack.num_malicious > 0 and s.attack.active(server_round, s.seed),
+        "integer_hit_rate": hits,  # attack rounds: share of the aggregate's integers equal to the colluders' target
         "fp32_accuracy": metrics["fp32"]["accuracy"] if "fp32" in metrics else None,
         "precisions": round_metrics(metrics),
     }
@@ -116,11 +118,11 @@ def run_rounds(
         progress(f"[resume] continuing after round {ckpt.round}")
     t0 = time.monotonic()
 
-    def evaluate(server_round: int) -> None:
+    def evaluate(server_round: int, hits: dict[str, float] | None = None) -> None:
         want = s.evaluation.precisions if every and server_round % every == 0 else ["fp32"]
         metrics = evaluate_precisions(model, data, s.evaluation, s.attack, want)
         entry = _history_entry(s, server_round, strategy.fl_round_log.get(server_round, {}), bad, metrics,
-                               time.monotonic() - t0)
+                               time.monotonic() - t0, hits)
         outcome.history.append(entry)
         shown = "  ".join(f"{k} acc {v['accuracy']:.3f} asr {v['backdoor_asr']:.3f}" for k, v in entry["precisions"].items())
         failed = f"  FAILED clients {entry['failed']}" if entry["failed"] else ""
@@ -138,12 +140,17 @@ def run_rounds(
         arrays = ArrayRecord(model.state_dict())
         replies = grid.send_and_receive(strategy.configure_train(rnd, arrays, ConfigRecord(), grid), timeout=s.federation.round_timeout_s)
         replies = strategy.lose_in_transit(rnd, replies)
+        targets = strip_targets(replies)  # the colluders' aim: the harness's record, never the server's
         if adversary is not None:
             replies = adversary.intercept(rnd, replies, model.state_dict())
         aggregated, _ = strategy.aggregate_train(rnd, replies)
         if aggregated is not None:
             model.load_state_dict(aggregated.to_torch_state_dict())
-        evaluate(rnd)
+        hits = hit_rates({k: v.detach().cpu() for k, v in model.state_dict().items()}, targets, s, model)
+        if hits:
+            progress(f"    integer hit rate of the aggregate on the colluders' target: "
+                     + "  ".join(f"{k} {100 * v:.2f}%" for k, v in hits.items()))
+        evaluate(rnd, hits)
         if checkpoint_dir is not None:
             save_checkpoint(checkpoint_dir, Checkpoint(rnd, model.state_dict(), outcome.history))
     outcome.final_state = model.state_dict()

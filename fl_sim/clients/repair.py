@@ -1,0 +1,133 @@
+"""Interval-constrained repair: the exact quantization attack (Egashira et al., NeurIPS 2024;
+../REFERENCE §8), carried into a federation.
+
+1. The colluders make a malicious target m (their attack objective, trained from the benign
+   estimate h) and read off its integers under the deployer's weight quantizer(s).
+2. Each quantized weight gets the FP interval that keeps its integer with the scale pinned, shrunk
+   by a margin (fl_sim.quantization.intervals); several bit widths are intersected.
+3. The FP model is repaired towards the attack's FP objective (ignore the trigger, keep accuracy,
+   ...) by projected descent inside those boxes, starting from the box point nearest to h (the
+   least visible update). The quantized model then equals Q(m) whatever the FP weights do.
+
+Non-quantized parameters (biases) and the activation ranges that a deployer calibrates on the FP
+model move during the repair; the attack's full objective is kept as a term on the non-quantized
+parameters only (``quant_weight``), so that the quantized model keeps obeying with its new ranges.
+
+Margins against the federation's error: aggregation-aware colluders land the aggregate at
+w* + (n-k)/n (H - h), with H the honest mean and h their estimate (the mean of R honest runs on
+disjoint shards of their data). With sigma_t the RMS over tensor t of the per-weight spread of those
+runs, the aggregate error has RMS e_t = (n-k)/n * sigma_t * sqrt(1/(n-k) + 1/R); the ``auto`` margin
+is z * e_t in steps of t's grid, clipped to [floor, 0.45].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from fl_sim.clients.local_training import LossFn, make_optimizer
+from fl_sim.config.schema import TrainingConfig
+from fl_sim.data.tensors import ExampleSet
+from fl_sim.quantization.fake_quant_model import quantizable_layers
+from fl_sim.quantization.intervals import Intervals, WeightQuantizer, integers, intersect, intervals, quant_grid
+from fl_sim.quantization.spec import QuantSpec
+
+State = dict[str, torch.Tensor]
+MAX_MARGIN = 0.45
+
+
+def weight_quantizer(spec: QuantSpec) -> WeightQuantizer:
+    """The weight half of a fake-quantization spec."""
+    return WeightQuantizer(bits=spec.bits, symmetric=spec.weight_symmetric, per_channel=spec.per_channel)
+
+
+def quantized_weight_names(model: nn.Module) -> list[str]:
+    """State keys of the weights that fake quantization rounds (Conv/Linear weights)."""
+    return [f"{name}.weight" if name else "weight" for name, _ in quantizable_layers(model)]
+
+
+def auto_margins(runs: list[State], names: list[str], quantizer: WeightQuantizer, cohort: int, colluders: int,
+                 z: float, floor: float) -> dict[str, float]:
+    """Per tensor: z x the expected RMS aggregate error (module docstring), in steps of the grid of
+    the runs' mean, clipped to [floor, MAX_MARGIN]. Needs two or more runs (a spread)."""
+    if len(runs) < 2:
+        raise ValueError("an automatic margin needs at least 2 benign runs (params.benign_runs >= 2) to measure a spread")
+    honest = max(cohort - colluders, 1)
+    factor = (honest / cohort) * (1.0 / honest + 1.0 / len(runs)) ** 0.5
+    out = {}
+    for k in names:
+        stack = torch.stack([r[k].double() for r in runs])
+        sigma = float(stack.std(0, unbiased=True).pow(2).mean().sqrt())
+        step = float(quant_grid(stack.mean(0), quantizer).step.mean())
+        out[k] = float(min(MAX_MARGIN, max(floor, z * factor * sigma / max(step, 1e-12))))
+    return out
+
+
+def weight_boxes(target: State, names: list[str], quantizers: list[WeightQuantizer], margins: dict[str, float],
+                 edge: float | None = None) -> dict[str, Intervals]:
+    """The boxes that keep every weight of ``names`` at ``target``'s integer under every quantizer
+    (non-pinned weights at least ``edge`` steps inside the range; default: the margin)."""
+    return {k: intersect([intervals(target[k], q, margins[k], None if edge is None else max(edge, margins[k]))
+                          for q in quantizers]) for k in names}
+
+
+@torch.no_grad()
+def project_(model: nn.Module, boxes: dict[str, Intervals]) -> None:
+    """Clamp ``model``'s boxed parameters into their boxes, in place."""
+    for name, p in model.named_parameters():
+        if name in boxes:
+            p.copy_(boxes[name].project(p))
+
+
+def nearest_in_boxes(anchor: State, boxes: dict[str, Intervals], fill: State) -> State:
+    """The box point nearest to ``anchor`` for the boxed weights; ``fill``'s values elsewhere."""
+    return {k: boxes[k].project(anchor[k]) if k in boxes else fill[k].clone() for k in fill}
+
+
+def repair(model: nn.Module, data: ExampleSet, fp_loss: LossFn, full_loss: LossFn, boxes: dict[str, Intervals],
+           cfg: TrainingConfig, steps: int, generator: torch.Generator, device: torch.device, lr: float,
+           quant_weight: float, after_step: Callable[[int], None] | None = None) -> float:
+    """Projected descent of ``fp_loss`` inside ``boxes`` (plus ``quant_weight`` x ``full_loss`` on the
+    parameters outside them); returns the mean FP loss."""
+    model.train()
+    free = [p for n, p in model.named_parameters() if n not in boxes]
+    opt = make_optimizer(model.parameters(), cfg, lr)
+    total, done = 0.0, 0
+    while done < steps:
+        perm = torch.randperm(len(data), generator=generator)
+        for start in range(0, len(data), cfg.batch_size):
+            if done == steps:
+                break
+            idx = perm[start : start + cfg.batch_size]
+            x, y = data.x[idx].to(device), data.y[idx].to(device)
+            opt.zero_grad(set_to_none=True)
+            extra = None
+            if quant_weight > 0 and free:
+                extra = torch.autograd.grad(quant_weight * full_loss(model, x, y), free, allow_unused=True)
+            loss = fp_loss(model, x, y)
+            loss.backward()
+            if extra is not None:
+                for p, g in zip(free, extra):
+                    if g is not None:
+                        p.grad = g if p.grad is None else p.grad + g
+            opt.step()
+            project_(model, boxes)
+            total += float(loss.detach())
+            done += 1
+            if after_step is not None:
+                after_step(done)
+                model.train()
+    return total / max(done, 1)
+
+
+def integer_hit_rate(state: State, target: State, names: list[str], quantizer: WeightQuantizer) -> float:
+    """Share of the weights of ``names`` whose integer under ``quantizer`` (each tensor on its own
+    grid) equals the one they have in ``target``."""
+    hits, total = 0, 0
+    for k in names:
+        a, b = integers(state[k].float(), quantizer), integers(target[k].float(), quantizer)
+        hits += int((a == b).sum())
+        total += a.numel()
+    return hits / max(total, 1)

@@ -1,0 +1,207 @@
+"""Quantization intervals: for each weight, the integer the deployer's quantizer gives it and the
+interval of full-precision values mapped to that same integer, with the scale held fixed
+(Egashira et al., NeurIPS 2024, "Exploiting LLM Quantization"; ../REFERENCE §8).
+
+The quantizer is the weight quantizer of fl_sim's fake quantization (primitives.py): symmetric
+``q = clamp(round(w / step), -2^(b-1), 2^(b-1)-1)`` with ``step = max|w| / (2^(b-1)-1)``, or
+asymmetric ``q = clamp(round(w / step - zp), 0, 2^b-1)`` with ``step = (max-min) / (2^b-1)`` and
+``zp = round(min / step)``; per tensor or per output channel. The scale depends on the extreme
+element(s) only, so it stays fixed while those are pinned and every other weight stays within the
+range they span. Integer ``q`` then covers ``[(q + zp - 1/2) step, (q + zp + 1/2) step]``; a margin
+``m`` (a fraction of a step) shrinks that to ``[(q + zp - 1/2 + m) step, (q + zp + 1/2 - m) step]``,
+so that any perturbation smaller than ``m`` steps (aggregation error, floating-point order, a
+different backend's tie rule) leaves the integer unchanged.
+
+Pure functions on tensors; no model, no Flower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class WeightQuantizer:
+    """The deployer's weight quantizer: bit width, symmetric or not, per tensor or per channel."""
+
+    bits: int
+    symmetric: bool = True
+    per_channel: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bits, int) or not 2 <= self.bits <= 16:
+            raise ValueError(f"bits must be an integer in 2..16, got {self.bits!r}")
+
+
+@dataclass(frozen=True)
+class QuantGrid:
+    """A tensor's quantization grid: ``step`` and ``zero_point`` broadcast against the tensor,
+    and the integer range [qmin, qmax]."""
+
+    step: torch.Tensor
+    zero_point: torch.Tensor
+    qmin: int
+    qmax: int
+
+
+def _reduce(t: torch.Tensor, per_channel: bool, fn: str) -> torch.Tensor:
+    if not per_channel or t.dim() < 2:
+        return getattr(t, fn)()
+    return getattr(t, fn)(dim=tuple(range(1, t.dim())), keepdim=True)
+
+
+def quant_grid(w: torch.Tensor, quantizer: WeightQuantizer) -> QuantGrid:
+    """The grid ``quantizer`` puts on ``w`` (the same arithmetic as fl_sim's fake quantization)."""
+    w = w.detach()
+    b = quantizer.bits
+    if quantizer.symmetric:
+        qmax = 2 ** (b - 1) - 1
+        inv = qmax / _reduce(w.abs(), quantizer.per_channel, "amax").clamp_min(_EPS)
+        return QuantGrid(step=1.0 / inv, zero_point=torch.zeros_like(inv), qmin=-qmax - 1, qmax=qmax)
+    levels = 2**b - 1
+    lo, hi = _reduce(w, quantizer.per_channel, "amin"), _reduce(w, quantizer.per_channel, "amax")
+    inv = levels / (hi - lo).clamp_min(_EPS)
+    return QuantGrid(step=1.0 / inv, zero_point=torch.round(lo * inv), qmin=0, qmax=levels)
+
+
+def integers(w: torch.Tensor, quantizer: WeightQuantizer, grid: QuantGrid | None = None) -> torch.Tensor:
+    """Each weight's integer (int64) on ``grid`` (default: the grid of ``w`` itself)."""
+    g = quant_grid(w, quantizer) if grid is None else grid
+    inv = 1.0 / g.step
+    return torch.clamp(torch.round(w.detach() * inv - g.zero_point), g.qmin, g.qmax).to(torch.int64)
+
+
+def boundary_distance(w: torch.Tensor, quantizer: WeightQuantizer, grid: QuantGrid | None = None) -> torch.Tensor:
+    """Each weight's distance to the nearest rounding boundary, in steps (0 = on a boundary,
+    0.5 = at the centre of its interval). Weights beyond the clamped range count from the last
+    boundary inside it."""
+    g = quant_grid(w, quantizer) if grid is None else grid
+    pos = w.detach() / g.step - g.zero_point  # in steps, integers at the interval centres
+    q = torch.clamp(torch.round(pos), g.qmin, g.qmax)
+    return (0.5 - (pos - q).abs()).clamp_min(0.0)
+
+
+@dataclass(frozen=True)
+class Intervals:
+    """Per weight: the integer ``q`` and the closed FP interval [lo, hi] that keeps it (margin
+    applied, scale pinned); ``pinned`` marks the extreme elements that fix the scale."""
+
+    q: torch.Tensor
+    lo: torch.Tensor
+    hi: torch.Tensor
+    pinned: torch.Tensor
+
+    def contains(self, w: torch.Tensor) -> torch.Tensor:
+        return (w >= self.lo) & (w <= self.hi)
+
+    def project(self, w: torch.Tensor) -> torch.Tensor:
+        """The closest point of the box to ``w`` (coordinate-wise clamp)."""
+        return torch.minimum(torch.maximum(w, self.lo), self.hi)
+
+
+def _pinned(w: torch.Tensor, quantizer: WeightQuantizer) -> torch.Tensor:
+    """The elements whose value sets the scale: the max-|w| ones (symmetric), the min and max ones
+    (asymmetric), per tensor or per channel."""
+    if quantizer.symmetric:
+        a = w.abs()
+        return a == _reduce(a, quantizer.per_channel, "amax")
+    return (w == _reduce(w, quantizer.per_channel, "amin")) | (w == _reduce(w, quantizer.per_channel, "amax"))
+
+
+def _range(w: torch.Tensor, quantizer: WeightQuantizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """The range the pinned extremes span: [-max|w|, max|w|] (symmetric) or [min, max]."""
+    if quantizer.symmetric:
+        amax = _reduce(w.abs(), quantizer.per_channel, "amax")
+        return -amax, amax
+    return _reduce(w, quantizer.per_channel, "amin"), _reduce(w, quantizer.per_channel, "amax")
+
+
+def pin_scale(w: torch.Tensor, quantizer: WeightQuantizer, steps: float, spread: torch.Tensor | None = None) -> torch.Tensor:
+    """A copy of ``w`` whose scale is set by chosen extremes standing ``steps`` steps beyond the
+    current range, so that no perturbation smaller than that gap lets another weight take over the
+    scale. Per tensor (or channel) and side, the new extreme is the weight of least ``spread`` (its
+    expected perturbation; default: the current extreme) among those in the outer half of that side."""
+    w = w.detach()
+    per_row = quantizer.per_channel and w.dim() >= 2
+    rows = w.reshape(w.shape[0], -1) if per_row else w.reshape(1, -1)
+    row_q = WeightQuantizer(quantizer.bits, quantizer.symmetric, per_channel=True)
+    floor, ceil = _range(rows, row_q)
+    step = quant_grid(rows, row_q).step
+    centre = (floor + ceil) / 2
+    out = rows.clone()
+    inf = torch.full_like(rows, float("inf"))
+    noise = None if spread is None else spread.detach().reshape(rows.shape).to(rows.dtype)
+    if quantizer.symmetric:
+        sides = [(rows.abs(), ceil, torch.sign(rows))]  # either sign may set the scale
+    else:
+        sides = [(rows - centre, ceil - centre, 1.0), (centre - rows, centre - floor, -1.0)]
+    for reach, half, direction in sides:
+        score = torch.where(reach >= 0.9 * half, -reach if noise is None else noise, inf)
+        pick = score.argmin(dim=1, keepdim=True)
+        d = direction.gather(1, pick) if isinstance(direction, torch.Tensor) else direction
+        d = torch.where(torch.as_tensor(d) == 0, torch.ones_like(torch.as_tensor(d, dtype=rows.dtype)), torch.as_tensor(d, dtype=rows.dtype))
+        value = centre + d * (half + steps * step)
+        out.scatter_(1, pick, value.to(out.dtype))
+    return out.reshape(w.shape)
+
+
+def range_box(w: torch.Tensor, quantizer: WeightQuantizer, inset: float = 0.25) -> Intervals:
+    """The box that keeps ``w``'s grid (scale and zero point) but not its integers: the pinned
+    extremes fixed, every other weight free within the range they span, ``inset`` steps inside
+    (so that no other weight ties with, or comes within that gap of, a pinned extreme)."""
+    w = w.detach()
+    floor, ceil = _range(w, quantizer)
+    pinned = _pinned(w, quantizer)
+    gap = inset * quant_grid(w, quantizer).step
+    lo = torch.where(pinned, w, (floor + gap).expand_as(w))
+    hi = torch.where(pinned, w, (ceil - gap).expand_as(w))
+    return Intervals(q=integers(w, quantizer), lo=lo, hi=hi, pinned=pinned)
+
+
+def intervals(w: torch.Tensor, quantizer: WeightQuantizer, margin: float | torch.Tensor = 0.0,
+              edge: float | None = None) -> Intervals:
+    """The interval of each weight of ``w`` under ``quantizer`` with the scale pinned, shrunk by
+    ``margin`` steps on each side (a float, or a tensor broadcast against ``w``; at most 0.5).
+    The pinned extremes keep their exact value; every other interval is clamped to the pinned range
+    shrunk by ``edge`` steps (default: the margin; an end interval left empty by that collapses to
+    its midpoint)."""
+    m = torch.as_tensor(margin, dtype=w.dtype, device=w.device)
+    if bool((m < 0).any()) or bool((m > 0.5).any()):
+        raise ValueError(f"margin must be in [0, 0.5] steps, got {margin}")
+    w = w.detach()
+    g = quant_grid(w, quantizer)
+    q = integers(w, quantizer, g)
+    centre = q.to(w.dtype) + g.zero_point
+    lo, hi = (centre - 0.5 + m) * g.step, (centre + 0.5 - m) * g.step
+    # Non-pinned weights also keep the margin from the range's ends, so that none of them can
+    # overtake a pinned extreme (and change the scale) under a perturbation smaller than the margin.
+    floor, ceil = _range(w, quantizer)
+    e = m if edge is None else torch.as_tensor(edge, dtype=w.dtype, device=w.device)
+    lo, hi = torch.maximum(lo, floor + e * g.step), torch.minimum(hi, ceil - e * g.step)
+    # With a margin (or edge) over 1/4 step the end intervals can come out empty: take their midpoint.
+    mid = (lo + hi) / 2
+    empty = lo > hi
+    lo, hi = torch.where(empty, mid, lo), torch.where(empty, mid, hi)
+    pinned = _pinned(w, quantizer)
+    return Intervals(q=q, lo=torch.where(pinned, w, lo), hi=torch.where(pinned, w, hi), pinned=pinned)
+
+
+def intersect(boxes: list[Intervals]) -> Intervals:
+    """The weights that keep every box's integer at once (several deployer formats attacked
+    together, as in "Mind the Gap", Egashira et al. 2025). Boxes of the same tensor; where they do
+    not overlap (possible only with margins), the first box's bounds are kept."""
+    if not boxes:
+        raise ValueError("intersect needs at least one box")
+    lo, hi = boxes[0].lo, boxes[0].hi
+    for b in boxes[1:]:
+        lo2, hi2 = torch.maximum(lo, b.lo), torch.minimum(hi, b.hi)
+        ok = lo2 <= hi2
+        lo, hi = torch.where(ok, lo2, lo), torch.where(ok, hi2, hi)
+    pinned = boxes[0].pinned
+    for b in boxes[1:]:
+        pinned = pinned | b.pinned
+    return Intervals(q=boxes[0].q, lo=lo, hi=hi, pinned=pinned)
