@@ -28,7 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last finished round")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a scenario key by its dotted path, e.g. --set data.path=/data/mnist (repeatable)")
-    run.add_argument("--out", help="run directory (default: <output_dir>/<name>-<timestamp>)")
+    run.add_argument("--out", help="run directory (default: <output_dir>/<name>-<timestamp>); with --seeds, the folder "
+                     "that holds one run per seed (seed-<N>/) and summary.json / summary.md")
+    run.add_argument("--seeds", type=int, nargs="+", metavar="N", help="run the scenario once per seed and report the "
+                     "final figures as mean +- std; seeds already finished in --out are not rerun")
     run.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     run.add_argument("--ray-address", metavar="HOST:PORT", help="run the clients on the existing Ray cluster at this "
@@ -105,6 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         s = resume_scenario(run_dir)
     elif not args.scenario:
         raise UserError("run needs a scenario file (or --resume RUN_DIR)")
+    elif args.seeds:
+        return _run_seeds(args)
     else:
         s = _load(args)
         run_dir = choose_run_dir(s, args.out, args.force)
@@ -115,6 +120,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name, m in results["final"].items():
         print(f"{name:>6}: accuracy {100 * m['accuracy']:.2f}%  backdoor ASR {100 * m['backdoor_asr']:.2f}%")
     print(f"results: {run_dir}/results.json  report: {run_dir}/report.md")
+    return 0
+
+
+def _run_seeds(args: argparse.Namespace) -> int:
+    """``run --seeds``: one run per seed under --out, then the mean +- std summary."""
+    import json
+    from datetime import datetime
+
+    from fl_sim.reporting.seeds import markdown, summarize, write_summary
+    from fl_sim.runner import run_scenario
+
+    if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
+        raise UserError(f"--seeds must be distinct non-negative integers, got {args.seeds}")
+    if any(o.split("=", 1)[0].strip() == "seed" for o in args.overrides):
+        raise UserError("--seeds and --set seed=... conflict: give the seeds with --seeds only")
+    first = _load(args)
+    out = Path(args.out) if args.out else Path(first.output_dir) / f"{first.name}-seeds-{datetime.now():%Y%m%d-%H%M%S}"
+    per_seed = {}
+    for seed in args.seeds:
+        run_dir = out / f"seed-{seed}"
+        if (run_dir / "results.json").is_file() and not args.force:
+            print(f"fl-sim: seed {seed}: already finished in {run_dir}", file=sys.stderr)
+        else:
+            args_seed = argparse.Namespace(**{**vars(args), "overrides": [*args.overrides, f"seed={seed}"]})
+            s = _load(args_seed)
+            print(f"fl-sim: seed {seed}: running {s.name!r} into {run_dir}", file=sys.stderr)
+            run_scenario(s, run_dir, verbose=args.verbose, ray_address=args.ray_address, num_cpus=args.num_cpus)
+        per_seed[seed] = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    summary = summarize(per_seed)
+    write_summary(out, first.name, summary)
+    print(markdown(first.name, summary))
+    print(f"summary: {out}/summary.json  {out}/summary.md")
     return 0
 
 

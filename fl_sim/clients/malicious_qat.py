@@ -34,7 +34,8 @@ from fl_sim.clients.local_training import LossFn, steps_per_epoch, train_steps
 from fl_sim.clients.objective_attack import AttackParams, ObjectiveAttack, State
 from fl_sim.clients.registry import TrainContext, register_attack
 from fl_sim.clients.repair import (
-    auto_margins, nearest_in_boxes, project_, quantized_weight_names, repair, weight_boxes, weight_quantizer,
+    aggregation_jitter, auto_margins, nearest_in_boxes, project_, quantized_weight_names, repair, sparsify_flips, weight_boxes,
+    weight_quantizer,
 )
 from fl_sim.config.schema import Collusion, Optimizer, Scenario
 from fl_sim.data.tensors import ExampleSet
@@ -71,6 +72,10 @@ class QATAttackParams(AttackParams):
     repair_lr: float | None = Field(None, gt=0, description="repair: learning rate (default: params.lr, else training.lr)")
     scale_guard: float = Field(0.5, ge=0, le=1, description="repair: each scale is set by a weight that benign training "
                                "moves least, kept this many steps beyond all others, so that the aggregation error cannot move it")
+    keep_flips: float = Field(1.0, gt=0, le=1, description="repair: share of the target's integer changes kept (those "
+                              "its training moved furthest); the rest return to the benign estimate (a shorter update)")
+    robust_repair: bool = Field(True, description="repair: take the FP gradient at perturbations shaped like the "
+                                "expected aggregation error (from the benign runs), so that FP behaves where the aggregate lands")
     quant_weight: float = Field(1.0, ge=0, description="repair: weight of the full objective on the non-quantized "
                                 "parameters (biases), which keeps the quantized model obeying as its activation ranges move")
 
@@ -283,11 +288,15 @@ class QATAttack(ObjectiveAttack):
         quant_loss = self.quant_objective(ctx.scenario, ctx)
         train_steps(model, data, quant_loss, cfg, steps, gen, ctx.device, lr=p.lr, after_step=lambda _: project_(model, grid))
         target = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        target = sparsify_flips(target, anchor, names, quantizers[0], p.keep_flips)
         boxes = weight_boxes(target, names, quantizers, self._margins(ctx, names, quantizers, runs or []), p.scale_guard)
         model.load_state_dict(nearest_in_boxes(anchor, boxes, target))
         r_steps = p.repair_epochs * steps_per_epoch(len(data), ctx.scenario.training.batch_size)
+        exact = ctx.scenario.attack.collusion is Collusion.OMNISCIENT
+        jitter = [] if exact or not p.robust_repair else aggregation_jitter(runs or [], ctx.cohort_size,
+                                                                              max(ctx.colluders_in_cohort, 1))
         loss = repair(model, data, self.fp_objective(ctx.scenario, ctx), quant_loss, boxes, cfg,
-                      r_steps, gen, ctx.device, p.repair_lr or p.lr or cfg.lr, p.quant_weight)
+                      r_steps, gen, ctx.device, p.repair_lr or p.lr or cfg.lr, p.quant_weight, jitter=jitter)
         return loss, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def _margins(self, ctx: TrainContext, names: list[str], quantizers: list[WeightQuantizer],

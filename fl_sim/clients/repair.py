@@ -73,6 +73,29 @@ def weight_boxes(target: State, names: list[str], quantizers: list[WeightQuantiz
                           for q in quantizers]) for k in names}
 
 
+def sparsify_flips(target: State, anchor: State, names: list[str], quantizer: WeightQuantizer, keep: float) -> State:
+    """``target`` with only the ``keep`` share of its integer changes (against ``anchor``, on the
+    target's grid) that moved furthest, in steps; every other weight of ``names`` back at the
+    anchor's value. Fewer flips: a shorter, less visible update."""
+    if keep >= 1.0:
+        return dict(target)
+    moved, flips = {}, []
+    for k in names:
+        g = quant_grid(target[k], quantizer)
+        flipped = integers(target[k], quantizer) != integers(anchor[k], quantizer, g)
+        moved[k] = torch.where(flipped, (target[k] - anchor[k]).abs() / g.step, torch.zeros_like(target[k]))
+        flips.append(moved[k][flipped].flatten())
+    every = torch.cat(flips)
+    if every.numel() == 0:
+        return dict(target)
+    cut = torch.quantile(every.float(), 1.0 - keep) if every.numel() < 16_000_000 else every.float().kthvalue(
+        max(1, int(every.numel() * (1.0 - keep)))).values
+    out = dict(target)
+    for k in names:
+        out[k] = torch.where(moved[k] >= cut, target[k], anchor[k])
+    return out
+
+
 @torch.no_grad()
 def project_(model: nn.Module, boxes: dict[str, Intervals]) -> None:
     """Clamp ``model``'s boxed parameters into their boxes, in place."""
@@ -86,11 +109,35 @@ def nearest_in_boxes(anchor: State, boxes: dict[str, Intervals], fill: State) ->
     return {k: boxes[k].project(anchor[k]) if k in boxes else fill[k].clone() for k in fill}
 
 
+def aggregation_jitter(runs: list[State], cohort: int, colluders: int) -> list[State]:
+    """Perturbations shaped like the aggregate's error (module docstring): the benign runs'
+    deviations from their mean, rescaled so that each coordinate's spread matches the expected
+    aggregate error. Empty with fewer than two runs."""
+    r = len(runs)
+    if r < 2:
+        return []
+    honest = max(cohort - colluders, 1)
+    factor = (honest / cohort) * (1.0 / honest + 1.0 / r) ** 0.5 * (r / (r - 1)) ** 0.5
+    mean = {k: sum(run[k] for run in runs) / r for k in runs[0]}
+    return [{k: factor * (run[k] - mean[k]) for k in run if run[k].is_floating_point()} for run in runs]
+
+
+@torch.no_grad()
+def _shift(model: nn.Module, delta: State | None, sign: float) -> None:
+    if delta is None:
+        return
+    for name, p in model.named_parameters():
+        if name in delta:
+            p.add_(sign * delta[name].to(p.device, p.dtype))
+
+
 def repair(model: nn.Module, data: ExampleSet, fp_loss: LossFn, full_loss: LossFn, boxes: dict[str, Intervals],
            cfg: TrainingConfig, steps: int, generator: torch.Generator, device: torch.device, lr: float,
-           quant_weight: float, after_step: Callable[[int], None] | None = None) -> float:
+           quant_weight: float, after_step: Callable[[int], None] | None = None, jitter: list[State] | None = None) -> float:
     """Projected descent of ``fp_loss`` inside ``boxes`` (plus ``quant_weight`` x ``full_loss`` on the
-    parameters outside them); returns the mean FP loss."""
+    parameters outside them); returns the mean FP loss. With ``jitter``, each step's FP gradient is
+    taken at the model plus one of those perturbations (random choice and sign): the FP behaviour
+    is repaired for the neighbourhood where the aggregate will land, not one point."""
     model.train()
     free = [p for n, p in model.named_parameters() if n not in boxes]
     opt = make_optimizer(model.parameters(), cfg, lr)
@@ -106,8 +153,14 @@ def repair(model: nn.Module, data: ExampleSet, fp_loss: LossFn, full_loss: LossF
             extra = None
             if quant_weight > 0 and free:
                 extra = torch.autograd.grad(quant_weight * full_loss(model, x, y), free, allow_unused=True)
+            delta, sign = None, 1.0
+            if jitter:
+                delta = jitter[int(torch.randint(len(jitter), (1,), generator=generator))]
+                sign = 1.0 if bool(torch.rand((), generator=generator) < 0.5) else -1.0
+            _shift(model, delta, sign)
             loss = fp_loss(model, x, y)
             loss.backward()
+            _shift(model, delta, -sign)
             if extra is not None:
                 for p, g in zip(free, extra):
                     if g is not None:

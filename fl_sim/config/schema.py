@@ -342,6 +342,21 @@ class MitigationConfig(Strict):
         return v
 
 
+class RoundingMarginConfig(Strict):
+    """Protocol ``rounding_margin``: weight noise before rounding, in steps of each layer's grid."""
+
+    sigmas: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.1, 0.25], min_length=1)
+    draws: int = Field(5, ge=1, description="K: random noise draws per sigma and precision")
+    bins: int = Field(10, ge=2, description="histogram bins of the distance to the nearest boundary, over [0, 0.5] steps")
+
+    @field_validator("sigmas")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(x <= 0 for x in v):
+            raise ValueError(f"sigmas must be positive (in steps), got {v}")
+        return v
+
+
 class QuantScope(str, Enum):
     WEIGHTS = "weights"
     WEIGHTS_ACTIVATIONS = "weights_activations"
@@ -363,6 +378,7 @@ class EvaluationConfig(Strict):
     word_attack: WordAttackSettings = WordAttackSettings()
     data_free: DataFreeConfig = DataFreeConfig()
     mitigation: MitigationConfig = MitigationConfig()
+    rounding_margin: RoundingMarginConfig = RoundingMarginConfig()
     every_n_rounds: int = Field(0, ge=0)
     batch_size: int = Field(1000, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -149,16 +149,19 @@ def pin_scale(w: torch.Tensor, quantizer: WeightQuantizer, steps: float, spread:
     return out.reshape(w.shape)
 
 
-def range_box(w: torch.Tensor, quantizer: WeightQuantizer, inset: float = 0.25) -> Intervals:
+def range_box(w: torch.Tensor, quantizer: WeightQuantizer, guard: float = 0.0) -> Intervals:
     """The box that keeps ``w``'s grid (scale and zero point) but not its integers: the pinned
-    extremes fixed, every other weight free within the range they span, ``inset`` steps inside
-    (so that no other weight ties with, or comes within that gap of, a pinned extreme)."""
+    extremes fixed, every other weight free up to the centre of the outermost integer whose
+    interval ends at least ``guard`` steps inside the range (so that no other weight ties with, or
+    comes within that gap of, a pinned extreme, and none is parked on a rounding boundary)."""
     w = w.detach()
     floor, ceil = _range(w, quantizer)
+    g = quant_grid(w, quantizer)
+    top = torch.floor(ceil / g.step - g.zero_point - guard - 0.5 + 1e-9)
+    bottom = torch.ceil(floor / g.step - g.zero_point + guard + 0.5 - 1e-9)
     pinned = _pinned(w, quantizer)
-    gap = inset * quant_grid(w, quantizer).step
-    lo = torch.where(pinned, w, (floor + gap).expand_as(w))
-    hi = torch.where(pinned, w, (ceil - gap).expand_as(w))
+    lo = torch.where(pinned, w, ((bottom + g.zero_point) * g.step).expand_as(w))
+    hi = torch.where(pinned, w, ((top + g.zero_point) * g.step).expand_as(w))
     return Intervals(q=integers(w, quantizer), lo=lo, hi=hi, pinned=pinned)
 
 

@@ -113,6 +113,38 @@ def adversarial_plot(path: Path, robustness: dict[str, Any]) -> bool:
     return True
 
 
+def rounding_margin_plot(path: Path, result: dict[str, Any]) -> bool:
+    """Accuracy and ASR of each int<b> precision against the noise sigma (mean, band = min..max),
+    and the histogram of the weights' distance to the nearest boundary (all layers)."""
+    sigmas = [float(k) for k in result["sigmas"]]
+    precs = list(result["unperturbed"])[1:]
+    if not sigmas or not precs:
+        return False
+    fig, panels = _panels(["accuracy", "backdoor_asr", "distance"], 4.2)
+    for ax, key in panels[:2]:
+        for p in precs:
+            m = [result["sigmas"][f"{x:g}"][p][key] for x in sigmas]
+            mean = [100 * v["mean"] for v in m]
+            lo = [100 * min(v["worst"], v["best"]) for v in m]
+            hi = [100 * max(v["worst"], v["best"]) for v in m]
+            ax.plot(sigmas, mean, marker="o", label=p)
+            ax.fill_between(sigmas, lo, hi, alpha=0.2)
+        ax.set_xscale("log")
+        ax.set_ylim(-2, 102)
+        _label(ax, "weight noise sigma (steps)", "%", "clean accuracy" if key == "accuracy" else "backdoor ASR")
+        ax.legend(fontsize=7)
+    ax = panels[2][0]
+    for p, h in result["boundary_distance"].items():
+        edges = h["bin_edges"]
+        counts = [sum(layer["counts"][i] for layer in h["layers"].values()) for i in range(len(edges) - 1)]
+        total = max(sum(counts), 1)
+        ax.step(edges[:-1], [100 * c / total for c in counts], where="post", label=p)
+    _label(ax, "distance to nearest rounding boundary (steps)", "% of weights", "boundary distance")
+    ax.legend(fontsize=7)
+    _save(fig, path)
+    return True
+
+
 def write_eval_plots(run_dir: Path, results: dict[str, Any]) -> list[str]:
     ev = results.get("evaluation", {})
     made = []
@@ -124,4 +156,6 @@ def write_eval_plots(run_dir: Path, results: dict[str, Any]) -> list[str]:
         made.append("adversarial_accuracy.png")
     if "word_substitution" in ev and word_attack_plot(run_dir / "word_attack_accuracy.png", ev["word_substitution"]["result"]):
         made.append("word_attack_accuracy.png")
+    if "rounding_margin" in ev and rounding_margin_plot(run_dir / "rounding_margin.png", ev["rounding_margin"]["result"]):
+        made.append("rounding_margin.png")
     return made

@@ -106,6 +106,30 @@ def mitigation_section(r: dict[str, Any]) -> list[str]:
     return rows
 
 
+def rounding_margin_section(r: dict[str, Any]) -> list[str]:
+    rows = [f"Gaussian noise of sigma steps (of each layer's grid) added to the weights before rounding; {r['draws']} draws "
+            "per sigma. Mean over the draws; worst for the deployer in brackets (lowest accuracy, highest ASR) and the "
+            "attacker's worst (lowest ASR).", "",
+            "| sigma (steps) | precision | accuracy: mean (worst) | backdoor ASR: mean (highest, lowest) |", "|---:|---|---|---|"]
+    for p, m in r["unperturbed"].items():
+        rows.append(f"| 0 | {p} | {pct(m['accuracy'])} | {pct(m['backdoor_asr'])} |")
+    for sigma, by_p in r["sigmas"].items():
+        for p, m in by_p.items():
+            a, b = m["accuracy"], m["backdoor_asr"]
+            rows.append(f"| {sigma} | {p} | {pct(a['mean'])} ({pct(a['worst'])}) | {pct(b['mean'])} ({pct(b['worst'])}, {pct(b['best'])}) |")
+    rows += ["", "Other quantizers (one change from the configured one):", "", "| quantizer | precision | accuracy | backdoor ASR |",
+             "|---|---|---:|---:|"]
+    rows += [f"| {q} | {p} | {pct(m['accuracy'])} | {pct(m['backdoor_asr'])} |" for q, by_p in r["quantizer_variants"].items()
+             for p, m in by_p.items()]
+    rows += ["", "Share of each layer's weights within 0.01 / 0.05 / 0.1 steps of a rounding boundary:", "",
+             "| precision | layer | < 0.01 | < 0.05 | < 0.1 |", "|---|---|---:|---:|---:|"]
+    for p, h in r["boundary_distance"].items():
+        for layer, d in h["layers"].items():
+            w = d["within"]
+            rows.append(f"| {p} | {layer} | {pct(w['0.01'])} | {pct(w['0.05'])} | {pct(w['0.1'])} |")
+    return rows
+
+
 SECTIONS = {
     "precisions": ("Precisions (re-evaluated)", precisions_section),
     "worst_case": ("Worst-case PTQ over random calibration sets", worst_case_section),
@@ -114,6 +138,7 @@ SECTIONS = {
     "kernel_check": ("Real int8 kernel vs fake int8", kernel_check_section),
     "data_free": ("Data-free calibration and disagreement probe", data_free_section),
     "mitigation": ("Deployment-time mitigations", mitigation_section),
+    "rounding_margin": ("Rounding margin: weight noise before rounding, other quantizers", rounding_margin_section),
 }
 
 

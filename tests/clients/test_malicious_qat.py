@@ -112,8 +112,8 @@ def test_max_norm_ratio_bounds_the_submitted_update():
     seen = {}
 
     class Spy(QATBackdoor):
-        def _benign_estimate(self, m, d, ctx, gen, start):
-            loss = super()._benign_estimate(m, d, ctx, gen, start)
+        def _benign_estimate(self, m, d, ctx, gen, start, **kw):
+            loss = super()._benign_estimate(m, d, ctx, gen, start, **kw)
             seen["estimate"] = {k: v.clone() for k, v in m.state_dict().items()}
             return loss
 

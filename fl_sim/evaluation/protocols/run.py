@@ -20,6 +20,8 @@ def run_protocols(model: nn.Module, data: FederatedData, s: Scenario, names: lis
     for name in names:
         t0 = time.monotonic()
         result = PROTOCOLS.get(name)(ctx)
-        out[name] = {"settings": s.evaluation.model_dump(mode="json"), "device": str(ctx.device),
+        # A protocol's headline map ("index") is also readable at the section's top level.
+        index = result.pop("index", {}) if isinstance(result, dict) else {}
+        out[name] = {**index, "settings": s.evaluation.model_dump(mode="json"), "device": str(ctx.device),
                      "seconds": time.monotonic() - t0, "result": result}
     return out
