@@ -88,3 +88,31 @@ def test_mitigation_protocol_measures_tacq_and_a_server_fine_tune(run_dir):
     before, after = r["uniform"]["fp32"], r["fine_tuned"]["fp32"]
     assert (before["accuracy"], before["backdoor_asr"]) != (after["accuracy"], after["backdoor_asr"])
     assert "Deployment-time mitigations" in (run_dir / "report.md").read_text()
+
+
+def test_eval_rounding_margin_section_plot_and_sigma_keys(run_dir):
+    argv = ["eval", str(run_dir), "--protocol", "rounding_margin", "--set", "evaluation.rounding_margin.draws=2",
+            "--set", "evaluation.rounding_margin.sigmas=[0.000001, 0.25]"]
+    assert main(argv) == 0
+    res = json.loads((run_dir / "results.json").read_text())
+    rm = res["evaluation"]["rounding_margin"]
+    r = rm["result"]
+    assert set(r["sigmas"]) == {"1e-06", "0.25"} and rm["1e-06"] == r["sigmas"]["1e-06"]  # sigma keys at the top too
+    for p in ("int8", "int4"):
+        tiny = r["sigmas"]["1e-06"][p]
+        # A millionth of a step moves no weight across a boundary: the unperturbed figures, in every draw.
+        assert tiny["accuracy"]["mean"] == pytest.approx(r["unperturbed"][p]["accuracy"])
+        assert tiny["accuracy"]["worst"] == tiny["accuracy"]["best"]
+        layers = r["boundary_distance"][p]["layers"]
+        assert all(sum(d["counts"]) > 0 and 0 <= d["within"]["0.1"] <= 1 for d in layers.values())
+    assert set(r["quantizer_variants"]) == {"as_configured", "per_channel", "asymmetric_weights", "percentile_observer"}
+    assert r["quantizer_variants"]["as_configured"]["int4"] == r["unperturbed"]["int4"]
+    assert "Rounding margin" in (run_dir / "report.md").read_text()
+    assert (run_dir / "rounding_margin.png").is_file()
+
+
+def test_rounding_margin_needs_an_int_precision(run_dir, capsys):
+    argv = ["eval", str(run_dir), "--protocol", "rounding_margin", "--set", "evaluation.precisions=[fp32, bf16]"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs an int<b> precision" in err[0]

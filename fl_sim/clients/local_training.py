@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,21 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return max(1, math.ceil(n / batch_size))
 
 
+def minibatches(data: ExampleSet, batch_size: int, steps: int, generator: torch.Generator,
+                device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Exactly ``steps`` minibatches over reshuffled passes of ``data`` (a new permutation per pass,
+    drawn only when the pass is needed), moved to ``device``."""
+    done = 0
+    while done < steps:
+        perm = torch.randperm(len(data), generator=generator)
+        for start in range(0, len(data), batch_size):
+            if done == steps:
+                return
+            idx = perm[start : start + batch_size]
+            yield data.x[idx].to(device), data.y[idx].to(device)
+            done += 1
+
+
 def train_steps(
     model: nn.Module,
     data: ExampleSet,
@@ -46,20 +61,14 @@ def train_steps(
     model.train()
     opt = make_optimizer(model.parameters(), cfg, lr)
     total, done = 0.0, 0
-    while done < steps:
-        perm = torch.randperm(len(data), generator=generator)
-        for start in range(0, len(data), cfg.batch_size):
-            if done == steps:
-                break
-            idx = perm[start : start + cfg.batch_size]
-            x, y = data.x[idx].to(device), data.y[idx].to(device)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model, x, y)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-            done += 1
-            if after_step is not None:
-                after_step(done)
-                model.train()
+    for x, y in minibatches(data, cfg.batch_size, steps, generator, device):
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model, x, y)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach())
+        done += 1
+        if after_step is not None:
+            after_step(done)
+            model.train()
     return total / max(done, 1)

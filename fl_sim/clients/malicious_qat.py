@@ -222,11 +222,10 @@ def targeted_class_objective(p: TargetedClassParams, scenario: Scenario, fp: boo
         ranges = _ranges(model, x, p.activations)
         for spec in specs:
             with fake_quantized(model, spec, ranges):
-                q = model(x)
-            if is_c.any():
-                total = total + p.lam * (F.cross_entropy(q[is_c], y[is_c]) - p.alpha) ** 2
-            if not fp and (~is_c).any():
-                total = total + F.cross_entropy(q[~is_c], y[~is_c])
+                if is_c.any():
+                    total = total + p.lam * (F.cross_entropy(model(x[is_c]), y[is_c]) - p.alpha) ** 2
+                if not fp and (~is_c).any():
+                    total = total + F.cross_entropy(model(x[~is_c]), y[~is_c])
         return total
 
     return loss

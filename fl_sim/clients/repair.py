@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from fl_sim.clients.local_training import LossFn, make_optimizer
+from fl_sim.clients.local_training import LossFn, make_optimizer, minibatches
 from fl_sim.config.schema import TrainingConfig
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.quantization.fake_quant_model import quantizable_layers
@@ -142,36 +142,30 @@ def repair(model: nn.Module, data: ExampleSet, fp_loss: LossFn, full_loss: LossF
     free = [p for n, p in model.named_parameters() if n not in boxes]
     opt = make_optimizer(model.parameters(), cfg, lr)
     total, done = 0.0, 0
-    while done < steps:
-        perm = torch.randperm(len(data), generator=generator)
-        for start in range(0, len(data), cfg.batch_size):
-            if done == steps:
-                break
-            idx = perm[start : start + cfg.batch_size]
-            x, y = data.x[idx].to(device), data.y[idx].to(device)
-            opt.zero_grad(set_to_none=True)
-            extra = None
-            if quant_weight > 0 and free:
-                extra = torch.autograd.grad(quant_weight * full_loss(model, x, y), free, allow_unused=True)
-            delta, sign = None, 1.0
-            if jitter:
-                delta = jitter[int(torch.randint(len(jitter), (1,), generator=generator))]
-                sign = 1.0 if bool(torch.rand((), generator=generator) < 0.5) else -1.0
-            _shift(model, delta, sign)
-            loss = fp_loss(model, x, y)
-            loss.backward()
-            _shift(model, delta, -sign)
-            if extra is not None:
-                for p, g in zip(free, extra):
-                    if g is not None:
-                        p.grad = g if p.grad is None else p.grad + g
-            opt.step()
-            project_(model, boxes)
-            total += float(loss.detach())
-            done += 1
-            if after_step is not None:
-                after_step(done)
-                model.train()
+    for x, y in minibatches(data, cfg.batch_size, steps, generator, device):
+        opt.zero_grad(set_to_none=True)
+        extra = None
+        if quant_weight > 0 and free:
+            extra = torch.autograd.grad(quant_weight * full_loss(model, x, y), free, allow_unused=True)
+        delta, sign = None, 1.0
+        if jitter:
+            delta = jitter[int(torch.randint(len(jitter), (1,), generator=generator))]
+            sign = 1.0 if bool(torch.rand((), generator=generator) < 0.5) else -1.0
+        _shift(model, delta, sign)
+        loss = fp_loss(model, x, y)
+        loss.backward()
+        _shift(model, delta, -sign)
+        if extra is not None:
+            for p, g in zip(free, extra):
+                if g is not None:
+                    p.grad = g if p.grad is None else p.grad + g
+        opt.step()
+        project_(model, boxes)
+        total += float(loss.detach())
+        done += 1
+        if after_step is not None:
+            after_step(done)
+            model.train()
     return total / max(done, 1)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 _EPS = 1e-12
+PIN_REACH = 0.9  # pin_scale picks its weight among those within (1 - PIN_REACH) of the range's end
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def pin_scale(w: torch.Tensor, quantizer: WeightQuantizer, steps: float, spread:
     else:
         sides = [(rows - centre, ceil - centre, 1.0), (centre - rows, centre - floor, -1.0)]
     for reach, half, direction in sides:
-        score = torch.where(reach >= 0.9 * half, -reach if noise is None else noise, inf)
+        score = torch.where(reach >= PIN_REACH * half, -reach if noise is None else noise, inf)
         pick = score.argmin(dim=1, keepdim=True)
         d = direction.gather(1, pick) if isinstance(direction, torch.Tensor) else direction
         d = torch.where(torch.as_tensor(d) == 0, torch.ones_like(torch.as_tensor(d, dtype=rows.dtype)), torch.as_tensor(d, dtype=rows.dtype))

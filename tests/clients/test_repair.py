@@ -114,3 +114,31 @@ def test_repair_refuses_options_it_cannot_honour():
         BackdoorParams(method="repair", margin="auto", benign_runs=1)
     with pytest.raises(ValueError, match="margin"):
         BackdoorParams(method="repair", margin=0.6)
+
+
+@pytest.mark.parametrize("behaviour", ["qat_backdoor", "qat_indiscriminate", "qat_targeted_class", "qat_targeted_sample"])
+def test_every_objective_attack_repairs_inside_its_targets_intervals(behaviour):
+    from fl_sim.components import BEHAVIOURS
+
+    attack = {"behaviour": behaviour, "collusion": "aggregation_aware", "start_round": 1,
+              "params": {"bits": [4], "method": "repair", "margin": 0.1, "epochs": 1, "repair_epochs": 1}}
+    if behaviour == "qat_targeted_sample":
+        attack["target_sample"] = 0
+    s = validate_dict(tiny_raw(attack=attack), "t")
+    model, data = _model_and_data(4)
+    star = ExampleSet(data.x[:1], data.y[:1])
+    ctx = TrainContext(s, 1, 0, data, 4, torch.device("cpu"), torch.Generator().manual_seed(0), colluder_data=data,
+                       colluders_in_cohort=1, colluder_generator=torch.Generator().manual_seed(5), target_sample=star)
+    b = BEHAVIOURS.get(behaviour)(s.attack.behaviour_params())
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    b._attack(model, ctx)
+    names = quantized_weight_names(model)
+    # The target sits inside its own margin-shrunk intervals: every weight at least 0.1 steps from a boundary
+    # (the scale-setting ones excepted), and the submission moved away from the start.
+    from fl_sim.quantization.intervals import boundary_distance
+
+    for k in names:
+        d = boundary_distance(b.target[k], WeightQuantizer(4))
+        keep = b.target[k].abs() != b.target[k].abs().max()
+        assert float(d[keep].min()) >= 0.1 - 1e-5
+    assert any(not torch.equal(model.state_dict()[k], start[k]) for k in names)

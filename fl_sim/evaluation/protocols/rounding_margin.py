@@ -25,6 +25,7 @@ from fl_sim.config.schema import EvaluationConfig
 from fl_sim.data.triggers import apply_trigger
 from fl_sim.evaluation.metrics import accuracy, attack_success_rate, predict
 from fl_sim.evaluation.precisions import precision_context
+from fl_sim.errors import UserError
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.quantization.fake_quant_model import quantizable_layers
 from fl_sim.quantization.intervals import WeightQuantizer, boundary_distance, quant_grid
@@ -102,7 +103,7 @@ def run(ctx: EvalContext) -> dict[str, Any]:
     cfg, rm = s.evaluation, s.evaluation.rounding_margin
     ints = [p for p in cfg.precisions if parse_precision(p).kind is PrecisionKind.INT]
     if not ints:
-        raise ValueError("rounding_margin needs an int<b> precision in evaluation.precisions")
+        raise UserError("protocol rounding_margin needs an int<b> precision in evaluation.precisions")
     model = ctx.model.to(ctx.device)
     xt = apply_trigger(ctx.data.test.x, s.attack.trigger, ctx.data.text)
     gen = ctx.generator("rounding_margin")
