@@ -36,7 +36,8 @@ def test_each_seed_is_a_run_and_the_summary_is_their_mean_and_std(seeds_dir):
     acc = [per[s]["final"]["int4"]["accuracy"] for s in (0, 1)]
     got = summary["final"]["int4"]["accuracy"]
     assert got["mean"] == pytest.approx(statistics.fmean(acc)) and got["std"] == pytest.approx(statistics.stdev(acc))
-    assert "mean +- sample std" in (seeds_dir / "summary.md").read_text().lower() or "Mean +- sample std" in (seeds_dir / "summary.md").read_text()
+    md = (seeds_dir / "summary.md").read_text()
+    assert "2 seeds (0, 1)" in md and f"{100 * got['mean']:.2f}% +- {100 * got['std']:.2f}%" in md
 
 
 def test_the_attack_round_records_the_integer_hit_rate_and_the_colluders_norm(seeds_dir):

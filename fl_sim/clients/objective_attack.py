@@ -112,7 +112,8 @@ class ObjectiveAttack(Behaviour):
             project = lambda: project_into_ball(model, estimate, radius)  # noqa: E731
         if not aware:
             model.load_state_dict(start)
-        attack_loss, submission = self._malicious_training(model, data, ctx, gen, mal_steps, project, anchor=estimate, runs=runs, start=start)
+        attack_loss, submission = self._malicious_training(model, data, ctx, gen, mal_steps, project,
+                                                           anchor=estimate, runs=runs, start=start)
         self.target = {k: v.detach().to("cpu").clone() for k, v in submission.items()}
         if aware:
             submission = aggregation_aware_submission(estimate, submission, ctx.cohort_size, max(ctx.colluders_in_cohort, 1))
