@@ -288,7 +288,7 @@ class QATAttack(ObjectiveAttack):
         train_steps(model, data, quant_loss, cfg, steps, gen, ctx.device, lr=p.lr, after_step=lambda _: project_(model, grid))
         target = {k: v.detach().clone() for k, v in model.state_dict().items()}
         target = sparsify_flips(target, anchor, names, quantizers[0], p.keep_flips)
-        boxes = weight_boxes(target, names, quantizers, self._margins(ctx, names, quantizers, runs or []), p.scale_guard)
+        boxes = weight_boxes(target, names, quantizers, self._margins(ctx, names, quantizers, runs or [], start), p.scale_guard)
         model.load_state_dict(nearest_in_boxes(anchor, boxes, target))
         r_steps = p.repair_epochs * steps_per_epoch(len(data), ctx.scenario.training.batch_size)
         exact = ctx.scenario.attack.collusion is Collusion.OMNISCIENT
@@ -299,15 +299,16 @@ class QATAttack(ObjectiveAttack):
         return loss, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def _margins(self, ctx: TrainContext, names: list[str], quantizers: list[WeightQuantizer],
-                 runs: list[State]) -> dict[str, float]:
-        """Per quantized tensor, the margin in steps (fixed, or from the benign runs' spread)."""
+                 runs: list[State], start: State | None) -> dict[str, float | torch.Tensor]:
+        """Per quantized tensor (or weight), the margin in steps (fixed, or from the benign runs)."""
         p = self.params
         if p.margin != "auto":
             return {k: float(p.margin) for k in names}
         if ctx.scenario.attack.collusion is Collusion.OMNISCIENT:  # the adversary solves the aggregate exactly
             return {k: p.margin_floor for k in names}
         finest = max(quantizers, key=lambda q: q.bits)  # several bit widths: the narrowest intervals decide
-        return auto_margins(runs, names, finest, ctx.cohort_size, max(ctx.colluders_in_cohort, 1), p.margin_z, p.margin_floor)
+        return auto_margins(runs, names, finest, ctx.cohort_size, max(ctx.colluders_in_cohort, 1), p.margin_z,
+                            p.margin_floor, start)
 
 
 @register_attack("qat_backdoor", "quantization-activated backdoor: FP ignores the trigger, the quantized model obeys it")

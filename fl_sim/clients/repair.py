@@ -17,7 +17,8 @@ Margins against the federation's error: aggregation-aware colluders land the agg
 w* + (n-k)/n (H - h), with H the honest mean and h their estimate (the mean of R honest runs on
 disjoint shards of their data). With sigma_t the RMS over tensor t of the per-weight spread of those
 runs, the aggregate error has RMS e_t = (n-k)/n * sigma_t * sqrt(1/(n-k) + 1/R); the ``auto`` margin
-is z * e_t in steps of t's grid, clipped to [floor, 0.45].
+of weight i is z * e_t * a_i / RMS_t(a) in steps of t's grid, clipped to [floor, 0.45], with a_i the
+runs' mean |update| of weight i (weights that honest training moves more vary more).
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ def quantized_weight_names(model: nn.Module) -> list[str]:
 
 
 def auto_margins(runs: list[State], names: list[str], quantizer: WeightQuantizer, cohort: int, colluders: int,
-                 z: float, floor: float) -> dict[str, float]:
+                 z: float, floor: float, start: State | None = None) -> dict[str, torch.Tensor]:
     """Per tensor: z x the expected RMS aggregate error (module docstring), in steps of the grid of
-    the runs' mean, clipped to [floor, MAX_MARGIN]. Needs two or more runs (a spread)."""
+    the runs' mean, clipped to [floor, MAX_MARGIN]. With ``start`` (the global model the runs began
+    from), per weight: that error scaled by the weight's mean |update| over its tensor's RMS, since
+    the weights honest training moves most also vary most across clients. Needs two or more runs."""
     if len(runs) < 2:
         raise ValueError("an automatic margin needs at least 2 benign runs (params.benign_runs >= 2) to measure a spread")
     honest = max(cohort - colluders, 1)
@@ -59,18 +62,25 @@ def auto_margins(runs: list[State], names: list[str], quantizer: WeightQuantizer
     out = {}
     for k in names:
         stack = torch.stack([r[k].double() for r in runs])
-        sigma = float(stack.std(0, unbiased=True).pow(2).mean().sqrt())
-        step = float(quant_grid(stack.mean(0), quantizer).step.mean())
-        out[k] = float(min(MAX_MARGIN, max(floor, z * factor * sigma / max(step, 1e-12))))
+        sigma = stack.std(0, unbiased=True).pow(2).mean().sqrt()
+        step = quant_grid(stack.mean(0), quantizer).step.mean().clamp_min(1e-12)
+        scale = torch.ones_like(stack[0])
+        if start is not None:
+            moved = (stack - start[k].double()).abs().mean(0)
+            scale = moved / moved.pow(2).mean().sqrt().clamp_min(1e-12)
+        out[k] = (z * factor * sigma * scale / step).clamp(floor, MAX_MARGIN).to(runs[0][k].dtype)
     return out
 
 
-def weight_boxes(target: State, names: list[str], quantizers: list[WeightQuantizer], margins: dict[str, float],
-                 edge: float | None = None) -> dict[str, Intervals]:
+def weight_boxes(target: State, names: list[str], quantizers: list[WeightQuantizer],
+                 margins: dict[str, float | torch.Tensor], edge: float | None = None) -> dict[str, Intervals]:
     """The boxes that keep every weight of ``names`` at ``target``'s integer under every quantizer
-    (non-pinned weights at least ``edge`` steps inside the range; default: the margin)."""
-    return {k: intersect([intervals(target[k], q, margins[k], None if edge is None else max(edge, margins[k]))
-                          for q in quantizers]) for k in names}
+    (margins per tensor or per weight; non-pinned weights at least ``edge`` steps inside the range,
+    default: the margin)."""
+    def edge_of(m: float | torch.Tensor) -> float | torch.Tensor | None:
+        return None if edge is None else torch.clamp(torch.as_tensor(m), min=edge)
+
+    return {k: intersect([intervals(target[k], q, margins[k], edge_of(margins[k])) for q in quantizers]) for k in names}
 
 
 def sparsify_flips(target: State, anchor: State, names: list[str], quantizer: WeightQuantizer, keep: float) -> State:

@@ -49,8 +49,15 @@ def test_auto_margin_is_z_times_the_expected_aggregate_error_in_steps():
     got = auto_margins(runs, ["w"], q, cohort=10, colluders=2, z=3.0, floor=0.0)["w"]
     sigma = 0.01 * 2 ** 0.5
     err = (8 / 10) * sigma * (1 / 8 + 1 / 2) ** 0.5
-    assert got == pytest.approx(3 * err / float(quant_grid(w, q).step), rel=1e-6)
-    assert auto_margins(runs, ["w"], q, 10, 2, z=1e6, floor=0.0)["w"] == 0.45  # clipped
+    want = 3 * err / float(quant_grid(w, q).step)
+    assert torch.allclose(got, torch.full_like(w, want), rtol=1e-5)
+    assert bool((auto_margins(runs, ["w"], q, 10, 2, z=1e6, floor=0.0)["w"] == 0.45).all())  # clipped
+    # Per weight: scaled by the weight's mean |update| over the tensor's RMS |update|.
+    start = {"w": w - torch.tensor([[0.0, 0.01, 0.02, 0.04]])}
+    moved = torch.tensor([0.01, 0.01, 0.02, 0.04])  # mean over the runs of |run - start|
+    rel = moved / moved.pow(2).mean().sqrt()
+    per = auto_margins(runs, ["w"], q, 10, 2, z=3.0, floor=0.0, start=start)["w"]
+    assert torch.allclose(per.flatten(), (want * rel).clamp(max=0.45), rtol=1e-4)
     with pytest.raises(ValueError, match="benign runs"):
         auto_margins(runs[:1], ["w"], q, 10, 2, 3.0, 0.05)
 
