@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from collections.abc import Callable
 from enum import Enum
 from typing import Literal
 
@@ -268,7 +269,8 @@ class QATAttack(ObjectiveAttack):
         return self.params.method is Method.REPAIR
 
     def _malicious_training(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, gen: torch.Generator, steps: int,
-                            project=None, anchor: State | None = None, runs: list[State] | None = None,
+                            project: Callable[[], None] | None = None, anchor: State | None = None,
+                            runs: list[State] | None = None,
                             start: State | None = None) -> tuple[float, State]:
         p = self.params
         cfg = ctx.scenario.training if p.optimizer is None else ctx.scenario.training.model_copy(update={"optimizer": p.optimizer})

@@ -125,7 +125,8 @@ def pin_scale(w: torch.Tensor, quantizer: WeightQuantizer, steps: float, spread:
     """A copy of ``w`` whose scale is set by chosen extremes standing ``steps`` steps beyond the
     current range, so that no perturbation smaller than that gap lets another weight take over the
     scale. Per tensor (or channel) and side, the new extreme is the weight of least ``spread`` (its
-    expected perturbation; default: the current extreme) among those in the outer half of that side."""
+    expected perturbation; default: the current extreme) among those within (1 - PIN_REACH) of the
+    range of that side's end, so the move stays short."""
     w = w.detach()
     per_row = quantizer.per_channel and w.dim() >= 2
     rows = w.reshape(w.shape[0], -1) if per_row else w.reshape(1, -1)
@@ -137,15 +138,15 @@ def pin_scale(w: torch.Tensor, quantizer: WeightQuantizer, steps: float, spread:
     inf = torch.full_like(rows, float("inf"))
     noise = None if spread is None else spread.detach().reshape(rows.shape).to(rows.dtype)
     if quantizer.symmetric:
-        sides = [(rows.abs(), ceil, torch.sign(rows))]  # either sign may set the scale
+        # either sign may set the scale: push the chosen weight outward on its own side
+        sides = [(rows.abs(), ceil, torch.where(rows < 0, -1.0, 1.0).to(rows.dtype))]
     else:
-        sides = [(rows - centre, ceil - centre, 1.0), (centre - rows, centre - floor, -1.0)]
+        up = torch.ones_like(rows)
+        sides = [(rows - centre, ceil - centre, up), (centre - rows, centre - floor, -up)]
     for reach, half, direction in sides:
         score = torch.where(reach >= PIN_REACH * half, -reach if noise is None else noise, inf)
         pick = score.argmin(dim=1, keepdim=True)
-        d = direction.gather(1, pick) if isinstance(direction, torch.Tensor) else direction
-        d = torch.where(torch.as_tensor(d) == 0, torch.ones_like(torch.as_tensor(d, dtype=rows.dtype)), torch.as_tensor(d, dtype=rows.dtype))
-        value = centre + d * (half + steps * step)
+        value = centre + direction.gather(1, pick) * (half + steps * step)
         out.scatter_(1, pick, value.to(out.dtype))
     return out.reshape(w.shape)
 
