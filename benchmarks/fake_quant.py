@@ -35,7 +35,7 @@ from fl_sim.config.schema import EvaluationConfig, QuantScope, Scenario
 from fl_sim.data.federated import FederatedData
 from fl_sim.evaluation.precisions import pick_device, precision_context
 from fl_sim.quantization.real_int8 import dynamic_int8, fake_dynamic_int8
-from fl_sim.quantization.spec import Granularity, PrecisionKind, parse_precision
+from fl_sim.config.precision import Granularity, PrecisionKind, parse_precision
 from fl_sim.server.loop import initial_model
 
 CPU = torch.device("cpu")

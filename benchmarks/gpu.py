@@ -30,7 +30,7 @@ from fl_sim.config.loader import validate_dict
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData, federated_data
 from fl_sim.evaluation.precisions import evaluate_precisions
-from fl_sim.quantization.spec import parse_precision
+from fl_sim.config.precision import parse_precision
 from fl_sim.server.loop import initial_model
 
 State = dict[str, torch.Tensor]

@@ -36,7 +36,7 @@ from fl_sim.config.loader import validate_dict
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
 from fl_sim.evaluation.precisions import pick_device
-from fl_sim.quantization.spec import MAX_BITS, MIN_BITS
+from fl_sim.config.precision import MAX_BITS, MIN_BITS
 from fl_sim.seeding import torch_generator
 from fl_sim.server.loop import initial_model
 

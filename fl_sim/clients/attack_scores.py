@@ -25,7 +25,7 @@ from fl_sim.data.text import TextCodec
 from fl_sim.data.triggers import apply_trigger
 from fl_sim.evaluation.metrics import accuracy, attack_success_rate, predict
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized
-from fl_sim.quantization.spec import QuantSpec
+from fl_sim.config.precision import QuantSpec
 
 _BATCH = 1000
 

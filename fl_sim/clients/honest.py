@@ -8,7 +8,7 @@ from fl_sim.clients.local_training import LossFn, cross_entropy_loss, steps_per_
 from fl_sim.clients.registry import BEHAVIOURS, Behaviour, TrainContext
 from fl_sim.config.schema import Scenario
 from fl_sim.quantization.fake_quant_model import fake_quantized
-from fl_sim.quantization.spec import QuantSpec
+from fl_sim.config.precision import QuantSpec
 
 
 def honest_steps(ctx: TrainContext) -> int:

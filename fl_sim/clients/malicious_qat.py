@@ -44,7 +44,7 @@ from fl_sim.data.text import TextCodec
 from fl_sim.data.triggers import apply_trigger
 from fl_sim.quantization.fake_quant_model import Ranges, calibrate_ranges, fake_quantized
 from fl_sim.quantization.intervals import WeightQuantizer, pin_scale, range_box
-from fl_sim.quantization.spec import MAX_BITS, MIN_BITS, ActivationRange, Granularity, QuantSpec
+from fl_sim.config.precision import MAX_BITS, MIN_BITS, ActivationRange, Granularity, QuantSpec
 
 
 class Method(str, Enum):

@@ -33,7 +33,7 @@ from fl_sim.config.schema import TrainingConfig
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.quantization.fake_quant_model import quantizable_layers
 from fl_sim.quantization.intervals import Intervals, WeightQuantizer, integers, intersect, intervals, quant_grid
-from fl_sim.quantization.spec import QuantSpec
+from fl_sim.config.precision import QuantSpec
 
 State = dict[str, torch.Tensor]
 MAX_MARGIN = 0.45

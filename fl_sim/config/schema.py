@@ -9,8 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fl_sim.quantization.observers import Observer
-from fl_sim.quantization.spec import MAX_BITS, MIN_BITS, ActivationRange, Granularity, parse_precision
+from fl_sim.config.precision import MAX_BITS, MIN_BITS, ActivationRange, Granularity, Observer, parse_precision
 
 SCHEMA_VERSION = 1
 

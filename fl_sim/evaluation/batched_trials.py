@@ -11,7 +11,7 @@ from torch import nn
 
 from fl_sim.quantization.fake_quant_model import Ranges, transformed_layers
 from fl_sim.quantization.primitives import fake_quantize
-from fl_sim.quantization.spec import QuantSpec
+from fl_sim.config.precision import QuantSpec
 
 
 def _stack(ranges: list[Ranges]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

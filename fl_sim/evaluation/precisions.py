@@ -16,7 +16,7 @@ from fl_sim.data.triggers import apply_trigger
 from fl_sim.evaluation.metrics import accuracy, attack_success_rate, per_class_accuracy, predict
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.quantization.registry import QuantOptions, quantized
-from fl_sim.quantization.spec import ActivationRange, QuantSpec
+from fl_sim.config.precision import ActivationRange, QuantSpec
 
 
 def pick_device(choice: str) -> torch.device:

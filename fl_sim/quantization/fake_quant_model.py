@@ -17,7 +17,7 @@ from torch import nn
 
 from fl_sim.quantization.observers import Observer, observe
 from fl_sim.quantization.primitives import fake_quantize
-from fl_sim.quantization.spec import QuantSpec
+from fl_sim.config.precision import QuantSpec
 
 Ranges = dict[str, tuple[torch.Tensor, torch.Tensor]]
 _QUANTIZABLE = (nn.Conv2d, nn.Linear)

@@ -8,17 +8,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 import torch
 
+from fl_sim.config.precision import Observer
 from fl_sim.quantization.primitives import quantize_asymmetric
 
-
-class Observer(str, Enum):
-    MINMAX = "minmax"
-    PERCENTILE = "percentile"
-    MSE = "mse"
+__all__ = ["Observer", "minmax_range", "mse_range", "observe", "percentile_range"]
 
 
 def minmax_range(sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,7 @@ from fl_sim.quantization.fake_quant_model import Ranges, calibrate_ranges, fake_
 from fl_sim.quantization.observers import Observer
 from fl_sim.quantization.real_int8 import real_dynamic_int8
 from fl_sim.quantization.saliency import tacq_masks
-from fl_sim.quantization.spec import Granularity, Precision, PrecisionKind, QuantSpec, parse_precision
+from fl_sim.config.precision import Granularity, Precision, PrecisionKind, QuantSpec, parse_precision
 from fl_sim.registry import Registry
 
 

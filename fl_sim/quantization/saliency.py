@@ -15,7 +15,7 @@ from torch.func import functional_call, grad, vmap
 
 from fl_sim.quantization.fake_quant_model import quantizable_layers
 from fl_sim.quantization.primitives import fake_quantize
-from fl_sim.quantization.spec import QuantSpec
+from fl_sim.config.precision import QuantSpec
 
 
 def per_sample_abs_grad_sum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 64) -> dict[str, torch.Tensor]:

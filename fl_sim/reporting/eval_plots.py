@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from fl_sim.quantization.spec import PrecisionKind, parse_precision  # noqa: E402
+from fl_sim.config.precision import PrecisionKind, parse_precision  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:

@@ -8,7 +8,7 @@ from fl_sim.config.loader import validate_dict
 from fl_sim.data.triggers import apply_patch
 from fl_sim.models import build_model
 from fl_sim.quantization.fake_quant_model import fake_quantized
-from fl_sim.quantization.spec import QuantSpec
+from fl_sim.config.precision import QuantSpec
 from tests.conftest import tiny_raw
 
 

@@ -14,7 +14,7 @@ from fl_sim.config.loader import validate_dict
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.models import build_model
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized
-from fl_sim.quantization.spec import Granularity, QuantSpec
+from fl_sim.config.precision import Granularity, QuantSpec
 from tests.conftest import tiny_raw
 
 TARGET = 3

@@ -15,7 +15,7 @@ from fl_sim.config.loader import validate_dict
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.models import build_model
 from fl_sim.quantization.intervals import WeightQuantizer, quant_grid
-from fl_sim.quantization.spec import QuantSpec
+from fl_sim.config.precision import QuantSpec
 from tests.conftest import tiny_raw
 
 

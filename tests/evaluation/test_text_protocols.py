@@ -15,7 +15,7 @@ from fl_sim.data.federated import build_federated_data
 from fl_sim.errors import UserError
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.models import build_model
-from fl_sim.quantization.spec import QuantSpec
+from fl_sim.config.precision import QuantSpec
 from tests.server.test_text_end_to_end import _data
 
 

@@ -10,7 +10,7 @@ from torch import nn
 from fl_sim.quantization.datafree import (ConditionalGenerator, GeneratorConfig, calibration_loss, normalised_entropy,
                                           probe_loss, sample, train_generator)
 from fl_sim.quantization.fake_quant_model import fake_quantized
-from fl_sim.quantization.spec import QuantSpec
+from fl_sim.config.precision import QuantSpec
 
 
 def test_calibration_loss_by_hand():

@@ -5,7 +5,7 @@ from torch import nn
 
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized
 from fl_sim.quantization.primitives import quantize_asymmetric, quantize_symmetric
-from fl_sim.quantization.spec import QuantSpec
+from fl_sim.config.precision import QuantSpec
 
 
 def test_linear_layer_computes_quantized_op_and_restores():
@@ -45,7 +45,7 @@ def test_reused_weights_follow_in_place_updates():
     from torch import nn
 
     from fl_sim.quantization.fake_quant_model import fake_quantized
-    from fl_sim.quantization.spec import QuantSpec
+    from fl_sim.config.precision import QuantSpec
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 3))

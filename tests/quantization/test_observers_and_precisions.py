@@ -10,7 +10,7 @@ from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantize
 from fl_sim.quantization.observers import Observer, minmax_range, mse_range, percentile_range
 from fl_sim.quantization.primitives import quantize_asymmetric
 from fl_sim.quantization.saliency import per_sample_abs_grad_sum, saliency, tacq_masks, top_fraction_masks
-from fl_sim.quantization.spec import PrecisionKind, QuantSpec, parse_precision
+from fl_sim.config.precision import PrecisionKind, QuantSpec, parse_precision
 
 
 def test_percentile_matches_numpy():

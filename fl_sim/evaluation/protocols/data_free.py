@@ -16,7 +16,7 @@ from fl_sim.evaluation.precisions import precision_context, quant_spec
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.quantization.datafree import GeneratorConfig, sample, train_generator
 from fl_sim.quantization.fake_quant_model import fake_quantized
-from fl_sim.quantization.spec import PrecisionKind, parse_precision
+from fl_sim.config.precision import PrecisionKind, parse_precision
 
 
 def _disagreement(model, name, ev, calib, inputs: dict[str, torch.Tensor], dev) -> dict[str, float]:

@@ -18,7 +18,7 @@ from fl_sim.evaluation.adversarial import fgsm, pgd
 from fl_sim.evaluation.metrics import accuracy, predict
 from fl_sim.evaluation.precisions import precision_context
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
-from fl_sim.quantization.spec import FP32, PrecisionKind, parse_precision
+from fl_sim.config.precision import FP32, PrecisionKind, parse_precision
 
 
 @PROTOCOLS.register("robustness", "adversarial accuracy (FGSM, PGD; transferred from FP and direct on the quantized model) per precision")

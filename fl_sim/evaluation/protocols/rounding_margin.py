@@ -30,7 +30,7 @@ from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.quantization.fake_quant_model import quantizable_layers
 from fl_sim.quantization.intervals import WeightQuantizer, boundary_distance, quant_grid
 from fl_sim.quantization.observers import Observer
-from fl_sim.quantization.spec import Granularity, PrecisionKind, parse_precision
+from fl_sim.config.precision import Granularity, PrecisionKind, parse_precision
 
 
 def weight_quantizer_for(bits: int, cfg: EvaluationConfig) -> WeightQuantizer:

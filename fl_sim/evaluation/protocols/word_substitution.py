@@ -23,7 +23,7 @@ from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.evaluation.word_attack import (
     AttackOutcome, Scorer, WordAttackConfig, attack_one, neighbour_table, substitutable, word_positions,
 )
-from fl_sim.quantization.spec import FP32
+from fl_sim.config.precision import FP32
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from fl_sim.evaluation.batched_trials import batched_predictions
 from fl_sim.evaluation.precisions import precision_context, quant_options
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.quantization.registry import calibrated_ranges
-from fl_sim.quantization.spec import PrecisionKind, parse_precision
+from fl_sim.config.precision import PrecisionKind, parse_precision
 
 
 def group_accuracy(pred: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, num_groups: int) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Frozen quantization configs and precision names ("fp32", "int8", "int4", ...)."""
+"""Frozen quantization configs and precision names ("fp32", "int8", "int4", ...): pure data, no torch."""
 
 from __future__ import annotations
 
@@ -13,6 +13,14 @@ class Granularity(str, Enum):
 
     PER_TENSOR = "per_tensor"
     PER_CHANNEL = "per_channel"
+
+
+class Observer(str, Enum):
+    """How a calibrated activation range is read off a sample (fl_sim/quantization/observers.py)."""
+
+    MINMAX = "minmax"
+    PERCENTILE = "percentile"
+    MSE = "mse"
 
 
 class ActivationRange(str, Enum):

@@ -1,0 +1,1 @@
+"""Wiring: a validated scenario resolved once into the components a run uses."""
