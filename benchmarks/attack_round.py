@@ -20,13 +20,11 @@ import time
 
 import torch
 
-from fl_sim import components  # noqa: F401
 from fl_sim.clients.runtime import run_client
-from fl_sim.cohort import malicious_ids
-from fl_sim.config.loader import load_scenario
 from fl_sim.data.federated import federated_data
 from fl_sim.server.loop import initial_model
 from fl_sim.server.plain_loop import fedavg
+from fl_sim.wiring import load
 
 
 def main() -> None:
@@ -37,24 +35,25 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3, help="honest FedAvg rounds before the measured round")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    s = load_scenario(args.scenario)
+    w = load(args.scenario)
+    s = w.scenario
     if s.attack.num_malicious == 0:
         raise SystemExit("the scenario has no colluders")
     data = federated_data(s.data, s.federation.num_clients, s.seed)
     cohort = list(range(s.federation.num_clients))
-    bad = malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious)
+    bad = w.malicious
     honest_id = next(i for i in cohort if i not in bad)
     # An honest warm-up (rounds before the attack: the attack is scheduled in the last round only).
-    honest_s = load_scenario(args.scenario, ["attack.num_malicious=0"])
+    honest_s = load(args.scenario, ["attack.num_malicious=0"]).clients
     state = initial_model(s, data).state_dict()
     for rnd in range(1, args.warmup + 1):
         res = [run_client(honest_s, data, pid, rnd, state, cohort, torch.device("cpu")) for pid in cohort]
         state = fedavg([r.state for r in res], [r.num_examples for r in res])
     attack_round = s.attack.start_round
-    qat = load_scenario(args.scenario, [
+    qat = load(args.scenario, [
         "attack.params.method=qat", f"attack.params.epochs={args.qat_epochs}", "attack.params.keep_best=true",
-        "attack.params.benign_runs=4", "attack.params.margin=0.1"])
-    variants = {"honest client": (s, honest_id), "repair colluder": (s, bad[0]), "qat colluder (former recipe)": (qat, bad[0])}
+        "attack.params.benign_runs=4", "attack.params.margin=0.1"]).clients
+    variants = {"honest client": (w.clients, honest_id), "repair colluder": (w.clients, bad[0]), "qat colluder (former recipe)": (qat, bad[0])}
     times: dict[str, list[float]] = {k: [] for k in variants}
     print(f"scenario {s.name}: round {attack_round}, {len(cohort)} clients, colluders {bad}, torch threads 1")
     for _ in range(args.repeats):

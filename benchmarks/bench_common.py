@@ -44,7 +44,7 @@ def check_device_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 def prepare(args: argparse.Namespace) -> tuple[torch.device, float]:
     """Pick the device, set the thread count and seed torch; returns (device, 1-minute load average)."""
-    from fl_sim.evaluation.precisions import pick_device
+    from fl_sim.devices import pick_device
 
     device = pick_device(getattr(args, "device", "auto"))
     torch.set_num_threads(args.threads)

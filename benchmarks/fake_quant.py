@@ -29,11 +29,12 @@ import torch
 from torch import nn
 
 from bench_common import add_device_args, check_device_args, data_section, setup, sync
-from fl_sim import components  # noqa: F401
+import fl_sim.wiring  # noqa: F401  (loads the registered components)
 from fl_sim.config.loader import validate_dict
 from fl_sim.config.schema import EvaluationConfig, QuantScope, Scenario
 from fl_sim.data.federated import FederatedData
-from fl_sim.evaluation.precisions import pick_device, precision_context
+from fl_sim.devices import pick_device
+from fl_sim.evaluation.precisions import precision_context
 from fl_sim.quantization.real_int8 import dynamic_int8, fake_dynamic_int8
 from fl_sim.config.precision import Granularity, PrecisionKind, parse_precision
 from fl_sim.server.loop import initial_model

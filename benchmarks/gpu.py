@@ -24,7 +24,6 @@ from collections.abc import Callable
 import torch
 
 from bench_common import add_device_args, check_device_args, data_section, prepare, sync
-from fl_sim import components  # noqa: F401
 from fl_sim.clients.runtime import run_client
 from fl_sim.config.loader import validate_dict
 from fl_sim.config.schema import Scenario
@@ -32,6 +31,7 @@ from fl_sim.data.federated import FederatedData, federated_data
 from fl_sim.evaluation.precisions import evaluate_precisions
 from fl_sim.config.precision import parse_precision
 from fl_sim.server.loop import initial_model
+from fl_sim.wiring import wire
 
 State = dict[str, torch.Tensor]
 NO_GPU = "GPU: not available on this machine (torch.cuda.is_available() is False); no GPU figures"
@@ -63,7 +63,7 @@ def median_seconds(work: Callable[[], object], device: torch.device, repeats: in
 
 def train_client(s: Scenario, fd: FederatedData, start: State, device: torch.device) -> State:
     """Client 0's honest local training in round 1 from ``start``; its new state (on the CPU)."""
-    return run_client(s, fd, 0, 1, start, [0], device).state
+    return run_client(wire(s).clients, fd, 0, 1, start, [0], device).state
 
 
 def evaluation_work(s: Scenario, fd: FederatedData, state: State) -> Callable[[], object]:

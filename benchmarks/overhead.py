@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 
-from fl_sim import components  # noqa: F401
 from fl_sim.config.loader import validate_dict
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import federated_data
 from fl_sim.evaluation.precisions import evaluate_precisions
 from fl_sim.runner import run_scenario
+from fl_sim.wiring import wire
 from fl_sim.server.plain_loop import run_plain
 
 
@@ -53,7 +53,7 @@ def time_plain(s: Scenario) -> list[float]:
         evaluate_precisions(model, data, s.evaluation, s.attack, ["fp32"])
         ends.append(time.perf_counter())
 
-    run_plain(s, data, on_round=on_round)
+    run_plain(wire(s).clients, data, on_round=on_round)
     return [b - a for a, b in zip(ends, ends[1:])]
 
 
@@ -62,7 +62,7 @@ def time_flsim(s: Scenario) -> tuple[float, list[float]]:
     logging.getLogger("flwr").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        res = run_scenario(s, Path(tmp) / "run")
+        res = run_scenario(wire(s), Path(tmp) / "run")
         total = time.perf_counter() - t0
     hist = res["history"]
     return total, [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(hist, hist[1:])]

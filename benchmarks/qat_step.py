@@ -28,14 +28,14 @@ import torch
 from torch import nn
 
 from bench_common import add_device_args, check_device_args, data_section, setup, sync
-from fl_sim import components  # noqa: F401
+import fl_sim.wiring  # noqa: F401  (loads the registered components)
 from fl_sim.clients.local_training import LossFn, make_optimizer
 from fl_sim.clients.objective_attack import ObjectiveAttack
 from fl_sim.clients.registry import BEHAVIOURS, TrainContext
 from fl_sim.config.loader import validate_dict
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
-from fl_sim.evaluation.precisions import pick_device
+from fl_sim.devices import pick_device
 from fl_sim.config.precision import MAX_BITS, MIN_BITS
 from fl_sim.seeding import torch_generator
 from fl_sim.server.loop import initial_model

@@ -19,11 +19,10 @@ import threading
 import time
 from pathlib import Path
 
-from fl_sim import components  # noqa: F401
-from fl_sim.config.loader import load_scenario
 from fl_sim.data.federated import _cached
 from fl_sim.memory import tree_rss_mb
 from fl_sim.runner import run_scenario
+from fl_sim.wiring import load
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "scenarios" / "scale" / "mnist_1000_clients.yaml"
@@ -53,14 +52,14 @@ class PeakMemory:
 
 def measure(n: int, args: argparse.Namespace, extra: list[str] | None = None) -> tuple[float, float, int]:
     """Run ``n`` clients; print its figures; return (median s/round, peak MiB, client examples)."""
-    s = load_scenario(SCENARIO, [f"federation.num_clients={n}", f"federation.rounds={args.rounds}",
+    w = load(SCENARIO, [f"federation.num_clients={n}", f"federation.rounds={args.rounds}",
                                  f"data.path={args.data_path}", *(extra or [])])
     logging.getLogger("flwr").setLevel(logging.WARNING)
     _cached.cache_clear()  # each measurement starts without the previous one's data in this process
     gc.collect()
     with tempfile.TemporaryDirectory() as tmp, PeakMemory() as mem:
         t0 = time.perf_counter()
-        res = run_scenario(s, Path(tmp) / "run")
+        res = run_scenario(w, Path(tmp) / "run")
         total = time.perf_counter() - t0
     hist = res["history"]
     per_round = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(hist, hist[1:])]

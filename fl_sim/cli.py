@@ -8,7 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from fl_sim.errors import UserError
+
+if TYPE_CHECKING:
+    from fl_sim.wiring import Wiring
 
 EXIT_USER_ERROR = 2
 LIST_KINDS = ("attacks", "strategies", "datasets", "models", "quantizers", "protocols")
@@ -20,6 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (``fl-sim --help``)."""
     p = _Parser(prog="fl-sim", description="Federated learning under quantization: colluding malicious-QAT clients, "
                 "robust aggregation, and per-precision evaluation of the global model.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -59,30 +65,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load(args: argparse.Namespace):
-    from fl_sim import components  # noqa: F401
-    from fl_sim.config.loader import load_scenario
+def _load(args: argparse.Namespace) -> Wiring:
+    """The scenario file of ``args`` with its ``--set`` overrides, validated and wired."""
+    from fl_sim.wiring import load
 
-    from fl_sim.server.build import build_strategy
-
-    s = load_scenario(args.scenario, args.overrides)
-    try:
-        build_strategy(s)
-    except ValueError as exc:
-        raise UserError(f"{args.scenario}: strategy {s.strategy.name!r}: {exc}") from None
-    return s
+    return load(args.scenario, args.overrides)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """``fl-sim validate``: check a scenario and print its resolved form."""
     import yaml
 
-    s = _load(args)
+    s = _load(args).scenario
     print(f"{args.scenario}: valid (schema version {s.schema_version})")
     print(yaml.safe_dump(s.model_dump(mode="json"), sort_keys=False), end="")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """``fl-sim list KIND``: the registered components of a kind, one line each."""
     from fl_sim.components import CATALOGUE, MALICIOUS
 
     for e in CATALOGUE[args.kind]:
@@ -95,6 +96,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``fl-sim run``: one scenario (or one per seed with --seeds), or the rest of an interrupted run."""
     from fl_sim.runner import choose_run_dir, resume_scenario, run_scenario
 
     if args.num_cpus is not None and args.num_cpus < 1:
@@ -102,20 +104,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.scenario or args.overrides or args.out:
             raise UserError("--resume takes only the run directory (no scenario, --set or --out)")
-        from fl_sim import components  # noqa: F401
-
         run_dir = Path(args.resume)
-        s = resume_scenario(run_dir)
+        w = resume_scenario(run_dir)
     elif not args.scenario:
         raise UserError("run needs a scenario file (or --resume RUN_DIR)")
     elif args.seeds:
         return _run_seeds(args)
     else:
-        s = _load(args)
-        run_dir = choose_run_dir(s, args.out, args.force)
+        w = _load(args)
+        run_dir = choose_run_dir(w.scenario, args.out, args.force)
+    s = w.scenario
     print(f"fl-sim: running {s.name!r}: {s.federation.num_clients} clients ({s.attack.num_malicious} malicious), "
           f"{s.federation.rounds} rounds, strategy {s.strategy.name}", file=sys.stderr)
-    results = run_scenario(s, run_dir, verbose=args.verbose, resume=bool(args.resume),
+    results = run_scenario(w, run_dir, verbose=args.verbose, resume=bool(args.resume),
                            ray_address=args.ray_address, num_cpus=args.num_cpus)
     for name, m in results["final"].items():
         print(f"{name:>6}: accuracy {100 * m['accuracy']:.2f}%  backdoor ASR {100 * m['backdoor_asr']:.2f}%")
@@ -135,7 +136,7 @@ def _run_seeds(args: argparse.Namespace) -> int:
         raise UserError(f"--seeds must be distinct non-negative integers, got {args.seeds}")
     if any(o.split("=", 1)[0].strip() == "seed" for o in args.overrides):
         raise UserError("--seeds and --set seed=... conflict: give the seeds with --seeds only")
-    first = _load(args)
+    first = _load(args).scenario
     out = Path(args.out) if args.out else Path(first.output_dir) / f"{first.name}-seeds-{datetime.now():%Y%m%d-%H%M%S}"
     per_seed = {}
     for seed in args.seeds:
@@ -144,9 +145,9 @@ def _run_seeds(args: argparse.Namespace) -> int:
             print(f"fl-sim: seed {seed}: already finished in {run_dir}", file=sys.stderr)
         else:
             args_seed = argparse.Namespace(**{**vars(args), "overrides": [*args.overrides, f"seed={seed}"]})
-            s = _load(args_seed)
-            print(f"fl-sim: seed {seed}: running {s.name!r} into {run_dir}", file=sys.stderr)
-            run_scenario(s, run_dir, verbose=args.verbose, ray_address=args.ray_address, num_cpus=args.num_cpus)
+            w = _load(args_seed)
+            print(f"fl-sim: seed {seed}: running {w.scenario.name!r} into {run_dir}", file=sys.stderr)
+            run_scenario(w, run_dir, verbose=args.verbose, ray_address=args.ray_address, num_cpus=args.num_cpus)
         per_seed[seed] = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     summary = summarize(per_seed)
     write_summary(out, first.name, summary)
@@ -156,6 +157,7 @@ def _run_seeds(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    """``fl-sim sweep``: run (or report) a grid of scenarios."""
     from fl_sim.sweep.spec import load_sweep
     from fl_sim.sweep.summary import DONE
     from fl_sim.sweep.sweep import SUMMARY, run_sweep
@@ -173,7 +175,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from fl_sim import components  # noqa: F401
+    """``fl-sim eval``: evaluation protocols on a finished run's global model."""
     from fl_sim.reevaluate import reevaluate
 
     run_dir = Path(args.run_dir)
@@ -185,6 +187,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``fl-sim`` entry point: the command's exit code (2 for a user mistake, one line on stderr)."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # Ray's future default; silences its warning
     try:

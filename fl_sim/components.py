@@ -1,5 +1,6 @@
-"""Every registry, populated: importing this module registers all built-in components
-(datasets, models, behaviours, strategies). Scenarios may name only what is registered here."""
+"""Every registry, populated: the one place that loads the built-in components (datasets, models,
+behaviours, strategies, quantizers, protocols). Only the wiring step imports it; scenarios may name
+only what is registered here."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fl_sim.evaluation.protocols import PROTOCOLS, register_protocols
 from fl_sim.models import MODELS
 from fl_sim.quantization.registry import QUANTIZERS
 from fl_sim.registry import Registry
-from fl_sim.server.strategy_registry import STRATEGIES
+from fl_sim.server.aggregation import STRATEGIES
 
 register_protocols()
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fl_sim.config.schema import Scenario
 from fl_sim.errors import UserError
 
 # What an eval may change: how the model is evaluated, and where the data now lives.
@@ -27,18 +28,21 @@ def _read_results(run_dir: Path) -> dict[str, Any]:
     return results
 
 
-def eval_scenario(results: dict[str, Any], overrides: list[str], origin: str):
-    from fl_sim.config.loader import apply_override, parse_overrides, validate_dict
+def eval_scenario(results: dict[str, Any], overrides: list[str], origin: str) -> Scenario:
+    """The run's scenario with the allowed ``--set`` overrides, validated and wired."""
+    from fl_sim.config.loader import apply_override, parse_overrides
+    from fl_sim.wiring import from_dict
 
     raw = copy.deepcopy(results["scenario"])
     for key, value in parse_overrides(overrides):
         if not key.startswith(ALLOWED_PREFIXES):
             raise UserError(f"--set {key}: eval may only change evaluation.* and data.path (the model is already trained)")
         apply_override(raw, key, value)
-    return validate_dict(raw, origin)
+    return from_dict(raw, origin).scenario
 
 
 def reevaluate(run_dir: Path, protocols: list[str], overrides: list[str]) -> dict[str, Any]:
+    """Run ``protocols`` on the saved global model of ``run_dir``; rewrite its results and report."""
     from safetensors.torch import load_file
 
     from fl_sim.data.federated import federated_data

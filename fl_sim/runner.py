@@ -13,9 +13,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from concurrent.futures import Future
+
+import torch
+from flwr.serverapp import Grid
+
 from fl_sim.config.schema import Scenario
 from fl_sim.errors import UserError
-from fl_sim.reporting.files import write_json_atomic
+from fl_sim.files import write_json_atomic
+from fl_sim.wiring import Wiring, from_dict
 
 INCOMPLETE_MARKER = "INCOMPLETE"
 
@@ -35,9 +41,8 @@ def staging_dir(run_dir: Path) -> Path:
 SCENARIO_FILE = "scenario.json"
 
 
-def resume_scenario(run_dir: Path) -> Scenario:
-    """The scenario of the interrupted run ``run_dir`` (read from its staging directory)."""
-    from fl_sim.config.loader import validate_dict
+def resume_scenario(run_dir: Path) -> Wiring:
+    """The wired scenario of the interrupted run ``run_dir`` (read from its staging directory)."""
     from fl_sim.server.checkpoint import load_checkpoint
 
     stage = staging_dir(run_dir)
@@ -45,7 +50,7 @@ def resume_scenario(run_dir: Path) -> Scenario:
         raise UserError(f"{run_dir} is a finished run: nothing to resume")
     if not (stage / SCENARIO_FILE).is_file() or load_checkpoint(stage) is None:
         raise UserError(f"no interrupted run with a checkpoint at {run_dir} (looked in {stage})")
-    return validate_dict(json.loads((stage / SCENARIO_FILE).read_text(encoding="utf-8")), str(stage / SCENARIO_FILE))
+    return from_dict(json.loads((stage / SCENARIO_FILE).read_text(encoding="utf-8")), str(stage / SCENARIO_FILE))
 
 
 def _prepare_stage(s: Scenario, run_dir: Path, resume: bool) -> Path:
@@ -58,29 +63,33 @@ def _prepare_stage(s: Scenario, run_dir: Path, resume: bool) -> Path:
     return stage
 
 
-def execute(grid, s: Scenario, run_dir: Path, resume: bool = False, ray_address: str | None = None) -> dict[str, Any]:
+def execute(grid: Grid, w: Wiring, run_dir: Path, resume: bool = False, ray_address: str | None = None) -> dict[str, Any]:
     """The ServerApp's work: rounds (checkpointed), final evaluation, outputs; returns results."""
     from fl_sim.data.federated import federated_data
-    from fl_sim.evaluation.precisions import evaluate_precisions
+    from fl_sim.evaluation.precisions import evaluate_precisions, round_metrics
     from fl_sim.evaluation.protocols.run import run_protocols
-    from fl_sim.reporting.outputs import write_outputs
     from fl_sim.ray_backend import cluster_info
+    from fl_sim.reporting.outputs import write_outputs
+    from fl_sim.server.checkpoint import MODEL_FILE, STATE_FILE
     from fl_sim.server.loop import initial_model, run_rounds
 
-    from fl_sim.server.checkpoint import MODEL_FILE, STATE_FILE
-
+    s = w.scenario
     t0 = time.monotonic()
     stage = _prepare_stage(s, run_dir, resume)
     data = federated_data(s.data, s.federation.num_clients, s.seed)
-    outcome = run_rounds(grid, s, data, checkpoint_dir=stage)
+
+    def evaluate_round(model: torch.nn.Module, precisions: list[str]) -> dict[str, dict[str, float]]:
+        return round_metrics(evaluate_precisions(model, data, s.evaluation, s.attack, precisions))
+
+    outcome = run_rounds(grid, s, w.defense, w.clients.attack, data, evaluate_round, checkpoint_dir=stage)
     t_fed = time.monotonic() - t0
     cluster = cluster_info(ray_address)
     model = initial_model(s, data)
     model.load_state_dict(outcome.final_state)
     final = evaluate_precisions(model, data, s.evaluation, s.attack)
-    evaluation = run_protocols(model, data, s, [p for p in s.evaluation.protocols if p != "precisions"])
+    evaluation = run_protocols(model, data, s, [p for p in w.protocols if p != "precisions"])
     timing = {"federation_s": t_fed, "total_s": time.monotonic() - t0}
-    results = write_outputs(stage, s, data, outcome, final, model, timing, evaluation, cluster)
+    results = write_outputs(stage, s, w.malicious, w.defense, data, outcome, final, model, timing, evaluation, cluster)
     for name in (INCOMPLETE_MARKER, MODEL_FILE, STATE_FILE):
         (stage / name).unlink()
     if run_dir.exists():
@@ -89,27 +98,24 @@ def execute(grid, s: Scenario, run_dir: Path, resume: bool = False, ray_address:
     return results
 
 
-def with_absolute_data_path(s: Scenario) -> Scenario:
-    """``s`` with ``data.path`` made absolute (a no-op without a path)."""
-    if s.data.path is None or Path(s.data.path).is_absolute():
-        return s
-    data = s.data.model_copy(update={"path": str(Path(s.data.path).expanduser().resolve())})
-    return s.model_copy(update={"data": data})
-
-
-def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False, resume: bool = False,
+def run_scenario(w: Wiring, run_dir: Path, verbose: bool = False, resume: bool = False,
                  ray_address: str | None = None, num_cpus: float | None = None) -> dict[str, Any]:
-    """Run ``s`` on Flower's simulation engine and write its outputs to ``run_dir``: on a private
-    local Ray instance (``num_cpus`` caps it), or on the existing cluster at ``ray_address``."""
-    from fl_sim.server.flower_app import make_apps
+    """Run ``w`` on Flower's simulation engine and write its outputs to ``run_dir``.
+
+    The clients run on a private local Ray instance (``num_cpus`` caps it), or on the existing
+    cluster at ``ray_address``. The server's job hands its results (or its exception) back through a
+    ``Future``; an exception is re-raised here, in the caller's thread.
+    """
     from flwr.simulation import run_simulation
 
-    from fl_sim.data.federated import federated_data
+    from fl_sim.clients.flower_app import make_client_app
     from fl_sim.data.attack_targets import check_attack_targets
+    from fl_sim.data.federated import federated_data
     from fl_sim.ray_backend import backend_config
+    from fl_sim.server.flower_app import make_server_app
     from fl_sim.server.routing import execution_nodes
 
-    s = with_absolute_data_path(s)  # client processes on other nodes run in other directories
+    s = w.scenario
     try:
         data = federated_data(s.data, s.federation.num_clients, s.seed)  # fail fast on data problems
     except ValueError as exc:
@@ -118,20 +124,26 @@ def run_scenario(s: Scenario, run_dir: Path, verbose: bool = False, resume: bool
         check_attack_targets(data, s.attack)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    holder: dict[str, Any] = {}
-    server_app, client_app = make_apps(s, run_dir, holder, resume, ray_address)
+    done: Future[dict[str, Any]] = Future()
+
+    def job(grid: Grid) -> None:
+        try:
+            done.set_result(execute(grid, w, run_dir, resume, ray_address))
+        except BaseException as exc:  # handed to the caller's thread
+            done.set_exception(exc)
+            raise
+
+    plan = w.clients
     backend = backend_config(s, ray_address, num_cpus, verbose)
     flwr_logger = logging.getLogger("flwr")
     old = flwr_logger.level
     if not verbose:  # client failures are recorded per round and shown in the progress line instead
         flwr_logger.setLevel(logging.CRITICAL)
     try:
-        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=execution_nodes(s),
-                       backend_config=backend, verbose_logging=verbose)
+        run_simulation(server_app=make_server_app(job), client_app=make_client_app(lambda _: plan),
+                       num_supernodes=execution_nodes(s), backend_config=backend, verbose_logging=verbose)
     finally:
         flwr_logger.setLevel(old)
-    if "error" in holder:
-        raise holder["error"]
-    if "results" not in holder:
+    if not done.done():
         raise RuntimeError("the simulation ended without results (see the log above)")
-    return holder["results"]
+    return done.result()

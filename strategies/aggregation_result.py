@@ -1,44 +1,30 @@
-"""The result type shared by the robust aggregators in ``strategies/``, and the input checks and small
-tensor helpers they share.
+"""The input checks and small tensor helpers the robust aggregators in ``strategies/`` share.
 
 Every aggregator is a pure function of a stacked (n, d) tensor of client updates (client model minus
 global model, flattened) and, where its paper uses them, (n,) nonnegative example counts. It returns an
-:class:`Aggregate`; the maths runs in float64 on the input's device and the update comes back in the
-input's dtype.
+:class:`~fl_sim.server.aggregation.Aggregate` (the interface module); the maths runs in float64 on the
+input's device and the update comes back in the input's dtype.
+
+``STRATEGIES`` here is the registry of ``fl_sim.server.aggregation`` itself, typed so that the concrete
+defenses, each a ``Defense`` of its own parameter class, can register.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 
+from fl_sim.registry import Registry
+from fl_sim.server.aggregation import STRATEGIES as _STRATEGIES
+from fl_sim.server.aggregation import Aggregate, Defense
 
-@dataclass(frozen=True)
-class Aggregate:
-    """An aggregated update and how much each client counted in it.
+# The same registry object. ``Defense`` is invariant in its parameter type, so a ``Defense[AssumedF]`` is not a
+# ``Defense[BaseModel]`` to mypy; the registry keeps each class whatever its parameters.
+STRATEGIES = cast("Registry[type[Defense[Any]]]", _STRATEGIES)
 
-    ``update``: (d,) the aggregated update. ``weights``: (n,) float64, the effective weight each
-    client's update received (0 = rejected); sums to 1 when anything was kept, all zeros otherwise.
-    ``clipped``: (n,) bool, which updates were norm-clipped, for the clipping defenses; None elsewhere.
-    """
-
-    update: torch.Tensor
-    weights: torch.Tensor
-    clipped: torch.Tensor | None = None
-    scores: torch.Tensor | None = None  # (n,) the per-client score a screening defense decided on
-
-    def __post_init__(self) -> None:
-        if self.update.dim() != 1:
-            raise ValueError(f"update must be 1-D, got shape {tuple(self.update.shape)}")
-        if self.weights.dim() != 1 or self.weights.dtype != torch.float64:
-            got = f"{self.weights.dtype} of shape {tuple(self.weights.shape)}"
-            raise ValueError(f"weights must be 1-D float64, got {got}")
-        if self.clipped is not None and (self.clipped.shape != self.weights.shape or self.clipped.dtype != torch.bool):
-            raise ValueError(
-                f"clipped must be a bool tensor shaped like weights {tuple(self.weights.shape)}, "
-                f"got {self.clipped.dtype} of shape {tuple(self.clipped.shape)}"
-            )
+__all__ = ["STRATEGIES", "Aggregate", "check_updates", "check_vector", "check_weights", "cosine_similarity",
+           "gaussian_noise", "median", "weighted_mean"]
 
 
 def check_updates(updates: torch.Tensor) -> torch.Tensor:
@@ -88,6 +74,20 @@ def weighted_mean(
 
     Returns (mean, normalized weights with 0 for dropped rows); a zero mean and all-zero weights when
     the kept rows carry no weight.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (n, d) rows to average.
+    w : torch.Tensor
+        (n,) nonnegative weights, not necessarily normalized.
+    keep : torch.Tensor or None
+        (n,) bool mask of the rows that count; None keeps every row.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        The (d,) weighted mean and the (n,) weights normalized to sum 1 (0 for dropped rows).
     """
     w = w if keep is None else torch.where(keep, w, torch.zeros_like(w))
     total = w.sum()
@@ -98,21 +98,38 @@ def weighted_mean(
 
 
 def median(values: torch.Tensor) -> torch.Tensor:
-    """The median of a 1-D tensor, averaging the two middle values when the count is even (numpy's)."""
+    """Return the median of a 1-D tensor, averaging the two middle values when the count is even (numpy's)."""
     return torch.quantile(values, 0.5)
 
 
 def cosine_similarity(x: torch.Tensor) -> torch.Tensor:
-    """(n, n) pairwise cosine similarities of the rows of ``x``; a zero row has similarity 0 with every
-    row, itself included (sklearn's convention), since its direction is undefined."""
+    """(n, n) pairwise cosine similarities of the rows of ``x``.
+
+    A zero row has similarity 0 with every row, itself included (sklearn's convention), since its
+    direction is undefined.
+    """
     norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
     unit = x / torch.where(norms > 0, norms, torch.ones_like(norms))
     return (unit @ unit.T).clamp(-1.0, 1.0)
 
 
 def gaussian_noise(d: int, std: float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """A float64 draw of N(0, std^2 I_d) on ``device``. It is drawn on the generator's device, so one
-    seed gives the same noise whatever device the updates are on."""
+    """Draw N(0, std^2 I_d) noise in float64 on ``device``.
+
+    It is drawn on the generator's device, so one seed gives the same noise whatever device the
+    updates are on.
+
+    Parameters
+    ----------
+    d : int
+        Dimension of the noise vector.
+    std : float
+        Standard deviation; 0 returns zeros without touching ``generator``.
+    generator : torch.Generator or None
+        The seeded source of the draw; required (ValueError otherwise) when ``std`` is nonzero.
+    device : torch.device
+        Where the returned (d,) tensor lives.
+    """
     if std == 0:
         return torch.zeros(d, dtype=torch.float64, device=device)
     if generator is None:

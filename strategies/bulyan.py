@@ -1,28 +1,38 @@
-"""Bulyan (El Mhamdi et al., "The Hidden Vulnerability of Distributed Learning in Byzantium",
-ICML 2018): Multi-Krum selection followed by a coordinate-wise trimmed mean. Flower's built-in;
-it needs n >= 4f + 3 clients per round."""
+"""Bulyan (El Mhamdi et al., "The Hidden Vulnerability of Distributed Learning in Byzantium", ICML 2018).
 
-from flwr.serverapp.strategy import Bulyan
+Multi-Krum selection followed by a coordinate-wise trimmed mean. Flower's built-in; it needs
+n >= 4f + 3 clients per round.
+"""
 
-from fl_sim.server.strategy_registry import STRATEGIES, AssumedF, StrategySpec
-from strategies.krum import multikrum_select, selection_weights
+import torch
+from flwr.serverapp.strategy import Bulyan, Strategy
+from pydantic import BaseModel
+
+from fl_sim.server.aggregation import AssumedF, FlowerDefense
+from strategies.aggregation_result import STRATEGIES
+from strategies.krum import assumed_f, multikrum_select, selection_weights
 
 
 @STRATEGIES.register("bulyan", "Bulyan: Multi-Krum selection then trimmed mean; needs n >= 4f+3 (El Mhamdi et al. 2018)")
-class BulyanSpec(StrategySpec):
+class BulyanDefense(FlowerDefense[AssumedF]):
+    """Flower's Bulyan."""
+
     Params = AssumedF
 
-    @staticmethod
-    def build(params, num_malicious_assumed, cohort_size):
-        f = params.f(num_malicious_assumed)
+    @classmethod
+    def check(cls, params: BaseModel, assumed_f: int | None, cohort_size: int) -> None:
+        """Bulyan needs n >= 4f + 3 clients per round."""
+        f = assumed_f or 0
         if cohort_size < 4 * f + 3:
-            raise ValueError(f"bulyan needs at least 4f+3 = {4 * f + 3} clients per round for f = {f}, the cohort has {cohort_size}")
-        return Bulyan, {"num_malicious_nodes": f}
+            raise ValueError(f"bulyan needs at least 4f+3 = {4 * f + 3} clients per round for f = {f}, "
+                             f"the cohort has {cohort_size}")
 
-    @staticmethod
-    def decisions(params, num_malicious_assumed, cohort_size, updates, weights):
-        """Bulyan's selection stage (Flower: Multi-Krum picks theta = n - 2f); the picked share the
-        coordinate-wise trimmed aggregate equally."""
-        f = params.f(num_malicious_assumed)
+    def flower_strategy(self) -> Strategy:
+        """Flower's Bulyan."""
+        return Bulyan(num_malicious_nodes=assumed_f(self.knowledge))
+
+    def decisions(self, updates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Bulyan's selection stage (Flower: Multi-Krum picks theta = n - 2f), the picked sharing equally."""
+        f = assumed_f(self.knowledge)
         theta = max(1, len(updates) - 2 * f)
         return selection_weights(len(updates), multikrum_select(updates, f, theta))

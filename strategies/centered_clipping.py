@@ -1,5 +1,4 @@
-"""Centered clipping (Karimireddy, He, Jaggi, "Learning from History for Byzantine Robust
-Optimization", ICML 2021), their Eq. (CC).
+"""Centered clipping, Eq. (CC) of Karimireddy, He, Jaggi, "Learning from History for Byzantine Robust Optimization", ICML 2021.
 
 Starting from a center v (the previous round's aggregate momentum, passed in by the caller; zero by
 default), L iterations of
@@ -26,11 +25,23 @@ def centered_clipping(
     *,
     iterations: int = 1,
 ) -> Aggregate:
-    """Centered-clipping aggregate of ``updates`` (n, d) around ``center`` (d,) (None: zero) with radius
-    ``tau`` (``math.inf`` gives the weighted mean).
+    """Centered-clipping aggregate of ``updates`` (n, d) around ``center``.
 
     ``weights`` in the result are the normalized example weights; ``clipped`` marks the clients whose
     offset x_i - v was clipped in the last iteration.
+
+    Parameters
+    ----------
+    updates : torch.Tensor
+        (n, d) client updates.
+    weights : torch.Tensor
+        (n,) nonnegative example counts.
+    center : torch.Tensor or None
+        (d,) starting center v (the previous aggregate); None starts from zero.
+    tau : float
+        Clipping radius, > 0 (``math.inf`` gives the weighted mean).
+    iterations : int
+        Number L of clipping steps, >= 1.
     """
     x = check_updates(updates)
     w = check_weights(weights, x.shape[0], x.device)
@@ -47,35 +58,40 @@ def centered_clipping(
     return Aggregate(update=v.to(updates.dtype), weights=w, clipped=clipped)
 
 
-# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+# ---- registration (the Flower side is fl_sim.server.aggregation) ----
 
 from pydantic import Field  # noqa: E402
 
-from fl_sim.server.strategy_registry import STRATEGIES, NoParams  # noqa: E402
-from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec  # noqa: E402
+from fl_sim.server.aggregation import NoParams, RoundInput, ServerKnowledge, TensorDefense  # noqa: E402
+from strategies.aggregation_result import STRATEGIES  # noqa: E402
 
 
 class CenteredClippingParams(NoParams):
-    tau: float | None = Field(None, gt=0, description="clipping radius (default: the median distance of the updates to the center)")
+    """The clipping radius and the number of clipping iterations."""
+
+    tau: float | None = Field(None, gt=0, description="clipping radius (default: the median distance of the updates to the "
+                              "center)")
     iterations: int = Field(1, ge=1)
 
 
 @STRATEGIES.register("centered_clipping", "centered clipping around the previous aggregate (Karimireddy et al. 2021)")
-class CenteredClippingSpec(TensorSpec):
+class CenteredClippingDefense(TensorDefense[CenteredClippingParams]):
+    """Centered clipping; the previous round's aggregate is the center (their momentum)."""
+
     Params = CenteredClippingParams
 
-    @classmethod
-    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
-        state: dict[str, torch.Tensor] = {}  # the previous round's aggregate: the center (their momentum)
+    def __init__(self, knowledge: ServerKnowledge) -> None:
+        super().__init__(knowledge)
+        self.center: torch.Tensor | None = None
 
-        def aggregate(r: RoundInput) -> Aggregate:
-            center = state.get("center")
-            if center is not None and center.shape[0] != r.updates.shape[1]:
-                center = None
-            base = center if center is not None else torch.zeros_like(r.updates[0])
-            tau = params.tau if params.tau is not None else float((r.updates.double() - base.double()).norm(dim=1).median())
-            agg = centered_clipping(r.updates, r.weights, center, max(tau, 1e-12), iterations=params.iterations)
-            state["center"] = agg.update.detach()
-            return agg
-
-        return aggregate
+    def aggregate(self, r: RoundInput) -> Aggregate:
+        """Clip around the previous aggregate; remember the new one."""
+        center = self.center
+        if center is not None and center.shape[0] != r.updates.shape[1]:
+            center = None
+        base = center if center is not None else torch.zeros_like(r.updates[0])
+        p = self.params
+        tau = p.tau if p.tau is not None else float((r.updates.double() - base.double()).norm(dim=1).median())
+        agg = centered_clipping(r.updates, r.weights, center, max(tau, 1e-12), iterations=p.iterations)
+        self.center = agg.update.detach()
+        return agg

@@ -1,5 +1,7 @@
-"""Divide-and-Conquer, DnC (Shejwalkar, Houmansadr, "Manipulating the Byzantine: Optimizing Model
-Poisoning Attacks and Defenses for Federated Learning", NDSS 2021), Algorithm 2.
+"""Divide-and-Conquer, DnC (Shejwalkar, Houmansadr, NDSS 2021), Algorithm 2.
+
+The paper: Shejwalkar, Houmansadr, "Manipulating the Byzantine: Optimizing Model Poisoning Attacks and
+Defenses for Federated Learning", NDSS 2021.
 
 Each of ``iterations`` rounds draws a random subset of b coordinates, centres the sub-vectors by their
 (unweighted) mean mu, takes the top right singular vector v of the centred matrix, scores each client
@@ -18,12 +20,15 @@ from strategies.aggregation_result import Aggregate, check_updates, check_weight
 
 
 def dnc_scores(sub_updates: torch.Tensor) -> torch.Tensor:
-    """Outlier scores s_i = <x_i - mu, v>^2 of the (n, b) rows, v the top right singular vector of the
-    centred rows (squared, so the sign of v does not matter)."""
+    """Outlier scores s_i = <x_i - mu, v>^2 of the (n, b) rows.
+
+    v is the top right singular vector of the centred rows (squared, so the sign of v does not matter).
+    """
     x = check_updates(sub_updates)
     centred = x - x.mean(dim=0)
     top = torch.linalg.svd(centred, full_matrices=False).Vh[0]
-    return (centred @ top) ** 2
+    scores: torch.Tensor = (centred @ top) ** 2  # torch types Tensor.__pow__ as returning Any
+    return scores
 
 
 def dnc(
@@ -36,10 +41,29 @@ def dnc(
     iterations: int = 5,
     filter_frac: float = 1.0,
 ) -> Aggregate:
-    """DnC aggregate: the weighted mean of the updates never among the floor(``filter_frac`` *
-    ``num_malicious``) highest scores over ``iterations`` random coordinate subsets of size
-    min(``sub_dim``, d) drawn from ``generator`` (on its own device, so one seed gives one subset
-    sequence on any device)."""
+    """DnC aggregate: the weighted mean of the updates never among the highest outlier scores.
+
+    Over ``iterations`` random coordinate subsets of size min(``sub_dim``, d) drawn from ``generator``
+    (on its own device, so one seed gives one subset sequence on any device), the updates among the
+    floor(``filter_frac`` * ``num_malicious``) highest scores are removed.
+
+    Parameters
+    ----------
+    updates : torch.Tensor
+        (n, d) client updates.
+    weights : torch.Tensor
+        (n,) nonnegative example counts, the weights of the final mean.
+    num_malicious : int
+        The assumed number m of malicious clients, >= 0.
+    generator : torch.Generator
+        The seeded source of the coordinate subsets.
+    sub_dim : int
+        Coordinates sampled per iteration (b), >= 1.
+    iterations : int
+        Number of random subsets, >= 1.
+    filter_frac : float
+        The filtering fraction c: floor(c m) updates are removed per iteration; it must leave at least one.
+    """
     x = check_updates(updates)
     w = check_weights(weights, x.shape[0], x.device)
     n, d = x.shape
@@ -68,31 +92,31 @@ def dnc(
     return Aggregate(update=mean.to(updates.dtype), weights=w)
 
 
-# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+# ---- registration (the Flower side is fl_sim.server.aggregation) ----
 
 from pydantic import Field  # noqa: E402
 
-from fl_sim.seeding import torch_generator  # noqa: E402
-from fl_sim.server.strategy_registry import STRATEGIES, AssumedF  # noqa: E402
-from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec  # noqa: E402
+from fl_sim.server.aggregation import AssumedF, RoundInput, TensorDefense  # noqa: E402
+from strategies.aggregation_result import STRATEGIES  # noqa: E402
+from strategies.krum import assumed_f  # noqa: E402
 
 
 class DnCParams(AssumedF):
+    """DnC's assumed f, subsampling and filtering."""
+
     sub_dim: int = Field(10_000, ge=1, description="coordinates sampled per iteration")
     iterations: int = Field(5, ge=1)
     filter_frac: float = Field(1.0, gt=0, description="removes floor(filter_frac x f) clients per iteration")
 
 
 @STRATEGIES.register("dnc", "Divide-and-Conquer: SVD outlier scores on random coordinate subsets (Shejwalkar & Houmansadr 2021)")
-class DnCSpec(TensorSpec):
+class DnCDefense(TensorDefense[DnCParams]):
+    """DnC with the assumed f, its subsets drawn from the server's own stream."""
+
     Params = DnCParams
 
-    @classmethod
-    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
-        f, seed = params.f(num_malicious_assumed), server.scenario.seed
-
-        def aggregate(r: RoundInput) -> Aggregate:
-            gen = torch_generator(seed, "dnc", r.server_round)
-            return dnc(r.updates, r.weights, f, gen, sub_dim=params.sub_dim, iterations=params.iterations, filter_frac=params.filter_frac)
-
-        return aggregate
+    def aggregate(self, r: RoundInput) -> Aggregate:
+        """Remove the SVD outliers, average the rest."""
+        p, gen = self.params, self.knowledge.generator("dnc", r.server_round)
+        return dnc(r.updates, r.weights, assumed_f(self.knowledge), gen, sub_dim=p.sub_dim, iterations=p.iterations,
+                   filter_frac=p.filter_frac)

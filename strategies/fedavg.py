@@ -1,19 +1,25 @@
-"""FedAvg (McMahan et al., "Communication-Efficient Learning of Deep Networks from Decentralized
-Data", AISTATS 2017): the example-count-weighted mean of client models. Flower's built-in."""
+"""FedAvg (McMahan et al., "Communication-Efficient Learning of Deep Networks from Decentralized Data", AISTATS 2017).
 
-from flwr.serverapp.strategy import FedAvg
+The example-count-weighted mean of client models. Flower's built-in.
+"""
 
-from fl_sim.server.strategy_registry import STRATEGIES, NoParams, StrategySpec
+import torch
+from flwr.serverapp.strategy import FedAvg, Strategy
+
+from fl_sim.server.aggregation import FlowerDefense, NoParams
+from strategies.aggregation_result import STRATEGIES
 
 
 @STRATEGIES.register("fedavg", "FedAvg: weighted mean of client models (McMahan et al. 2017)")
-class FedAvgSpec(StrategySpec):
+class FedAvgDefense(FlowerDefense[NoParams]):
+    """Flower's FedAvg; every client counts in proportion to its example count."""
+
     Params = NoParams
 
-    @staticmethod
-    def build(params, num_malicious_assumed, cohort_size):
-        return FedAvg, {}
+    def flower_strategy(self) -> Strategy:
+        """Flower's FedAvg."""
+        return FedAvg()
 
-    @staticmethod
-    def decisions(params, num_malicious_assumed, cohort_size, updates, weights):
-        return (weights / weights.sum()).double()
+    def decisions(self, updates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Each client's share of the examples."""
+        return (counts / counts.sum()).double()

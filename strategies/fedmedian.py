@@ -1,15 +1,20 @@
-"""FedMedian: coordinate-wise median (Yin et al., "Byzantine-Robust Distributed Learning:
-Towards Optimal Statistical Rates", ICML 2018). Flower's built-in."""
+"""FedMedian: coordinate-wise median (Yin et al., ICML 2018). Flower's built-in.
 
-from flwr.serverapp.strategy import FedMedian
+The paper: "Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates", ICML 2018.
+"""
 
-from fl_sim.server.strategy_registry import STRATEGIES, NoParams, StrategySpec
+from flwr.serverapp.strategy import FedMedian, Strategy
+
+from fl_sim.server.aggregation import FlowerDefense, NoParams
+from strategies.aggregation_result import STRATEGIES
 
 
 @STRATEGIES.register("fedmedian", "coordinate-wise median (Yin et al. 2018)")
-class FedMedianSpec(StrategySpec):
+class FedMedianDefense(FlowerDefense[NoParams]):
+    """Flower's coordinate-wise median (no per-client decision)."""
+
     Params = NoParams
 
-    @staticmethod
-    def build(params, num_malicious_assumed, cohort_size):
-        return FedMedian, {}
+    def flower_strategy(self) -> Strategy:
+        """Flower's FedMedian."""
+        return FedMedian()

@@ -1,19 +1,24 @@
 """FedTrimmedAvg: coordinate-wise trimmed mean (Yin et al., ICML 2018). Flower's built-in."""
 
-from flwr.serverapp.strategy import FedTrimmedAvg
+from flwr.serverapp.strategy import FedTrimmedAvg, Strategy
 from pydantic import Field
 
-from fl_sim.server.strategy_registry import STRATEGIES, NoParams, StrategySpec
+from fl_sim.server.aggregation import FlowerDefense, NoParams
+from strategies.aggregation_result import STRATEGIES
 
 
 class TrimmedParams(NoParams):
+    """How much the trimmed mean cuts."""
+
     beta: float = Field(0.2, ge=0, lt=0.5, description="fraction cut at each end, per coordinate")
 
 
 @STRATEGIES.register("fedtrimmedavg", "coordinate-wise trimmed mean, beta cut at each end (Yin et al. 2018)")
-class FedTrimmedAvgSpec(StrategySpec):
+class FedTrimmedAvgDefense(FlowerDefense[TrimmedParams]):
+    """Flower's coordinate-wise trimmed mean (no per-client decision)."""
+
     Params = TrimmedParams
 
-    @staticmethod
-    def build(params, num_malicious_assumed, cohort_size):
-        return FedTrimmedAvg, {"beta": params.beta}
+    def flower_strategy(self) -> Strategy:
+        """Flower's FedTrimmedAvg with the scenario's beta."""
+        return FedTrimmedAvg(beta=self.params.beta)

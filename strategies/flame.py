@@ -74,8 +74,9 @@ def flame(
     weighted: bool = False,
     generator: torch.Generator | None = None,
 ) -> Aggregate:
-    """FLAME aggregate: cluster, clip the kept updates to the median norm S_t, average, add
-    N(0, (``noise_lambda`` S_t)^2 I) noise from ``generator``.
+    """FLAME aggregate: cluster, clip the kept updates to the median norm S_t, average, add noise.
+
+    The noise is N(0, (``noise_lambda`` S_t)^2 I), drawn from ``generator``.
 
     The kept updates are averaged with equal weights, as in the paper; ``weighted=True`` uses the
     example counts ``weights`` instead. If no cluster is found the aggregate is the zero update with no
@@ -95,30 +96,29 @@ def flame(
     return Aggregate(update=mean.to(updates.dtype), weights=w, clipped=clipped & keep)
 
 
-# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+# ---- registration (the Flower side is fl_sim.server.aggregation) ----
 
 from pydantic import Field  # noqa: E402
 
-from fl_sim.seeding import torch_generator  # noqa: E402
-from fl_sim.server.strategy_registry import STRATEGIES, NoParams  # noqa: E402
-from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec  # noqa: E402
+from fl_sim.server.aggregation import NoParams, RoundInput, TensorDefense  # noqa: E402
+from strategies.aggregation_result import STRATEGIES  # noqa: E402
 
 
 class FlameParams(NoParams):
+    """FLAME's noise level and cluster size."""
+
     noise_lambda: float = Field(0.001, ge=0, description="noise std as a fraction of the median update norm")
     min_cluster_size: int | None = Field(None, ge=2, description="HDBSCAN's min cluster size (default: n//2 + 1)")
 
 
 @STRATEGIES.register("flame", "FLAME: HDBSCAN on cosine distances, clip to the median norm, add noise (Nguyen et al. 2022)")
-class FlameSpec(TensorSpec):
+class FlameDefense(TensorDefense[FlameParams]):
+    """FLAME, its noise drawn from the server's own stream."""
+
     Params = FlameParams
 
-    @classmethod
-    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
-        seed = server.scenario.seed
-
-        def aggregate(r: RoundInput) -> Aggregate:
-            gen = torch_generator(seed, "flame", r.server_round)
-            return flame(r.updates, r.weights, noise_lambda=params.noise_lambda, min_cluster_size=params.min_cluster_size, generator=gen)
-
-        return aggregate
+    def aggregate(self, r: RoundInput) -> Aggregate:
+        """Cluster, clip, average, add noise."""
+        gen = self.knowledge.generator("flame", r.server_round)
+        p = self.params
+        return flame(r.updates, r.weights, noise_lambda=p.noise_lambda, min_cluster_size=p.min_cluster_size, generator=gen)

@@ -1,5 +1,4 @@
-"""FLTrust (Cao, Fang, Liu, Gong, "FLTrust: Byzantine-robust Federated Learning via Trust
-Bootstrapping", NDSS 2021).
+"""FLTrust (Cao, Fang, Liu, Gong, "FLTrust: Byzantine-robust Federated Learning via Trust Bootstrapping", NDSS 2021).
 
 The server trains on a small clean root dataset to get its own update g_0. Each client update g_i gets
 the trust score TS_i = ReLU(cos(g_i, g_0)), is rescaled to the norm of g_0, and the aggregate is
@@ -42,40 +41,45 @@ def fltrust(updates: torch.Tensor, server_update: torch.Tensor) -> Aggregate:
     return Aggregate(update=mean.to(updates.dtype), weights=w)
 
 
-# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+# ---- registration (the Flower side is fl_sim.server.aggregation) ----
 
 from pydantic import Field  # noqa: E402
 
-from fl_sim.server.strategy_registry import STRATEGIES, NoParams  # noqa: E402
-from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec, model_at  # noqa: E402
+from fl_sim.clients.local_training import cross_entropy_loss, steps_per_epoch, train_steps  # noqa: E402
+from fl_sim.server.aggregation import NoParams, RoundInput, ServerKnowledge, TensorDefense  # noqa: E402
+from fl_sim.server.updates import flatten_update  # noqa: E402
+from strategies.aggregation_result import STRATEGIES  # noqa: E402
 
 
 class FLTrustParams(NoParams):
-    root_epochs: int | None = Field(None, ge=1, description="epochs over the root set for the server update (default: training.epochs)")
+    """How long the server trains on its root set."""
+
+    root_epochs: int | None = Field(None, ge=1, description="epochs over the root set for the server update "
+                                    "(default: training.epochs)")
 
 
-def server_update(server: ServerSide, r: RoundInput, epochs: int) -> torch.Tensor:
-    """g_0: the server trains the global model on its root set (the server's calibration set,
-    never given to clients) as an honest client would, and takes the difference."""
-    from fl_sim.clients.local_training import cross_entropy_loss, steps_per_epoch, train_steps
-    from fl_sim.seeding import torch_generator
-    from fl_sim.server.updates import flatten_update
+def server_update(server: ServerKnowledge, r: RoundInput, epochs: int) -> torch.Tensor:
+    """g_0: the server trains the global model on its root set as an honest client would, and takes the difference.
 
-    s, root = server.scenario, server.data.calibration
-    model = model_at(server, r.reference, torch.zeros(r.updates.shape[1]), r.keys)
-    steps = epochs * steps_per_epoch(len(root), s.training.batch_size)
-    train_steps(model, root, cross_entropy_loss, s.training, steps, torch_generator(s.seed, "fltrust", r.server_round), server.device)
+    The root set is the server's calibration set, never given to clients.
+    """
+    root = server.calibration
+    model = server.model_at(r.reference, torch.zeros(r.updates.shape[1]), r.keys)
+    steps = epochs * steps_per_epoch(len(root), server.training.batch_size)
+    train_steps(model, root, cross_entropy_loss, server.training, steps, server.generator("fltrust", r.server_round),
+                server.device)
     trained = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return flatten_update(trained, r.reference, r.keys).to(r.updates.device)
 
 
-@STRATEGIES.register("fltrust", "FLTrust: trust = ReLU(cos) to the server's root-data update, magnitudes normalised (Cao et al. 2021)")
-class FLTrustSpec(TensorSpec):
+@STRATEGIES.register("fltrust", "FLTrust: trust = ReLU(cos) to the server's root-data update, magnitudes normalised "
+                     "(Cao et al. 2021)")
+class FLTrustDefense(TensorDefense[FLTrustParams]):
+    """FLTrust against the server's own root-data update."""
+
     Params = FLTrustParams
 
-    @classmethod
-    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
-        def aggregate(r: RoundInput) -> Aggregate:
-            return fltrust(r.updates, server_update(server, r, params.root_epochs or server.scenario.training.epochs))
-
-        return aggregate
+    def aggregate(self, r: RoundInput) -> Aggregate:
+        """Trust-weighted, norm-normalised mean."""
+        epochs = self.params.root_epochs or self.knowledge.training.epochs
+        return fltrust(r.updates, server_update(self.knowledge, r, epochs))

@@ -1,5 +1,4 @@
-"""FoolsGold (Fung, Yoon, Beschastnikh, "The Limitations of Federated Learning in Sybil Settings",
-RAID 2020), Algorithm 1.
+"""FoolsGold (Fung, Yoon, Beschastnikh, "The Limitations of Federated Learning in Sybil Settings", RAID 2020), Algorithm 1.
 
 Sybils pushing the same poisoned objective keep sending similar updates, so FoolsGold scores each
 client by the cosine similarity of its aggregate history H_i (the sum of all its updates so far):
@@ -64,29 +63,32 @@ def foolsgold(updates: torch.Tensor, history: torch.Tensor, *, kappa: float = 1.
     return Aggregate(update=mean.to(updates.dtype), weights=w)
 
 
-# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+# ---- registration (the Flower side is fl_sim.server.aggregation) ----
 
 from pydantic import Field  # noqa: E402
 
-from fl_sim.server.strategy_registry import STRATEGIES, NoParams  # noqa: E402
-from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec  # noqa: E402
+from fl_sim.server.aggregation import NoParams, RoundInput, ServerKnowledge, TensorDefense  # noqa: E402
+from strategies.aggregation_result import STRATEGIES  # noqa: E402
 
 
 class FoolsGoldParams(NoParams):
+    """The logit's confidence."""
+
     kappa: float = Field(1.0, gt=0, description="confidence of the logit in the weight formula")
 
 
 @STRATEGIES.register("foolsgold", "FoolsGold: down-weights clients whose update histories are alike (Fung et al. 2020)")
-class FoolsGoldSpec(TensorSpec):
+class FoolsGoldDefense(TensorDefense[FoolsGoldParams]):
+    """FoolsGold over each client's summed update history."""
+
     Params = FoolsGoldParams
 
-    @classmethod
-    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
-        history: dict[int, torch.Tensor] = {}  # partition id -> sum of its updates so far
+    def __init__(self, knowledge: ServerKnowledge) -> None:
+        super().__init__(knowledge)
+        self.history: dict[int, torch.Tensor] = {}  # partition id -> sum of its updates so far
 
-        def aggregate(r: RoundInput) -> Aggregate:
-            for p, u in zip(r.pids, r.updates):
-                history[p] = history[p] + u if p in history else u.clone()
-            return foolsgold(r.updates, torch.stack([history[p] for p in r.pids]), kappa=params.kappa)
-
-        return aggregate
+    def aggregate(self, r: RoundInput) -> Aggregate:
+        """Add the round to the histories, weight by their similarity."""
+        for p, u in zip(r.pids, r.updates):
+            self.history[p] = self.history[p] + u if p in self.history else u.clone()
+        return foolsgold(r.updates, torch.stack([self.history[p] for p in r.pids]), kappa=self.params.kappa)

@@ -1,15 +1,20 @@
-"""Krum (Blanchard et al., "Machine Learning with Adversaries: Byzantine Tolerant Gradient
-Descent", NeurIPS 2017): keep the one update closest to its n-f-2 neighbours. Flower's built-in."""
+"""Krum (Blanchard et al., "Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent", NeurIPS 2017).
+
+Keep the one update closest to its n-f-2 neighbours. Flower's built-in.
+"""
 
 import torch
-from flwr.serverapp.strategy import Krum
+from flwr.serverapp.strategy import Krum, Strategy
 
-from fl_sim.server.strategy_registry import STRATEGIES, AssumedF, StrategySpec
+from fl_sim.server.aggregation import AssumedF, FlowerDefense, ServerKnowledge
+from strategies.aggregation_result import STRATEGIES
 
 
 def krum_scores(updates: torch.Tensor, f: int) -> torch.Tensor:
-    """Krum score of each of the n updates: the sum of squared distances to its n - f - 2 nearest
-    other updates (Blanchard et al. 2017, Sec. 4)."""
+    """Krum score of each of the n updates (Blanchard et al. 2017, Sec. 4).
+
+    The score is the sum of squared distances to its n - f - 2 nearest other updates.
+    """
     n = updates.shape[0]
     k = max(1, n - f - 2)
     d2 = torch.cdist(updates.double(), updates.double()) ** 2  # float64: the matrix-product form is exact enough
@@ -18,7 +23,7 @@ def krum_scores(updates: torch.Tensor, f: int) -> torch.Tensor:
 
 
 def multikrum_select(updates: torch.Tensor, f: int, m: int) -> torch.Tensor:
-    """Indices of the m updates with the lowest Krum scores (m = 1: Krum's pick); ties by index."""
+    """Return the indices of the m updates with the lowest Krum scores (m = 1: Krum's pick); ties by index."""
     return torch.argsort(krum_scores(updates, f), stable=True)[:m]
 
 
@@ -29,14 +34,23 @@ def selection_weights(n: int, picked: torch.Tensor) -> torch.Tensor:
     return w
 
 
+def assumed_f(knowledge: ServerKnowledge) -> int:
+    """Return the defense's assumed f (wiring always resolves it for the defenses that use one)."""
+    if knowledge.assumed_f is None:
+        raise ValueError("this defense needs an assumed number of attackers f")
+    return knowledge.assumed_f
+
+
 @STRATEGIES.register("krum", "Krum: the single update with the smallest n-f-2 neighbour distance (Blanchard et al. 2017)")
-class KrumSpec(StrategySpec):
+class KrumDefense(FlowerDefense[AssumedF]):
+    """Flower's Krum with the assumed f."""
+
     Params = AssumedF
 
-    @staticmethod
-    def build(params, num_malicious_assumed, cohort_size):
-        return Krum, {"num_malicious_nodes": params.f(num_malicious_assumed)}
+    def flower_strategy(self) -> Strategy:
+        """Flower's Krum."""
+        return Krum(num_malicious_nodes=assumed_f(self.knowledge))
 
-    @staticmethod
-    def decisions(params, num_malicious_assumed, cohort_size, updates, weights):
-        return selection_weights(len(updates), multikrum_select(updates, params.f(num_malicious_assumed), 1))
+    def decisions(self, updates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """All weight on Krum's pick."""
+        return selection_weights(len(updates), multikrum_select(updates, assumed_f(self.knowledge), 1))

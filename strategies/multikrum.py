@@ -1,32 +1,40 @@
 """Multi-Krum (Blanchard et al., NeurIPS 2017): average the m updates with the best Krum scores.
-Flower's built-in."""
+
+Flower's built-in.
+"""
 
 import torch
-from flwr.serverapp.strategy import MultiKrum
+from flwr.serverapp.strategy import MultiKrum, Strategy
 from pydantic import Field
 
-from fl_sim.server.strategy_registry import STRATEGIES, AssumedF, StrategySpec
-from strategies.krum import multikrum_select
+from fl_sim.server.aggregation import AssumedF, FlowerDefense
+from strategies.aggregation_result import STRATEGIES
+from strategies.krum import assumed_f, multikrum_select
 
 
 class MultiKrumParams(AssumedF):
+    """Multi-Krum's assumed f and how many updates it keeps."""
+
     num_selected: int | None = Field(None, ge=1, description="m updates kept (default: cohort size - f)")
 
 
 @STRATEGIES.register("multikrum", "Multi-Krum: mean of the m best-scored updates (Blanchard et al. 2017)")
-class MultiKrumSpec(StrategySpec):
+class MultiKrumDefense(FlowerDefense[MultiKrumParams]):
+    """Flower's Multi-Krum."""
+
     Params = MultiKrumParams
 
-    @staticmethod
-    def build(params, num_malicious_assumed, cohort_size):
-        f = params.f(num_malicious_assumed)
-        return MultiKrum, {"num_malicious_nodes": f, "num_nodes_to_select": params.num_selected or max(1, cohort_size - f)}
+    def _selected(self) -> int:
+        return self.params.num_selected or max(1, self.knowledge.cohort_size - assumed_f(self.knowledge))
 
-    @staticmethod
-    def decisions(params, num_malicious_assumed, cohort_size, updates, weights):
-        f = params.f(num_malicious_assumed)
-        m = min(len(updates), params.num_selected or max(1, cohort_size - f))
-        picked = multikrum_select(updates, f, m)
+    def flower_strategy(self) -> Strategy:
+        """Flower's MultiKrum keeping m updates."""
+        return MultiKrum(num_malicious_nodes=assumed_f(self.knowledge), num_nodes_to_select=self._selected())
+
+    def decisions(self, updates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Weight the picked updates by example count (as Flower averages them), zero elsewhere."""
+        m = min(len(updates), self._selected())
+        picked = multikrum_select(updates, assumed_f(self.knowledge), m)
         w = torch.zeros(len(updates), dtype=torch.float64)
-        w[picked] = weights.double()[picked] / weights.double()[picked].sum()  # Flower averages the picked by example count
+        w[picked] = counts.double()[picked] / counts.double()[picked].sum()
         return w

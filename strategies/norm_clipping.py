@@ -1,5 +1,7 @@
-"""Norm clipping with optional weak differential privacy (Sun, Kairouz, Suresh, McMahan, "Can You Really
-Backdoor Federated Learning?", arXiv:1911.07963, 2019).
+"""Norm clipping with optional weak differential privacy (Sun et al. 2019).
+
+The paper: Sun, Kairouz, Suresh, McMahan, "Can You Really Backdoor Federated Learning?",
+arXiv:1911.07963, 2019.
 
 Each update is scaled to L2 norm at most M, ``x / max(1, ||x|| / M)`` (their Sec. 4, "norm
 thresholding"), the clipped updates are averaged with the example-count weights, and "weak DP" adds
@@ -38,8 +40,10 @@ def norm_clipping(
     noise_std: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> Aggregate:
-    """Weighted mean of the updates clipped to L2 norm ``max_norm`` (None: the round's median update
-    norm), plus N(0, ``noise_std``^2 I) noise drawn from ``generator`` when ``noise_std`` > 0.
+    """Weighted mean of the updates clipped to L2 norm ``max_norm``, plus optional Gaussian noise.
+
+    ``max_norm`` None takes the round's median update norm; N(0, ``noise_std``^2 I) noise drawn from
+    ``generator`` is added when ``noise_std`` > 0.
 
     Clipping is not rejection: ``weights`` in the result are the normalized example weights and
     ``clipped`` marks the clients whose update was scaled down.
@@ -57,30 +61,28 @@ def norm_clipping(
     return Aggregate(update=mean.to(updates.dtype), weights=w, clipped=clipped)
 
 
-# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+# ---- registration (the Flower side is fl_sim.server.aggregation) ----
 
 from pydantic import Field  # noqa: E402
 
-from fl_sim.seeding import torch_generator  # noqa: E402
-from fl_sim.server.strategy_registry import STRATEGIES, NoParams  # noqa: E402
-from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec  # noqa: E402
+from fl_sim.server.aggregation import NoParams, RoundInput, TensorDefense  # noqa: E402
+from strategies.aggregation_result import STRATEGIES  # noqa: E402
 
 
 class NormClippingParams(NoParams):
+    """The clip bound and the optional noise."""
+
     max_norm: float | None = Field(None, gt=0, description="clip bound M (default: the round's median update norm)")
     noise_std: float = Field(0.0, ge=0, description="std of the Gaussian noise added to the aggregate (weak DP; 0 = off)")
 
 
 @STRATEGIES.register("norm_clipping", "norm clipping with optional weak-DP noise (Sun et al. 2019)")
-class NormClippingSpec(TensorSpec):
+class NormClippingDefense(TensorDefense[NormClippingParams]):
+    """Norm clipping, its noise drawn from the server's own stream."""
+
     Params = NormClippingParams
 
-    @classmethod
-    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
-        seed = server.scenario.seed
-
-        def aggregate(r: RoundInput) -> Aggregate:
-            gen = torch_generator(seed, "norm_clipping", r.server_round)
-            return norm_clipping(r.updates, r.weights, params.max_norm, noise_std=params.noise_std, generator=gen)
-
-        return aggregate
+    def aggregate(self, r: RoundInput) -> Aggregate:
+        """Clip each update to the bound, average, add noise."""
+        gen = self.knowledge.generator("norm_clipping", r.server_round)
+        return norm_clipping(r.updates, r.weights, self.params.max_norm, noise_std=self.params.noise_std, generator=gen)

@@ -1,5 +1,6 @@
-"""Quantization-aware screening: a defense against updates whose harm appears only once the global
-model is quantized (malicious QAT, Hong et al., NeurIPS 2021). fl_sim's own design; no paper.
+"""Quantization-aware screening: a defense against updates whose harm appears only once the global model is quantized.
+
+Such updates come from malicious QAT (Hong et al., NeurIPS 2021). fl_sim's own design; no paper.
 
 Threat model: colluders submit updates that look benign in full precision (norms, directions,
 FP accuracy) but move the model to a point where its b-bit twin behaves differently. The server
@@ -44,8 +45,25 @@ def robust_z(scores: torch.Tensor) -> torch.Tensor:
 
 def screen_scores(updates: torch.Tensor, weights: torch.Tensor, scores: torch.Tensor, z_threshold: float,
                   min_ratio: float, downweight: bool, min_score: float = 0.0) -> Aggregate:
-    """Aggregate ``updates`` (n, d) leaving out (or down-weighting) those whose quantization
-    ``scores`` (n,) are high outliers."""
+    """Aggregate ``updates`` (n, d) leaving out (or down-weighting) those whose quantization ``scores`` are high outliers.
+
+    Parameters
+    ----------
+    updates : torch.Tensor
+        (n, d) client updates.
+    weights : torch.Tensor
+        (n,) nonnegative example counts, FedAvg's weights for the kept updates.
+    scores : torch.Tensor
+        (n,) each update's quantization score; returned as ``scores`` of the result (float64).
+    z_threshold : float
+        An outlier's robust z-score exceeds this.
+    min_ratio : float
+        An outlier's score also exceeds this times the median score.
+    downweight : bool
+        Weight outliers by exp(-z) (z clamped at 0) instead of rejecting them.
+    min_score : float
+        Scores at or below this are never outliers.
+    """
     x = check_updates(updates)
     w = check_weights(weights, x.shape[0], x.device)
     s = scores.to(device=x.device, dtype=torch.float64)
@@ -61,27 +79,36 @@ def screen_scores(updates: torch.Tensor, weights: torch.Tensor, scores: torch.Te
 
 from pydantic import Field  # noqa: E402
 
+from fl_sim.evaluation.precisions import quant_spec  # noqa: E402
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized  # noqa: E402
-from fl_sim.server.strategy_registry import STRATEGIES, NoParams  # noqa: E402
-from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec, model_at  # noqa: E402
+from fl_sim.server.aggregation import NoParams, RoundInput, ServerKnowledge, TensorDefense  # noqa: E402
+from strategies.aggregation_result import STRATEGIES  # noqa: E402
 
 
 class Inputs(str, Enum):
+    """Which inputs the screen scores candidates on."""
+
     SERVER = "server"  # the server's calibration set
     NOISE = "noise"  # uniform noise images (a server without data)
 
 
 class Score(str, Enum):
+    """How far a quantized twin departs from its FP model: KL divergence or prediction disagreement."""
+
     KL = "kl"  # mean KL divergence of the quantized twin's softmax from the FP softmax
     DISAGREEMENT = "disagreement"  # share of inputs whose predicted class changes
 
 
 class Mode(str, Enum):
+    """What happens to an outlier: rejected (weight 0) or down-weighted by exp(-z)."""
+
     REJECT = "reject"
     DOWNWEIGHT = "downweight"
 
 
 class QuantAwareParams(NoParams):
+    """The quantization-aware screen's precisions, inputs, outlier test and mode."""
+
     bits: list[int] = Field(default_factory=lambda: [8, 4], min_length=1, description="deployment precisions checked")
     inputs: Inputs = Inputs.SERVER
     samples: int = Field(256, ge=8, description="server inputs used")
@@ -92,16 +119,14 @@ class QuantAwareParams(NoParams):
     mode: Mode = Mode.REJECT
 
 
-def server_inputs(server: ServerSide, p: QuantAwareParams, seed_round: int) -> torch.Tensor:
-    from fl_sim.seeding import torch_generator
-
-    data = server.data
+def server_inputs(server: ServerKnowledge, p: QuantAwareParams, seed_round: int) -> torch.Tensor:
+    """Return the inputs the screen scores on: the server's calibration set, or uniform noise of its shape."""
     if p.inputs is Inputs.SERVER:
-        return data.calibration.x[: p.samples]
-    gen = torch_generator(server.scenario.seed, "quant_aware", seed_round)
-    if data.text is not None:  # random token ids: the textual counterpart of noise images
-        return torch.randint(data.text.vocab_size(), (p.samples, *data.input_shape), generator=gen)
-    return torch.rand((p.samples, *data.input_shape), generator=gen)
+        return server.calibration.x[: p.samples]
+    gen = server.generator("quant_aware", seed_round)
+    if server.vocab_size is not None:  # random token ids: the textual counterpart of noise images
+        return torch.randint(server.vocab_size, (p.samples, *server.input_shape), generator=gen)
+    return torch.rand((p.samples, *server.input_shape), generator=gen)
 
 
 def departure(fp_logits: torch.Tensor, q_logits: torch.Tensor, score: Score) -> float:
@@ -113,31 +138,28 @@ def departure(fp_logits: torch.Tensor, q_logits: torch.Tensor, score: Score) -> 
 
 
 @torch.no_grad()
-def quantization_score(model: torch.nn.Module, x: torch.Tensor, bits: list[int], score: Score, server: ServerSide) -> float:
-    """max over ``bits`` of the departure of the b-bit twin from the FP model on ``x``."""
-    from fl_sim.evaluation.precisions import quant_spec
-
+def quantization_score(model: torch.nn.Module, x: torch.Tensor, bits: list[int], score: Score, server: ServerKnowledge) -> float:
+    """Max over ``bits`` of the departure of the b-bit twin from the FP model on ``x``."""
     fp = model(x)
     ranges = calibrate_ranges(model, [x])
     worst = 0.0
     for b in bits:
-        with fake_quantized(model, quant_spec(b, server.scenario.evaluation), ranges):
+        with fake_quantized(model, quant_spec(b, server.deployment), ranges):
             worst = max(worst, departure(fp, model(x), score))
     return worst
 
 
 @STRATEGIES.register("quant_aware", "fl_sim's quantization-aware screen: rejects updates whose model's quantized twin "
                      "disagrees with its FP self far more than the others' do")
-class QuantAwareSpec(TensorSpec):
+class QuantAwareDefense(TensorDefense[QuantAwareParams]):
+    """Score each candidate model's quantized twin against its FP self; reject the outliers."""
+
     Params = QuantAwareParams
 
-    @classmethod
-    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
-        def aggregate(r: RoundInput) -> Aggregate:
-            x = server_inputs(server, params, r.server_round).to(server.device)
-            scores = torch.tensor([quantization_score(model_at(server, r.reference, u, r.keys), x, params.bits, params.score, server)
-                                   for u in r.updates], dtype=torch.float64)
-            return screen_scores(r.updates, r.weights, scores, params.z_threshold, params.min_ratio,
-                                 params.mode is Mode.DOWNWEIGHT, params.min_score)
-
-        return aggregate
+    def aggregate(self, r: RoundInput) -> Aggregate:
+        """Score every candidate, screen the outliers, average the rest."""
+        p, server = self.params, self.knowledge
+        x = server_inputs(server, p, r.server_round).to(server.device)
+        scores = torch.tensor([quantization_score(server.model_at(r.reference, u, r.keys), x, p.bits, p.score, server)
+                               for u in r.updates], dtype=torch.float64)
+        return screen_scores(r.updates, r.weights, scores, p.z_threshold, p.min_ratio, p.mode is Mode.DOWNWEIGHT, p.min_score)

@@ -1,5 +1,7 @@
-"""RFA, robust federated aggregation by the geometric median (Pillutla, Kakade, Harchaoui, "Robust
-Aggregation for Federated Learning", IEEE Transactions on Signal Processing 70, 2022).
+"""RFA, robust federated aggregation by the geometric median (Pillutla et al. 2022).
+
+The paper: Pillutla, Kakade, Harchaoui, "Robust Aggregation for Federated Learning", IEEE Transactions
+on Signal Processing 70, 2022.
 
 The weighted geometric median argmin_z sum_i w_i ||x_i - z|| is approximated by the smoothed Weiszfeld
 algorithm (their Alg. 2): starting from the weighted mean,
@@ -53,26 +55,27 @@ def geometric_median(
     return Aggregate(update=z.to(updates.dtype), weights=beta)
 
 
-# ---- registration (the Flower side is fl_sim.server.tensor_strategy) ----
+# ---- registration (the Flower side is fl_sim.server.aggregation) ----
 
 from pydantic import Field  # noqa: E402
 
-from fl_sim.server.strategy_registry import STRATEGIES, NoParams  # noqa: E402
-from fl_sim.server.tensor_strategy import RoundInput, ServerSide, TensorSpec  # noqa: E402
+from fl_sim.server.aggregation import NoParams, RoundInput, TensorDefense  # noqa: E402
+from strategies.aggregation_result import STRATEGIES  # noqa: E402
 
 
 class RFAParams(NoParams):
+    """Weiszfeld's iteration budget and tolerance."""
+
     max_iter: int = Field(100, ge=1)
     tol: float = Field(1e-6, gt=0)
 
 
 @STRATEGIES.register("rfa", "RFA: geometric median of the updates by smoothed Weiszfeld (Pillutla et al. 2022)")
-class RFASpec(TensorSpec):
+class RFADefense(TensorDefense[RFAParams]):
+    """The geometric median of the round's updates."""
+
     Params = RFAParams
 
-    @classmethod
-    def rule(cls, params, num_malicious_assumed, cohort_size, server: ServerSide):
-        def aggregate(r: RoundInput) -> Aggregate:
-            return geometric_median(r.updates, r.weights, max_iter=params.max_iter, tol=params.tol)
-
-        return aggregate
+    def aggregate(self, r: RoundInput) -> Aggregate:
+        """Smoothed Weiszfeld on the round's updates."""
+        return geometric_median(r.updates, r.weights, max_iter=self.params.max_iter, tol=self.params.tol)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fl_sim import components  # noqa: F401
 from fl_sim.config.loader import validate_dict
+from fl_sim.config.schema import Scenario
+from fl_sim.wiring import Wiring, wire
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -28,9 +29,45 @@ def tiny_raw(**sections) -> dict:
     return raw
 
 
+def scenario_of(raw: dict, origin: str = "test") -> Scenario:
+    """A raw mapping validated and wired as ``fl-sim`` does (one-line UserError otherwise)."""
+    from fl_sim.wiring import from_dict
+
+    return from_dict(raw, origin).scenario
+
+
+def scenario_file(path, overrides: list[str] | None = None) -> Scenario:
+    """A scenario file read, overridden, validated and wired as ``fl-sim run`` does."""
+    from fl_sim.wiring import load
+
+    return load(path, overrides).scenario
+
+
+def wired(s: Scenario | dict) -> Wiring:
+    """The wiring of a scenario (or of a raw mapping, validated first)."""
+    return wire(s if isinstance(s, Scenario) else validate_dict(s, "test"))
+
+
+def make_strategy(s: Scenario, node_of: dict[int, int] | None = None):
+    """The run's Flower strategy for ``s`` (wired, with the federation's data), as the round loop builds it."""
+    from fl_sim.data.federated import federated_data
+    from fl_sim.server.build import build_strategy
+
+    data = federated_data(s.data, s.federation.num_clients, s.seed)
+    return build_strategy(s, wire(s).defense, data, node_of)
+
+
+def knowledge_for(s: Scenario):
+    """What the server of ``s`` knows (its defense's ServerKnowledge)."""
+    from fl_sim.data.federated import federated_data
+    from fl_sim.server.build import server_knowledge
+
+    return server_knowledge(s, federated_data(s.data, s.federation.num_clients, s.seed), wire(s).defense)
+
+
 @pytest.fixture
 def tiny_scenario():
-    return validate_dict(tiny_raw(), "tiny")
+    return scenario_of(tiny_raw(), "tiny")
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from fl_sim.clients.collusion import boost
 from fl_sim.clients.local_training import LossFn
 from fl_sim.clients.objective_attack import AttackParams, ObjectiveAttack
 from fl_sim.clients.registry import TrainContext, register_attack
+from fl_sim.clients.schedule import attack_active
 from fl_sim.config.schema import AttackConfig, Collusion, Scenario, TriggerConfig
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.data.text import TextCodec
@@ -110,7 +111,7 @@ class ModelReplacement(FPBackdoor):
         a = ctx.scenario.attack
         # Coordinated colluders already place the aggregate on their model (the aggregation-aware
         # submission, or the omniscient adversary's exact solve): no second scaling.
-        if a.active(ctx.server_round, ctx.scenario.seed) and a.collusion is Collusion.INDEPENDENT:
+        if attack_active(a, ctx.server_round, ctx.scenario.seed) and a.collusion is Collusion.INDEPENDENT:
             gamma = self.params.scale or ctx.cohort_size / max(ctx.colluders_in_cohort, 1)
             model.load_state_dict(boost(start, model.state_dict(), gamma))
         return metrics

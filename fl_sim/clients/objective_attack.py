@@ -18,6 +18,7 @@ from fl_sim.clients.collusion import aggregation_aware_submission, boost, projec
 from fl_sim.clients.honest import honest_for, honest_steps
 from fl_sim.clients.local_training import LossFn, steps_per_epoch, train_steps
 from fl_sim.clients.registry import Behaviour, TrainContext
+from fl_sim.clients.schedule import attack_active
 from fl_sim.config.schema import Collusion, Scenario
 from fl_sim.data.tensors import ExampleSet
 
@@ -39,23 +40,19 @@ class AttackParams(BaseModel):
 
 State = dict[str, torch.Tensor]
 
-# The last colluder submission computed in this process (key, state, metrics): the other colluders
-# of the round find it here instead of recomputing the identical result.
-_LAST: dict = {}
-
-
 def _copy(model: nn.Module) -> State:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _colluder_key(model: nn.Module, ctx: TrainContext, p: BaseModel) -> tuple:
+def _colluder_key(model: nn.Module, ctx: TrainContext, p: BaseModel) -> tuple[object, ...]:
     """What a colluder's submission depends on: scenario, params, round, cohort, start state."""
     h = hashlib.sha256()
     for k, v in model.state_dict().items():
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    pooled = 0 if ctx.colluder_data is None else len(ctx.colluder_data)
     return (ctx.scenario.model_dump_json(), p.model_dump_json(), ctx.server_round, ctx.cohort_size,
-            ctx.colluders_in_cohort, len(ctx.data), len(ctx.colluder_data), h.hexdigest())
+            ctx.colluders_in_cohort, len(ctx.data), pooled, h.hexdigest())
 
 
 class ObjectiveAttack(Behaviour):
@@ -77,19 +74,20 @@ class ObjectiveAttack(Behaviour):
 
     def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
         s, p = ctx.scenario, self.params
-        if not s.attack.active(ctx.server_round, s.seed):
+        if not attack_active(s.attack, ctx.server_round, s.seed):
             return honest_for(s).train(model, ctx)
         # Colluders compute identical submissions (same pooled data, same shared RNG, same start):
         # compute it once per process and round, reuse it for the other colluders.
-        key = _colluder_key(model, ctx, p) if ctx.colluder_data is not None else None
-        if key is not None and _LAST.get("key") == key:
-            model.load_state_dict(_LAST["state"])
-            self.target = _LAST["target"]
-            return dict(_LAST["metrics"])
+        memo = ctx.memo if ctx.colluder_data is not None else None
+        key = _colluder_key(model, ctx, p) if memo is not None else None
+        found = memo.lookup(key) if memo is not None and key is not None else None
+        if found is not None:
+            state, metrics, self.target = found
+            model.load_state_dict(state)
+            return metrics
         metrics = self._attack(model, ctx)
-        if key is not None:
-            _LAST.clear()
-            _LAST.update(key=key, state=_copy(model), metrics=dict(metrics), target=self.target)
+        if memo is not None and key is not None:
+            memo.store(key, _copy(model), metrics, self.target)
         return metrics
 
     def _attack(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -19,6 +19,36 @@ from fl_sim.registry import Registry
 
 class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass
+class SubmissionMemo:
+    """The last coordinated colluder submission computed in one client process.
+
+    Coordinated colluders compute identical submissions (same pooled data, shared RNG, same start):
+    the first computes it, the others of the round find it here. ``key`` names everything the
+    submission depends on. One memo per client process, owned by its ClientApp (never module state).
+    """
+
+    key: tuple[object, ...] | None = None
+    state: State | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    target: State | None = None
+    hits: int = 0
+
+    def lookup(self, key: tuple[object, ...]) -> tuple[State, dict[str, float], State | None] | None:
+        """The stored submission if it was computed for ``key``."""
+        if self.key != key or self.state is None:
+            return None
+        self.hits += 1
+        return self.state, dict(self.metrics), self.target
+
+    def store(self, key: tuple[object, ...], state: State, metrics: dict[str, float], target: State | None) -> None:
+        """Keep this submission (replacing the previous one)."""
+        self.key, self.state, self.metrics, self.target = key, state, dict(metrics), target
 
 
 @dataclass(frozen=True)
@@ -40,6 +70,7 @@ class TrainContext:
     target_sample: ExampleSet | None = None
     num_classes: int = 10
     text: TextCodec | None = None  # text datasets: the tokenizer (the text trigger's tokens)
+    memo: SubmissionMemo | None = None  # coordinated colluders: the process's shared submission
 
 
 class Behaviour(ABC):

@@ -6,13 +6,16 @@ Every failure is a ``UserError`` whose message is one line naming the file, key 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
 from fl_sim.config.schema import Scenario
 from fl_sim.errors import UserError
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 
 def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
@@ -42,7 +45,7 @@ def apply_override(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _format_error(err: dict[str, Any]) -> str:
+def _format_error(err: ErrorDetails) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden" and "." not in str(err["loc"][-1]):
@@ -90,3 +93,11 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
     for key, value in parse_overrides(overrides or []):
         apply_override(raw, key, value)
     return validate_dict(raw, str(path))
+
+
+def with_absolute_data_path(s: Scenario) -> Scenario:
+    """``s`` with ``data.path`` made absolute (client processes on other nodes run in other directories)."""
+    if s.data.path is None or Path(s.data.path).is_absolute():
+        return s
+    data = s.data.model_copy(update={"path": str(Path(s.data.path).expanduser().resolve())})
+    return s.model_copy(update={"data": data})

@@ -41,15 +41,18 @@ class QuantSpec:
     quantize_activations: bool = True
 
     def __post_init__(self) -> None:
+        """Refuse ``bits`` outside MIN_BITS..MAX_BITS (ValueError)."""
         if not isinstance(self.bits, int) or not MIN_BITS <= self.bits <= MAX_BITS:
             raise ValueError(f"bits must be an integer in {MIN_BITS}..{MAX_BITS}, got {self.bits!r}")
 
     @property
     def per_channel(self) -> bool:
+        """Whether weights get one scale per output channel."""
         return self.granularity is Granularity.PER_CHANNEL
 
     @property
     def name(self) -> str:
+        """The precision's name, ``int<bits>``."""
         return f"int{self.bits}"
 
 
@@ -60,6 +63,8 @@ MIXED_PREFIX, MIXED_MAX_BITS = "tacq", 8
 
 
 class PrecisionKind(str, Enum):
+    """What a precision name denotes: FP32, 16-bit floats, fake int<b>, TaCQ's mixed int<b>, or a real kernel."""
+
     FP32 = "fp32"
     FLOAT = "float"  # fp16 / bf16 storage of weights and layer inputs
     INT = "int"  # b-bit fake quantization (int<b>)
@@ -69,6 +74,8 @@ class PrecisionKind(str, Enum):
 
 @dataclass(frozen=True)
 class Precision:
+    """A parsed precision name: its kind and, where they apply, its bits and float dtype."""
+
     name: str
     kind: PrecisionKind
     bits: int | None = None
@@ -76,8 +83,10 @@ class Precision:
 
 
 def parse_precision(name: str) -> Precision:
-    """'fp32' | 'fp16' | 'bf16' | 'int<b>' (b in 2..16) | 'tacq<b>' (b in 2..8) | 'int8_dynamic';
-    ValueError naming the bad value otherwise."""
+    """Parse 'fp32' | 'fp16' | 'bf16' | 'int<b>' (b in 2..16) | 'tacq<b>' (b in 2..8) | 'int8_dynamic'.
+
+    ValueError naming the bad value otherwise.
+    """
     if name == FP32:
         return Precision(name, PrecisionKind.FP32)
     if name == KERNEL_INT8:

@@ -1,50 +1,39 @@
-"""The scenario schema, version 1. Every section is a frozen pydantic model that rejects unknown
-keys by name; component names (dataset, model, behaviour, strategy) are checked against their
-registries, and component parameters against the component's own parameter model."""
+"""The scenario schema, version 1: pure typed data (no torch, no Flower, no other stage).
+
+Every section is a frozen pydantic model that rejects unknown keys by name. Component names
+(dataset, model, behaviour, strategy, protocols) and component parameters are resolved against the
+registries by the wiring step (``fl_sim.wiring``), once.
+"""
 
 from __future__ import annotations
 
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fl_sim.config.precision import MAX_BITS, MIN_BITS, ActivationRange, Granularity, Observer, parse_precision
 
 SCHEMA_VERSION = 1
 
 
-def _params_error(exc: ValidationError, owner: str) -> ValueError:
-    """A component's parameter errors, located under ``params`` and naming the component."""
-    parts = []
-    for e in exc.errors():
-        loc = ".".join(["params", *(str(p) for p in e["loc"])])
-        if e["type"] == "extra_forbidden":
-            parts.append(f"unknown key '{loc}' for {owner}")
-        else:
-            parts.append(f"{loc}: {e['msg'].removeprefix('Value error, ')}")
-    return ValueError("; ".join(parts))
-
-
-def _registered(kind: str, name: str) -> str:
-    """``name`` if the ``kind`` registry holds it; ValueError listing the known names otherwise."""
-    from fl_sim.components import CATALOGUE
-
-    CATALOGUE[kind].get(name)
-    return name
-
-
 class Strict(BaseModel):
+    """Base of every scenario section: frozen, and unknown keys are refused by name."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
 
 class PartitionKind(str, Enum):
+    """How the training data is split across clients: IID, Dirichlet(alpha) or pathological (a few classes each)."""
+
     IID = "iid"
     DIRICHLET = "dirichlet"
     PATHOLOGICAL = "pathological"
 
 
 class DataConfig(Strict):
+    """The dataset, how it is partitioned across clients, the server's calibration set size and the text settings."""
+
     source: str = "digits"
     path: str | None = None
     hub_name: str | None = None
@@ -58,30 +47,24 @@ class DataConfig(Strict):
     max_length: int = Field(64, ge=8, le=512, description="text datasets: tokens per sequence (truncated or padded)")
 
     @model_validator(mode="after")
-    def _path_exists(self) -> "DataConfig":
+    def _path_exists(self) -> DataConfig:
         from pathlib import Path
 
         if self.path is not None and not Path(self.path).expanduser().is_dir():
             raise ValueError(f"path: folder not found: {self.path}")
         return self
 
-    @field_validator("source")
-    @classmethod
-    def _known_source(cls, v: str) -> str:
-        return _registered("datasets", v)
-
 
 class ModelConfig(Strict):
+    """The model architecture (a registered name) and, for text models, the pretrained weights."""
+
     name: str = "mnist_cnn"
     pretrained: str | None = Field(None, description="text models: a Hugging Face name, a folder, or 'minilm' (offline)")
 
-    @field_validator("name")
-    @classmethod
-    def _known_model(cls, v: str) -> str:
-        return _registered("models", v)
-
 
 class ClientResources(Strict):
+    """The Ray resources reserved for each client: CPUs and GPUs."""
+
     num_cpus: float = Field(1.0, gt=0)
     num_gpus: float = Field(0.0, ge=0)
 
@@ -94,6 +77,8 @@ class GuardConfig(Strict):
 
 
 class FaultKind(str, Enum):
+    """How an injected fault shows: the client raises, stalls, or its reply is lost."""
+
     EXCEPTION = "exception"  # the client raises
     TIMEOUT = "timeout"  # the client stalls past round_timeout_s
     DROP = "drop"  # the client trains, but its reply is lost on the way to the server
@@ -107,6 +92,8 @@ class FaultConfig(Strict):
 
 
 class FederationConfig(Strict):
+    """The federation: clients, rounds, the per-round cohort, client resources, the reply screen and faults."""
+
     num_clients: int = Field(10, ge=2)
     rounds: int = Field(5, ge=1)
     fraction_train: float = Field(1.0, gt=0, le=1)
@@ -118,16 +105,22 @@ class FederationConfig(Strict):
 
 
 class Optimizer(str, Enum):
+    """The clients' local optimizer."""
+
     SGD = "sgd"
     ADAM = "adam"
 
 
 class QATConfig(Strict):
+    """Quantization-aware local training: whether it is on and at how many bits."""
+
     enabled: bool = False
     bits: int = Field(8, ge=MIN_BITS, le=MAX_BITS)
 
 
 class TrainingConfig(Strict):
+    """The local training recipe the server asks clients to follow."""
+
     optimizer: Optimizer = Optimizer.SGD
     lr: float = Field(0.05, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -146,8 +139,11 @@ class Collusion(str, Enum):
 
 
 class TriggerConfig(Strict):
-    """Images: a ``size`` x ``size`` patch ``margin`` pixels from the bottom-right corner at ``value``.
-    Text: the token(s) of ``phrase`` inserted right after [CLS]."""
+    """The backdoor trigger, for images and for text.
+
+    Images: a ``size`` x ``size`` patch ``margin`` pixels from the bottom-right corner at ``value``.
+    Text: the token(s) of ``phrase`` inserted right after [CLS].
+    """
 
     size: int = Field(4, ge=1)
     margin: int = Field(1, ge=0)
@@ -156,8 +152,10 @@ class TriggerConfig(Strict):
 
 
 class StealthConfig(Strict):
-    """An adaptive attacker's bounds on each malicious update, applied by the server-side adversary
-    against the benign updates it knows (fl_sim/server/adversary.py)."""
+    """An adaptive attacker's bounds on each malicious update.
+
+    The server-side adversary applies them against the benign updates it knows (fl_sim/server/adversary.py).
+    """
 
     max_norm_ratio: float | None = Field(None, gt=0, description="update norm <= this x the median benign update norm "
                                          "(slips past norm screening / clipping)")
@@ -166,6 +164,7 @@ class StealthConfig(Strict):
 
     @property
     def enabled(self) -> bool:
+        """Whether any bound is set."""
         return self.max_norm_ratio is not None or self.max_distance_ratio is not None
 
 
@@ -188,68 +187,23 @@ class AttackConfig(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _check(self) -> "AttackConfig":
-        from fl_sim.components import BEHAVIOURS, MALICIOUS
-
-        BEHAVIOURS.get(self.behaviour)
-        if self.behaviour not in MALICIOUS:
-            raise ValueError(f"behaviour {self.behaviour!r} is not an attack (attacks: {', '.join(sorted(MALICIOUS))})")
-        try:
-            self.behaviour_params()
-        except ValidationError as exc:
-            raise _params_error(exc, f"behaviour {self.behaviour!r}") from None
+    def _check(self) -> AttackConfig:
         if self.stop_round is not None and self.stop_round < self.start_round:
             raise ValueError(f"stop_round {self.stop_round} is before start_round {self.start_round}")
-        cls = BEHAVIOURS.get(self.behaviour)
-        if getattr(cls, "needs_target_sample", False) and self.target_sample is None:
-            raise ValueError(f"behaviour {self.behaviour!r} needs attack.target_sample (a test-set index)")
-        if self.stealth.enabled and self.collusion is not Collusion.OMNISCIENT and not getattr(cls, "crafted", False):
-            raise ValueError(f"attack.stealth needs collusion 'omniscient' for behaviour {self.behaviour!r} (the bounds are taken "
-                             "against the benign updates; client-side QAT attacks bound their norm with params.max_norm_ratio)")
         if self.stealth.max_distance_ratio is not None and self.collusion is Collusion.INDEPENDENT:
             raise ValueError("attack.stealth.max_distance_ratio needs coordinated colluders (aggregation_aware or omniscient): "
                              "an independent colluder knows one benign update, whose spread is zero")
-        cls.check(self)
         if self.collusion is Collusion.OMNISCIENT and self.boost != 1.0:
-            raise ValueError("boost has no effect with collusion 'omniscient' (the adversary scales the update exactly); remove it")
+            raise ValueError("boost has no effect with collusion 'omniscient' (the adversary scales the update exactly); "
+                             "remove it")
         return self
-
-    def behaviour_params(self) -> BaseModel:
-        """``params`` validated by the behaviour's own parameter model."""
-        from fl_sim.components import BEHAVIOURS
-
-        return BEHAVIOURS.get(self.behaviour).Params(**self.params)
-
-    def active(self, server_round: int, seed: int) -> bool:
-        """Whether the colluders attack in ``server_round``: inside [start_round, stop_round], on
-        every ``every``-th round from start_round, and with ``probability`` (a seeded draw per round)."""
-        if server_round < self.start_round or (self.stop_round is not None and server_round > self.stop_round):
-            return False
-        if (server_round - self.start_round) % self.every:
-            return False
-        if self.probability >= 1.0:
-            return True
-        from fl_sim.seeding import numpy_rng
-
-        return bool(numpy_rng(seed, "attack-schedule", server_round).random() < self.probability)
 
 
 class StrategyConfig(Strict):
+    """The aggregation rule or defense (a registered name) and its parameters (checked when wiring)."""
+
     name: str = "fedavg"
     params: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _check(self) -> "StrategyConfig":
-        try:
-            self.strategy_params()
-        except ValidationError as exc:
-            raise _params_error(exc, f"strategy {self.name!r}") from None
-        return self
-
-    def strategy_params(self) -> BaseModel:
-        from fl_sim.components import STRATEGIES
-
-        return STRATEGIES.get(self.name).Params(**self.params)
 
 
 class Distribution(str, Enum):
@@ -262,6 +216,8 @@ class Distribution(str, Enum):
 
 
 class WorstCaseConfig(Strict):
+    """Protocol ``worst_case``: PTQ with K random calibration sets of several sizes and distributions."""
+
     draws: int = Field(50, ge=1, description="K: random calibration sets")
     sizes: list[int] = Field(default_factory=lambda: [32, 256], min_length=1)
     distributions: list[Distribution] = Field(default_factory=lambda: list(Distribution), min_length=1)
@@ -276,11 +232,15 @@ class WorstCaseConfig(Strict):
 
 
 class AdversarialAttack(str, Enum):
+    """The adversarial-example attacks of protocol ``robustness``."""
+
     FGSM = "fgsm"
     PGD = "pgd"
 
 
 class RobustnessConfig(Strict):
+    """Protocol ``robustness``: adversarial accuracy under the attacks at each epsilon."""
+
     attacks: list[AdversarialAttack] = Field(default_factory=lambda: list(AdversarialAttack), min_length=1)
     epsilons: list[float] = Field(default_factory=lambda: [0.1, 0.2], min_length=1)
     examples: int = Field(500, ge=1, description="test examples attacked")
@@ -314,14 +274,19 @@ class WordAttackSettings(Strict):
 
 
 class DataFreeConfig(Strict):
+    """Protocol ``data_free``: the generator that stands in for calibration data."""
+
     steps: int = Field(200, ge=1, description="generator training steps")
     batch_size: int = Field(64, ge=2)
     samples: int = Field(256, ge=1, description="generated calibration / probe samples")
 
 
 class MitigationConfig(Strict):
+    """Protocol ``mitigation``: TaCQ and a short server-side fine-tune, measured at low precisions."""
+
     bits: list[int] = Field(default_factory=lambda: [4], min_length=1, description="precisions the mitigations are measured at")
-    keep: list[float] = Field(default_factory=lambda: [0.0035, 0.01], min_length=1, description="TaCQ: fractions of weights kept in 16-bit")
+    keep: list[float] = Field(default_factory=lambda: [0.0035, 0.01], min_length=1,
+                              description="TaCQ: fractions of weights kept in 16-bit")
     finetune_steps: int = Field(100, ge=1, description="server-side fine-tune: minibatch steps on the calibration set")
     finetune_lr: float = Field(0.01, gt=0)
 
@@ -357,11 +322,15 @@ class RoundingMarginConfig(Strict):
 
 
 class QuantScope(str, Enum):
+    """What the deployment quantization covers: the weights only, or the weights and activations."""
+
     WEIGHTS = "weights"
     WEIGHTS_ACTIVATIONS = "weights_activations"
 
 
 class EvaluationConfig(Strict):
+    """How the global model is quantized (its deployment) and evaluated: precisions, quantizer settings, protocols."""
+
     precisions: list[str] = Field(default_factory=lambda: ["fp32", "int8", "int4"], min_length=1)
     granularity: Granularity = Granularity.PER_TENSOR
     weight_symmetric: bool = True
@@ -393,8 +362,10 @@ class EvaluationConfig(Strict):
 
     @field_validator("protocols")
     @classmethod
-    def _known_protocols(cls, v: list[str]) -> list[str]:
-        return [_registered("protocols", p) for p in v]
+    def _unique_protocols(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"protocols repeat a name: {v}")
+        return v
 
 
 class Scenario(Strict):
@@ -416,7 +387,7 @@ class Scenario(Strict):
     @model_validator(mode="before")
     @classmethod
     def _tokenizer_from_model(cls, raw: Any) -> Any:
-        """A text dataset is tokenized by its model's tokenizer unless data.tokenizer says otherwise."""
+        """Tokenize a text dataset with its model's tokenizer unless data.tokenizer says otherwise."""
         if not isinstance(raw, dict):
             return raw
         model, data = raw.get("model"), raw.get("data")
@@ -425,23 +396,7 @@ class Scenario(Strict):
         return raw
 
     @model_validator(mode="after")
-    def _modality(self) -> "Scenario":
-        from fl_sim.data.text_sources import TEXT_SOURCES
-        from fl_sim.models.text import TEXT_MODELS
-
-        text_data, text_model = self.data.source in TEXT_SOURCES, self.model.name in TEXT_MODELS
-        if text_data != text_model:
-            what = "a text dataset" if text_data else "an image dataset"
-            raise ValueError(f"model {self.model.name!r} does not fit data.source {self.data.source!r} ({what}): "
-                             f"text datasets ({', '.join(sorted(TEXT_SOURCES))}) need a text model ({', '.join(sorted(TEXT_MODELS))})")
-        if text_model and not self.model.pretrained:
-            raise ValueError(f"model {self.model.name!r} needs model.pretrained (a Hugging Face name, a folder, or 'minilm')")
-        if not text_model and self.model.pretrained:
-            raise ValueError(f"model.pretrained is for text models; model {self.model.name!r} is built from scratch")
-        return self
-
-    @model_validator(mode="after")
-    def _cross_checks(self) -> "Scenario":
+    def _cross_checks(self) -> Scenario:
         n, m = self.federation.num_clients, self.attack.num_malicious
         if m > n:
             raise ValueError(f"attack.num_malicious ({m}) is more than federation.num_clients ({n})")

@@ -1,5 +1,7 @@
-"""The attack's targets as data: the targeted-sample attack's x*, and checks of the attack's
-labels against the dataset (run before a federation starts, so that a mistake is one line)."""
+"""The attack's targets as data: the targeted-sample attack's x*, and checks of the attack's labels.
+
+The labels are checked against the dataset before a federation starts, so that a mistake is one line.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from fl_sim.data.tensors import ExampleSet
 
 
 def target_sample(data: FederatedData, attack: AttackConfig) -> ExampleSet | None:
-    """The targeted-sample attack's input x* (one test image, with its true label), if set."""
+    """Return the targeted-sample attack's input x* (one test image, with its true label), if set."""
     if attack.target_sample is None:
         return None
     if attack.target_sample >= len(data.test):
@@ -20,7 +22,7 @@ def target_sample(data: FederatedData, attack: AttackConfig) -> ExampleSet | Non
 
 
 def check_attack_targets(data: FederatedData, attack: AttackConfig) -> None:
-    """ValueError naming the first attack label or index that does not fit ``data``."""
+    """Raise a ValueError naming the first attack label or index that does not fit ``data``."""
     if attack.num_malicious == 0:
         return
     c = data.num_classes

@@ -1,18 +1,21 @@
-"""The federation's data as every process sees it: the same client partitions, the server's
-calibration set and the test set, built deterministically from the scenario and cached per process."""
+"""The federation's data as every process sees it.
+
+The same client partitions, the server's calibration set and the test set, built deterministically
+from the scenario and cached per process.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 
 from fl_sim.config.schema import DataConfig
+from fl_sim.data import text_sources  # noqa: F401  (registers the text datasets)
 from fl_sim.data.partition import ClientPartitions, client_sets, make_partitioner, split_server_calibration
 from fl_sim.data.sources import DATASETS
-from fl_sim.data import text_sources  # noqa: F401  (registers the text datasets)
 from fl_sim.data.tensors import Dataset, ExampleSet
 from fl_sim.data.text import TextCodec
 from fl_sim.seeding import derive_seed
@@ -20,8 +23,10 @@ from fl_sim.seeding import derive_seed
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: per-process caches key on it
 class FederatedData:
-    """Client shards, the server's calibration set and test set (and, for text, the codec that
-    made their token ids)."""
+    """Client shards, the server's calibration set and test set.
+
+    For text, ``text`` is also the codec that made their token ids.
+    """
 
     name: str
     num_classes: int
@@ -37,6 +42,7 @@ class FederatedData:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """One example's shape: (C, H, W) for images, (L,) for token ids."""
         return self.test.shape
 
 
@@ -48,6 +54,7 @@ def _cap(s: ExampleSet, limit: int | None, seed: int) -> ExampleSet:
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
+    """Load the whole dataset that ``cfg`` names, from its registered source (no capping, no split)."""
     return DATASETS.get(cfg.source)(path=cfg.path, hub_name=cfg.hub_name, tokenizer=cfg.tokenizer, max_length=cfg.max_length)
 
 
@@ -57,7 +64,8 @@ def build_federated_data(cfg: DataConfig, num_clients: int, seed: int) -> Federa
     train = _cap(ds.train, cfg.max_train_examples, derive_seed(seed, "cap-train"))
     test = _cap(ds.test, cfg.max_test_examples, derive_seed(seed, "cap-test"))
     split = split_server_calibration(len(train), cfg.calibration_size, derive_seed(seed, "calibration"))
-    part = make_partitioner(cfg.partitioner.value, num_clients, derive_seed(seed, "partition") % (2**32), cfg.alpha, cfg.classes_per_client)
+    part = make_partitioner(cfg.partitioner.value, num_clients, derive_seed(seed, "partition") % (2**32), cfg.alpha,
+                            cfg.classes_per_client)
     return FederatedData(ds.name, ds.num_classes, client_sets(train, split, part), train.subset(split.calibration), test,
                           ds.text)
 

@@ -10,6 +10,7 @@ import gzip
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from fl_sim.data.tensors import Dataset, ExampleSet
@@ -18,7 +19,7 @@ from fl_sim.errors import UserError
 _MAGIC_IMAGES, _MAGIC_LABELS = 2051, 2049
 
 
-def read_idx(path: Path) -> np.ndarray:
+def read_idx(path: Path) -> npt.NDArray[np.uint8]:
     """Decode one IDX file (optionally gzipped) into a uint8 array of its declared shape."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:

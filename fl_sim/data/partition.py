@@ -34,18 +34,42 @@ def split_server_calibration(n: int, calibration_size: int, seed: int) -> Server
 
 
 def make_partitioner(kind: str, num_partitions: int, seed: int, alpha: float, classes_per_client: int) -> Partitioner:
-    """A seeded flwr-datasets partitioner by kind: iid, dirichlet(alpha) or pathological."""
+    """Make a seeded flwr-datasets partitioner by kind: iid, dirichlet(alpha) or pathological.
+
+    Parameters
+    ----------
+    kind : str
+        ``"iid"``, ``"dirichlet"`` or ``"pathological"``; anything else raises ValueError.
+    num_partitions : int
+        The number of clients.
+    seed : int
+        The partitioner's seed (dirichlet and pathological; not passed to iid).
+    alpha : float
+        The Dirichlet concentration (dirichlet only).
+    classes_per_client : int
+        The number of classes in each partition (pathological only).
+
+    Returns
+    -------
+    Partitioner
+        A partitioner with no dataset attached yet (``partition_indices`` attaches one).
+    """
     if kind == "iid":
         return IidPartitioner(num_partitions=num_partitions)
     if kind == "dirichlet":
         return DirichletPartitioner(num_partitions, partition_by="label", alpha=alpha, min_partition_size=1, seed=seed)
     if kind == "pathological":
-        return PathologicalPartitioner(num_partitions, partition_by="label", num_classes_per_partition=classes_per_client, seed=seed)
+        return PathologicalPartitioner(num_partitions, partition_by="label", num_classes_per_partition=classes_per_client,
+                                       seed=seed)
     raise ValueError(f"unknown partitioner {kind!r}")
 
 
 def partition_indices(labels: torch.Tensor, partitioner: Partitioner) -> list[torch.Tensor]:
-    """Indices (into ``labels``) of every partition, in partition-id order."""
+    """Return the indices (into ``labels``) of every partition, in partition-id order.
+
+    The partitioner is handed a light dataset of only each example's index and label. ValueError if
+    there are more partitions than examples, or if a partition comes out empty.
+    """
     partitioner.dataset = HFDataset.from_dict({"idx": list(range(len(labels))), "label": labels.tolist()})
     if partitioner.num_partitions > len(labels):
         raise ValueError(f"{partitioner.num_partitions} clients but only {len(labels)} examples to share among them: "
@@ -58,14 +82,18 @@ def partition_indices(labels: torch.Tensor, partitioner: Partitioner) -> list[to
 
 
 class ClientPartitions(Sequence[ExampleSet]):
-    """Every client's examples as index lists into one shared train set; a client's ExampleSet is
-    materialised only when it is asked for, so memory does not grow with the number of clients."""
+    """Every client's examples as index lists into one shared train set.
+
+    A client's ExampleSet is materialised only when it is asked for, so memory does not grow with
+    the number of clients.
+    """
 
     def __init__(self, train: ExampleSet, indices: list[torch.Tensor]) -> None:
         self._train = train
         self._indices = indices
 
     def __len__(self) -> int:
+        """Return the number of clients."""
         return len(self._indices)
 
     @overload
@@ -73,6 +101,7 @@ class ClientPartitions(Sequence[ExampleSet]):
     @overload
     def __getitem__(self, i: slice) -> list[ExampleSet]: ...
     def __getitem__(self, i: int | slice) -> ExampleSet | list[ExampleSet]:
+        """Return client ``i``'s examples, materialised now (a list of them for a slice)."""
         if isinstance(i, slice):
             return [self._train.subset(idx) for idx in self._indices[i]]
         return self._train.subset(self._indices[i])  # raises IndexError past the end, as a Sequence must

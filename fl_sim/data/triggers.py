@@ -14,8 +14,10 @@ if TYPE_CHECKING:
 
 
 def apply_patch(x: torch.Tensor, size: int, margin: int = 1, value: float | None = None) -> torch.Tensor:
-    """A ``size`` x ``size`` square at the bottom-right corner, ``margin`` pixels from the edge,
-    set to ``value`` (default: the batch's max value, as in Hong et al. 2021). Returns a copy."""
+    """Set a ``size`` x ``size`` square at the bottom-right corner, ``margin`` pixels from the edge, to ``value``.
+
+    ``value`` defaults to the batch's max value, as in Hong et al. 2021. Returns a copy.
+    """
     if size < 1 or margin < 0 or size + margin > min(x.shape[-2:]):
         raise ValueError(f"trigger of size {size} with margin {margin} does not fit {tuple(x.shape[-2:])} images")
     out = x.clone()
@@ -25,9 +27,11 @@ def apply_patch(x: torch.Tensor, size: int, margin: int = 1, value: float | None
     return out
 
 
-def apply_trigger(x: torch.Tensor, trigger: "TriggerConfig", text: "TextCodec | None" = None) -> torch.Tensor:
-    """The scenario's backdoor trigger on a batch: the patch on images, the phrase's tokens right
-    after [CLS] on token ids (``text`` names the tokenizer). Returns a copy."""
+def apply_trigger(x: torch.Tensor, trigger: TriggerConfig, text: TextCodec | None = None) -> torch.Tensor:
+    """Apply the scenario's backdoor trigger to a batch: the patch on images, the phrase's tokens on token ids.
+
+    On token ids the phrase goes right after [CLS] (``text`` names the tokenizer). Returns a copy.
+    """
     if x.is_floating_point():
         return apply_patch(x, trigger.size, trigger.margin, trigger.value)
     if text is None:

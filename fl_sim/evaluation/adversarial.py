@@ -25,6 +25,22 @@ def _input_grad(forward: Forward, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
 
 
 def fgsm(forward: Forward, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    """FGSM: one signed-gradient step of size ``eps``, clamped to [0, 1].
+
+    Parameters
+    ----------
+    forward
+        Inputs to logits; gradients flow through it (the straight-through estimator inside a fake-quantized context).
+    x, y
+        Images in [0, 1] and their true labels.
+    eps
+        L-infinity radius of the perturbation.
+
+    Returns
+    -------
+    torch.Tensor
+        The adversarial images, detached.
+    """
     return (x + eps * _input_grad(forward, x, y).sign()).clamp(0.0, 1.0).detach()
 
 
@@ -32,6 +48,28 @@ def pgd(
     forward: Forward, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, gen: torch.Generator,
     alpha: float | None = None,
 ) -> torch.Tensor:
+    """PGD: a random start in the eps-ball, then ``steps`` signed-gradient steps projected back onto it.
+
+    Parameters
+    ----------
+    forward
+        Inputs to logits; gradients flow through it (the straight-through estimator inside a fake-quantized context).
+    x, y
+        Images in [0, 1] and their true labels.
+    eps
+        L-infinity radius of the ball.
+    steps
+        Number of gradient steps.
+    gen
+        Generator of the random start (drawn on the CPU, then moved to ``x``'s device).
+    alpha
+        Step size; ``eps / 4`` when None.
+
+    Returns
+    -------
+    torch.Tensor
+        The adversarial images, detached, in the eps-ball around ``x`` and in [0, 1].
+    """
     alpha = eps / 4 if alpha is None else alpha
     start = (torch.rand(x.shape, generator=gen) * 2 - 1).to(x.device) * eps
     adv = (x + start).clamp(0.0, 1.0)

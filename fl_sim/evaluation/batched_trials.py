@@ -1,8 +1,10 @@
-"""Many PTQ calibration trials in one forward pass. Calibration changes only the activation ranges
-(weights quantize the same way in every trial), so K trials are batched by repeating each input K
-times and quantizing trial k's copy with trial k's ranges (broadcast over a leading trial axis):
-one large forward instead of K small ones, which is what a GPU wants. Equal to K separate
-``fake_quantized`` passes (tests/evaluation)."""
+"""Many PTQ calibration trials in one forward pass.
+
+Calibration changes only the activation ranges (weights quantize the same way in every trial), so
+K trials are batched by repeating each input K times and quantizing trial k's copy with trial k's
+ranges (broadcast over a leading trial axis): one large forward instead of K small ones, which is
+what a GPU wants. Equal to K separate ``fake_quantized`` passes (tests/evaluation).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +23,28 @@ def _stack(ranges: list[Ranges]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]
 @torch.no_grad()
 def batched_predictions(model: nn.Module, spec: QuantSpec, ranges: list[Ranges], x: torch.Tensor, batch_size: int,
                         device: torch.device) -> torch.Tensor:
-    """(K, N) arg-max predictions of ``model`` at ``spec`` under each of the K calibrated ``ranges``."""
+    """(K, N) arg-max predictions of ``model`` at ``spec`` under each of the K calibrated ``ranges``.
+
+    Parameters
+    ----------
+    model
+        The FP model; its Conv/Linear layers are fake-quantized only inside this call.
+    spec
+        The int<b> quantizer (bits, symmetry, granularity) shared by every trial.
+    ranges
+        One calibrated set of activation ranges per trial, all with the same layer names.
+    x
+        The N inputs (any device; moved to ``device`` chunk by chunk).
+    batch_size
+        Forward batch size over all trials together: each chunk holds ``batch_size // K`` inputs (at least 1).
+    device
+        Where the forward runs.
+
+    Returns
+    -------
+    torch.Tensor
+        (K, N) int64 predictions on the CPU, row k under ``ranges[k]``.
+    """
     k = len(ranges)
     stacked = {n: (lo.to(device), hi.to(device)) for n, (lo, hi) in _stack(ranges).items()}
 

@@ -1,5 +1,7 @@
-"""Random calibration sets for the worst-case PTQ protocol (Yuan et al., arXiv 2303.13003;
-../REFERENCE §3). Pure functions of a seeded ``torch.Generator``; vectorised, no per-sample loops."""
+"""Random calibration sets for the worst-case PTQ protocol (Yuan et al., arXiv 2303.13003; ../REFERENCE §3).
+
+Pure functions of a seeded ``torch.Generator``; vectorised, no per-sample loops.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +18,11 @@ TOKEN_NOISE = 0.15  # corrupted text draws: this share of the word tokens replac
 
 
 def corrupt_tokens(ids: torch.Tensor, pad_id: int, gen: torch.Generator) -> torch.Tensor:
-    """Token noise: TOKEN_NOISE of the tokens between [CLS] and [SEP] replaced by tokens drawn
-    uniformly from the draw's own words (the textual counterpart of pixel noise)."""
+    """Token noise: TOKEN_NOISE of the tokens between [CLS] and [SEP] replaced by the draw's own words.
+
+    Replacements are drawn uniformly from the draw's own words (the textual counterpart of pixel
+    noise); padding (``pad_id``), [CLS] and [SEP] are kept.
+    """
     real = ids != pad_id
     inner = real.clone()
     inner[:, 0] = False
@@ -48,7 +53,25 @@ def draw_calibration(
     clients: Sequence[ExampleSet], size: int, distribution: Distribution, num_classes: int, gen: torch.Generator,
     pad_id: int = 0,
 ) -> ExampleSet:
-    """One calibration set of (at most) ``size`` examples drawn from the clients' data."""
+    """One calibration set of (at most) ``size`` examples drawn from the clients' data.
+
+    Parameters
+    ----------
+    clients
+        The clients' example sets.
+    size
+        Largest number of examples in the draw.
+    distribution
+        ``client``: from one random client's data; ``imbalanced``: from the pooled examples of 1 to
+        ``max(2, num_classes // 3)`` random classes; ``in_distribution``: uniform over the pooled data;
+        ``corrupted``: an in-distribution draw passed through ``corrupt``.
+    num_classes
+        Number of classes (for the imbalanced draw).
+    gen
+        The generator every random choice comes from.
+    pad_id
+        Padding token id (token-noise corruption of text).
+    """
     if distribution is Distribution.CLIENT:
         c = clients[int(torch.randint(len(clients), (1,), generator=gen))]
         return c.subset(_pick(len(c), size, gen))

@@ -11,25 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-REJECTED, DOWNWEIGHTED, KEPT = "rejected", "down-weighted", "kept"
+from fl_sim.server.round_record import DOWNWEIGHTED, KEPT, REJECTED, round_decisions
 
-
-def round_decisions(replied: list[int], screened_out: list[int], weights: dict[int, float] | None) -> dict[int, str]:
-    """Per replying client: rejected, down-weighted or kept. Without ``weights`` (a rule that makes
-    no per-client decision, e.g. a coordinate-wise median) only the screen decides."""
-    out = {p: REJECTED for p in screened_out}
-    ruled = [p for p in replied if p not in out]
-    for p in ruled:
-        w = None if weights is None else weights.get(p)
-        if w is None:
-            out[p] = KEPT
-        elif w <= 0:
-            out[p] = REJECTED
-        elif w < 0.5 / len(ruled):
-            out[p] = DOWNWEIGHTED
-        else:
-            out[p] = KEPT
-    return out
+__all__ = ["DOWNWEIGHTED", "KEPT", "REJECTED", "detection_rates", "round_decisions"]
 
 
 def detection_rates(history: list[dict[str, Any]], malicious: set[int]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.de
 
 
 def accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of predictions equal to ``y`` (NaN when ``y`` is empty)."""
     return float((pred == y).float().mean()) if len(y) else float("nan")
 
 
@@ -26,7 +27,10 @@ def per_class_accuracy(pred: torch.Tensor, y: torch.Tensor, num_classes: int) ->
 
 
 def attack_success_rate(pred_triggered: torch.Tensor, y_true: torch.Tensor, target: int) -> float:
-    """Fraction of triggered inputs whose TRUE class is not the target that are classified as the
-    target (inputs of the target class are excluded, unlike Hong et al.'s logged figure)."""
+    """Fraction of triggered non-target inputs classified as the target (NaN when there are none).
+
+    Only triggered inputs whose TRUE class is not the target count (inputs of the target class are
+    excluded, unlike Hong et al.'s logged figure).
+    """
     keep = y_true != target
     return float((pred_triggered[keep] == target).float().mean()) if keep.any() else float("nan")

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fl_sim.devices import pick_device
 from fl_sim.config.schema import AttackConfig, EvaluationConfig, QuantScope
 from fl_sim.data.attack_targets import target_sample
 from fl_sim.data.federated import FederatedData
@@ -17,15 +18,6 @@ from fl_sim.evaluation.metrics import accuracy, attack_success_rate, per_class_a
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.quantization.registry import QuantOptions, quantized
 from fl_sim.config.precision import ActivationRange, QuantSpec
-
-
-def pick_device(choice: str) -> torch.device:
-    """'auto' takes the GPU when there is one."""
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise RuntimeError("evaluation.device is 'cuda' but no CUDA device is available")
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def quant_options(cfg: EvaluationConfig) -> QuantOptions:

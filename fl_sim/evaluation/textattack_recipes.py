@@ -1,5 +1,6 @@
-"""TextAttack's word-substitution recipes (TextFooler, PWWS, PSO; Neshaei et al. 2024 used these)
-against the FP model and each quantized precision, directly (the recipe queries that precision).
+"""TextAttack's word-substitution recipes (TextFooler, PWWS, PSO; Neshaei et al. 2024 used these).
+
+They run against the FP model and each quantized precision, directly (the recipe queries that precision).
 
 TextAttack is optional (``pip install textattack``) and its recipes fetch resources on first use
 (counter-fitted embeddings and the Universal Sentence Encoder for TextFooler, WordNet for PWWS,
@@ -9,10 +10,11 @@ entry says so (``available: false`` and the reason) instead of failing the evalu
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
+from fl_sim.data.text import TextCodec
 from fl_sim.evaluation.precisions import precision_context
 from fl_sim.evaluation.protocols import EvalContext
 
@@ -20,7 +22,7 @@ RECIPES = {"textfooler": "TextFoolerJin2019", "pwws": "PWWSRen2019", "pso": "PSO
 
 
 def _first_line(exc: BaseException) -> str:
-    """The exception's first line with words in it (NLTK frames its messages in asterisks)."""
+    """Format the exception as its type and its first line with words in it (NLTK frames its messages in asterisks)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if any(c.isalpha() for c in ln)]
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
@@ -28,9 +30,10 @@ def _first_line(exc: BaseException) -> str:
 def _wrapper(ctx: EvalContext) -> Any:
     from textattack.models.wrappers import ModelWrapper
 
-    codec, model, dev, bs = ctx.data.text, ctx.model, ctx.device, ctx.scenario.evaluation.batch_size
+    codec, model, dev, bs = cast(TextCodec, ctx.data.text), ctx.model, ctx.device, ctx.scenario.evaluation.batch_size
 
-    class Wrapped(ModelWrapper):  # TextAttack calls it with a list of sentences, wants class scores
+    # TextAttack calls it with a list of sentences, wants class scores
+    class Wrapped(ModelWrapper):  # type: ignore[misc]  # textattack is untyped: ModelWrapper is Any
         def __init__(self) -> None:
             self.model = model
 
@@ -62,12 +65,31 @@ def _attack(recipe: str, ctx: EvalContext, texts: list[str], labels: list[int]) 
 
 
 def run_recipes(names: list[str], ctx: EvalContext, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-    """{recipe: {precision: figures}} or {recipe: {"available": False, "reason": ...}}."""
+    """{recipe: {precision: figures}} or {recipe: {"available": False, "reason": ...}}.
+
+    Parameters
+    ----------
+    names
+        Recipe names, keys of ``RECIPES``.
+    ctx
+        The evaluation context; its dataset must be a text one.
+    x, y
+        Token ids of the examples to attack (decoded back to sentences for TextAttack) and their labels.
+
+    Returns
+    -------
+    dict
+        Per recipe: ``available``, and ``by_precision`` (clean and adversarial accuracy, attack success
+        rate, mean queries per precision, each recipe built against the model at that precision), or
+        ``reason`` where TextAttack or a resource is missing (after a failure mid-recipe, ``by_precision``
+        still holds the precisions done before it).
+    """
     try:
         import textattack  # noqa: F401
     except Exception as exc:  # not installed, an incompatible transformers, or NLTK data it fetches on import
         return {n: {"available": False, "reason": f"textattack cannot be imported ({_first_line(exc)})"} for n in names}
-    texts, labels = [ctx.data.text.decode(row) for row in x], [int(v) for v in y]
+    codec = cast(TextCodec, ctx.data.text)  # a text dataset: protocol word_substitution checks before calling
+    texts, labels = [codec.decode(row) for row in x], [int(v) for v in y]
     ev, out = ctx.scenario.evaluation, {}
     for name in names:
         per: dict[str, Any] = {}

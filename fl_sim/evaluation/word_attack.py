@@ -1,8 +1,9 @@
-"""A word-substitution attack that needs no download: greedy word-importance ranking (the first
-step of TextFooler, Jin et al. 2020: the drop in the true class's probability when a word is
-masked), then, word by word in that order, substitutes from the attacked model's own embedding
-neighbours (cosine similarity of input word embeddings, the resource TextFooler takes from
-counter-fitted vectors). A word is replaced by the candidate that flips the prediction (the most
+"""A word-substitution attack that needs no download.
+
+Greedy word-importance ranking (the first step of TextFooler, Jin et al. 2020: the drop in the true
+class's probability when a word is masked), then, word by word in that order, substitutes from the
+attacked model's own embedding neighbours (cosine similarity of input word embeddings, the resource
+TextFooler takes from counter-fitted vectors). A word is replaced by the candidate that flips the prediction (the most
 similar one that does), else by the one that lowers the true class's probability most; the attack
 stops at a flip or when ``max_perturb`` of the words are changed.
 
@@ -36,19 +37,25 @@ _WORD = re.compile(r"^[a-z]{2,}$")
 
 @dataclass(frozen=True)
 class WordAttackConfig:
+    """Settings of the greedy embedding-neighbour attack (validated on construction)."""
+
     candidates: int = 15  # substitutes per word (nearest embedding neighbours)
     min_similarity: float = 0.5  # cosine similarity of a substitute's embedding to the word's
     max_perturb: float = 0.25  # at most this share of an example's words is changed
 
     def __post_init__(self) -> None:
+        """Reject out-of-range settings with a ValueError."""
         if self.candidates < 1 or not -1.0 <= self.min_similarity < 1.0 or not 0.0 < self.max_perturb <= 1.0:
             raise ValueError(f"bad word-attack settings: {self}")
 
 
 @dataclass(frozen=True)
 class AttackOutcome:
-    """One example: the adversarial ids, whether the prediction was flipped, queries spent and the
-    number of words changed (of ``words`` substitutable ones)."""
+    """One attacked example.
+
+    The adversarial ids, whether the prediction was flipped, queries spent and the number of words
+    changed (of ``words`` substitutable ones).
+    """
 
     ids: torch.Tensor
     success: bool
@@ -71,8 +78,28 @@ def word_positions(ids: torch.Tensor, allowed: torch.Tensor, continuation: torch
 
 
 def neighbour_table(emb: torch.Tensor, words: torch.Tensor, allowed: torch.Tensor, k: int, min_sim: float) -> dict[int, list[int]]:
-    """For each token id in ``words``: up to ``k`` allowed tokens nearest by cosine similarity of
-    ``emb`` rows (most similar first, at least ``min_sim``, never the word itself)."""
+    """For each token id in ``words``: up to ``k`` allowed tokens nearest by cosine similarity of ``emb`` rows.
+
+    Most similar first, at least ``min_sim``, never the word itself.
+
+    Parameters
+    ----------
+    emb
+        (V, D) input word embeddings.
+    words
+        (W,) token ids to find substitutes for.
+    allowed
+        (V,) bool: the tokens that may be a substitute (see ``substitutable``).
+    k
+        Neighbours looked at per word (those under ``min_sim`` are then dropped).
+    min_sim
+        Least cosine similarity of a substitute.
+
+    Returns
+    -------
+    dict[int, list[int]]
+        Token id -> its substitutes' token ids.
+    """
     e = F.normalize(emb.detach().float(), dim=1)
     sims = e[words] @ e.T  # (W, V)
     sims[:, ~allowed] = -2.0
@@ -83,8 +110,32 @@ def neighbour_table(emb: torch.Tensor, words: torch.Tensor, allowed: torch.Tenso
 
 def attack_one(ids: torch.Tensor, label: int, score: Scorer, positions: list[int], subs: dict[int, list[int]],
                mask_id: int, cfg: WordAttackConfig) -> AttackOutcome:
-    """Greedy word-importance ranking + embedding-neighbour substitution on one sequence whose
-    prediction is right (the caller checks that first, with one query)."""
+    """Greedy word-importance ranking + embedding-neighbour substitution on one correctly classified sequence.
+
+    The caller checks that the prediction is right first, with one query (not counted here).
+
+    Parameters
+    ----------
+    ids
+        (L,) token ids of the sequence.
+    label
+        Its true class.
+    score
+        The attacked model: (B, L) ids -> (B, C) probabilities; every scored row counts as a query.
+    positions
+        Substitutable word positions in ``ids`` (``word_positions``).
+    subs
+        Token id -> candidate substitutes, most similar first (``neighbour_table``).
+    mask_id
+        Token that masks a word when ranking word importance.
+    cfg
+        Attack settings (``max_perturb`` bounds the words changed).
+
+    Returns
+    -------
+    AttackOutcome
+        The adversarial ids and the attack's figures.
+    """
     queries = 0
     if not positions:
         return AttackOutcome(ids, False, queries, 0, 0)

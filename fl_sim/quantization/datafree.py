@@ -1,5 +1,6 @@
-"""Data-free calibration and disagreement probing with a generator (AdaSG arXiv 2302.09572, AdaDFQ
-arXiv 2303.06869; ../REFERENCE §5), for a server that holds no data.
+"""Data-free calibration and disagreement probing with a generator, for a server that holds no data.
+
+After AdaSG (arXiv 2302.09572) and AdaDFQ (arXiv 2303.06869); ../REFERENCE §5.
 
 A class-conditional generator G(z, y) is trained against the FP model P and its quantized twin Q
 (Q's activation ranges taken per batch while G trains, since no calibration exists yet):
@@ -17,13 +18,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-QContext = Callable[[], object]  # returns a context manager in which the model computes Q
+QContext = Callable[[], AbstractContextManager[object]]  # returns a context manager in which the model computes Q
 
 
 class ConditionalGenerator(nn.Module):
@@ -38,18 +41,27 @@ class ConditionalGenerator(nn.Module):
         self.embed = nn.Embedding(num_classes, latent)
         self.fc = nn.Linear(latent, 64 * self.h4 * self.w4)
         self.net = nn.Sequential(
-            nn.BatchNorm2d(64), nn.Upsample(scale_factor=2), nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.LeakyReLU(0.2),
+            nn.BatchNorm2d(64),
+            nn.Upsample(scale_factor=2), nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.LeakyReLU(0.2),
             nn.Upsample(scale_factor=2), nn.Conv2d(64, 32, 3, padding=1), nn.BatchNorm2d(32), nn.LeakyReLU(0.2),
             nn.Conv2d(32, c, 3, padding=1), nn.Sigmoid(),
         )
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Generate one image per row: latent ``z`` (N, latent) times the embedding of label ``y`` (N,)."""
         h = self.fc(z * self.embed(y)).view(-1, 64, self.h4, self.w4)
-        return self.net(h)
+        return cast(torch.Tensor, self.net(h))
 
 
 @dataclass(frozen=True)
 class GeneratorConfig:
+    """How the generator trains: ``steps`` Adam steps of ``batch_size`` samples at learning rate ``lr``.
+
+    The other fields weigh the calibration-mode loss (see the module docstring): ``beta`` scales
+    L_bal, ``a_ds`` and ``a_as`` weigh its two cross-entropies, and [``lambda_l``, ``lambda_u``] is
+    the band of normalised entropy H' outside which the margin term penalises.
+    """
+
     steps: int = 200
     batch_size: int = 64
     lr: float = 1e-3
@@ -61,11 +73,28 @@ class GeneratorConfig:
 
 
 def normalised_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Return the entropy of each row's softmax of (N, C) ``logits``, divided by log(C) (so in [0, 1])."""
     p = F.softmax(logits, dim=1)
     return -(p * F.log_softmax(logits, dim=1)).sum(1) / math.log(logits.shape[1])
 
 
 def calibration_loss(zp: torch.Tensor, zq: torch.Tensor, y: torch.Tensor, cfg: GeneratorConfig) -> torch.Tensor:
+    """Return the calibration-mode loss CE(P(x), y) + margin(H') + beta * L_bal (see the module docstring).
+
+    Parameters
+    ----------
+    zp, zq : torch.Tensor
+        The (N, C) logits of the FP model P and of its quantized twin Q on the generated batch.
+    y : torch.Tensor
+        The (N,) labels the batch was generated for.
+    cfg : GeneratorConfig
+        The loss weights; H' is the batch mean of the normalised entropy of softmax(zp - zq).
+
+    Returns
+    -------
+    torch.Tensor
+        The scalar loss that the generator minimises.
+    """
     h = normalised_entropy(zp - zq).mean()
     margin = F.relu(cfg.lambda_l - h) + F.relu(h - cfg.lambda_u)
     bal = cfg.a_ds * F.cross_entropy(zp - zq, y) + cfg.a_as * F.cross_entropy(zp + zq, y)
@@ -73,6 +102,10 @@ def calibration_loss(zp: torch.Tensor, zq: torch.Tensor, y: torch.Tensor, cfg: G
 
 
 def probe_loss(zp: torch.Tensor, zq: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Return the probe-mode loss CE(P(x), y) - KL(P(x) || Q(x)) (batch mean), which the generator minimises.
+
+    ``zp`` and ``zq`` are the (N, C) logits of P and Q, ``y`` the (N,) labels the batch was generated for.
+    """
     kl = F.kl_div(F.log_softmax(zq, 1), F.log_softmax(zp, 1), reduction="batchmean", log_target=True)
     return F.cross_entropy(zp, y) - kl
 
@@ -81,7 +114,33 @@ def train_generator(
     model: nn.Module, quantized: QContext, num_classes: int, shape: tuple[int, int, int], probe: bool,
     cfg: GeneratorConfig, gen: torch.Generator, device: torch.device,
 ) -> ConditionalGenerator:
-    """Train G against P = ``model`` and Q = ``model`` inside ``quantized()``; P and Q stay fixed."""
+    """Train G against P = ``model`` and Q = ``model`` inside ``quantized()``; P and Q stay fixed.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The FP model P; it is put in eval mode, and every parameter's ``requires_grad`` is set back
+        to True at the end.
+    quantized : QContext
+        Returns a fresh context manager inside which ``model`` computes Q (entered once per step).
+    num_classes : int
+        The number of classes G is conditioned on.
+    shape : tuple[int, int, int]
+        One image's shape (C, H, W), H and W divisible by 4.
+    probe : bool
+        True: probe mode (maximise the disagreement); False: calibration mode.
+    cfg : GeneratorConfig
+        The training settings and loss weights.
+    gen : torch.Generator
+        Draws the latents and labels, and the seed of the global RNG for G's initial weights.
+    device : torch.device
+        Where G and its batches live.
+
+    Returns
+    -------
+    ConditionalGenerator
+        The trained generator, in eval mode.
+    """
     torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))  # G's initial weights
     g = ConditionalGenerator(num_classes, shape).to(device)
     opt = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
@@ -98,7 +157,7 @@ def train_generator(
                 zq = model(x)
             loss = probe_loss(zp, zq, y) if probe else calibration_loss(zp, zq, y, cfg)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             opt.step()
     finally:
         for p in model.parameters():
@@ -107,7 +166,9 @@ def train_generator(
 
 
 @torch.no_grad()
-def sample(g: ConditionalGenerator, n: int, num_classes: int, gen: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def sample(
+    g: ConditionalGenerator, n: int, num_classes: int, gen: torch.Generator, device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` generated inputs and the labels they were conditioned on (balanced over classes)."""
     y = (torch.arange(n) % num_classes).to(device)
     z = torch.randn(n, g.latent, generator=gen).to(device)

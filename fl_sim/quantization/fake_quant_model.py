@@ -9,34 +9,36 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
+from fl_sim.config.precision import QuantSpec
 from fl_sim.quantization.observers import Observer, observe
 from fl_sim.quantization.primitives import fake_quantize
-from fl_sim.config.precision import QuantSpec
 
 Ranges = dict[str, tuple[torch.Tensor, torch.Tensor]]
 _QUANTIZABLE = (nn.Conv2d, nn.Linear)
 
 
 def quantizable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The (name, module) pairs that fake quantization rewrites."""
+    """Return the (name, module) pairs that fake quantization rewrites (every Conv2d and Linear)."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, _QUANTIZABLE)]
 
 
 Transform = Callable[[str, torch.Tensor], torch.Tensor]
 
 
-def _make_forward(module: nn.Module, name: str, weight_fn: Transform, input_fn: Transform):
+def _make_forward(module: nn.Module, name: str, weight_fn: Transform, input_fn: Transform) -> types.MethodType:
     def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        x, w = input_fn(name, x), weight_fn(name, self.weight)
+        x, w = input_fn(name, x), weight_fn(name, cast(torch.Tensor, self.weight))
         if isinstance(self, nn.Conv2d):
-            return self._conv_forward(x, w, self.bias)
-        return F.linear(x, w, self.bias)
+            return cast(torch.Tensor, self._conv_forward(x, w, self.bias))
+        return F.linear(x, w, cast("torch.Tensor | None", self.bias))
 
     return types.MethodType(forward, module)
 
@@ -56,12 +58,31 @@ def transformed_layers(model: nn.Module, weight_fn: Transform, input_fn: Transfo
 
 def fake_quantized(
     model: nn.Module, spec: QuantSpec, ranges: Ranges | None = None, keep: dict[str, torch.Tensor] | None = None,
-):
-    """Inside the block, ``model`` computes Q_b(f). ``ranges`` fixes calibrated activation ranges
-    (per layer name); without it the ranges are taken from each batch (dynamic). ``keep`` (per
-    layer name, a boolean mask shaped like the weight) leaves those weights in 16-bit instead
-    (mixed precision, ../REFERENCE §4)."""
+) -> AbstractContextManager[nn.Module]:
+    """Inside the block, ``model`` computes Q_b(f).
 
+    ``ranges`` fixes calibrated activation ranges (per layer name); without it the ranges are taken
+    from each batch (dynamic). ``keep`` (per layer name, a boolean mask shaped like the weight)
+    leaves those weights in 16-bit instead (mixed precision, ../REFERENCE §4).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model whose Conv/Linear layers fake-quantize inside the block.
+    spec : QuantSpec
+        Bit width, symmetric or not (weights, activations), per tensor or per channel (weights),
+        and whether activations quantize at all.
+    ranges : Ranges or None
+        Calibrated (lo, hi) input range per layer name (see ``calibrate_ranges``); None: per batch.
+    keep : dict[str, torch.Tensor] or None
+        Per layer name, a boolean mask of the weights kept in 16-bit (fp16-rounded) instead.
+
+    Returns
+    -------
+    AbstractContextManager[nn.Module]
+        The context (it yields ``model``). Without autograd a quantized weight is cached per layer
+        until the weight changes in place.
+    """
     cache: dict[str, tuple[int, torch.Tensor]] = {}
 
     def weight_fn(name: str, w: torch.Tensor) -> torch.Tensor:
@@ -86,9 +107,11 @@ def fake_quantized(
     return transformed_layers(model, weight_fn, input_fn)
 
 
-def float_cast(model: nn.Module, dtype: torch.dtype):
-    """Inside the block every Conv/Linear stores weights and inputs in ``dtype`` (fp16 / bf16),
-    accumulating in FP32 (round-to-nearest-even of the cast)."""
+def float_cast(model: nn.Module, dtype: torch.dtype) -> AbstractContextManager[nn.Module]:
+    """Inside the block every Conv/Linear stores weights and inputs in ``dtype`` (fp16 / bf16).
+
+    The computation itself accumulates in FP32 (round-to-nearest-even of the cast).
+    """
 
     def cast(_name: str, t: torch.Tensor) -> torch.Tensor:
         return t.to(dtype).to(t.dtype)
@@ -110,14 +133,17 @@ def calibrate_ranges(
     model: nn.Module, batches: Iterable[torch.Tensor], observer: Observer = Observer.MINMAX,
     bits: int = 8, percentile: float = 99.99,
 ) -> Ranges:
-    """The input range of each quantizable layer over all ``batches``, observed in the FP model
-    (as PyTorch's static-PTQ observers do): exact min/max, or ``observer`` applied to a
-    deterministic strided sample of the inputs (percentile / MSE at ``bits``)."""
+    """Return the input range of each quantizable layer over all ``batches``, observed in the FP model.
+
+    As PyTorch's static-PTQ observers do: exact min/max, or ``observer`` applied to a deterministic
+    strided sample of the inputs (percentile / MSE at ``bits``). The model runs in eval mode
+    without gradients, and its training mode is restored afterwards; ValueError if nothing was observed (no batch).
+    """
     stats: Ranges = {}
     samples: dict[str, list[torch.Tensor]] = {}
-    hooks = []
+    hooks: list[RemovableHandle] = []
 
-    def hook_for(name: str):
+    def hook_for(name: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], None]:
         def hook(_m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
             x = inputs[0]
             if observer is not Observer.MINMAX:

@@ -1,6 +1,8 @@
-"""Quantization intervals: for each weight, the integer the deployer's quantizer gives it and the
-interval of full-precision values mapped to that same integer, with the scale held fixed
-(Egashira et al., NeurIPS 2024, "Exploiting LLM Quantization"; ../REFERENCE §8).
+"""Quantization intervals: each weight's integer under the deployer's quantizer, and the FP values that keep it.
+
+For each weight, the integer the deployer's quantizer gives it and the interval of full-precision
+values mapped to that same integer, with the scale held fixed (Egashira et al., NeurIPS 2024,
+"Exploiting LLM Quantization"; ../REFERENCE §8).
 
 The quantizer is the weight quantizer of fl_sim's fake quantization (primitives.py): symmetric
 ``q = clamp(round(w / step), -2^(b-1), 2^(b-1)-1)`` with ``step = max|w| / (2^(b-1)-1)``, or
@@ -18,6 +20,7 @@ Pure functions on tensors; no model, no Flower.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -34,14 +37,17 @@ class WeightQuantizer:
     per_channel: bool = False
 
     def __post_init__(self) -> None:
+        """Check that ``bits`` is an integer in 2..16; ValueError otherwise."""
         if not isinstance(self.bits, int) or not 2 <= self.bits <= 16:
             raise ValueError(f"bits must be an integer in 2..16, got {self.bits!r}")
 
 
 @dataclass(frozen=True)
 class QuantGrid:
-    """A tensor's quantization grid: ``step`` and ``zero_point`` broadcast against the tensor,
-    and the integer range [qmin, qmax]."""
+    """A tensor's quantization grid.
+
+    ``step`` and ``zero_point`` broadcast against the tensor; [qmin, qmax] is the integer range.
+    """
 
     step: torch.Tensor
     zero_point: torch.Tensor
@@ -51,12 +57,12 @@ class QuantGrid:
 
 def _reduce(t: torch.Tensor, per_channel: bool, fn: str) -> torch.Tensor:
     if not per_channel or t.dim() < 2:
-        return getattr(t, fn)()
-    return getattr(t, fn)(dim=tuple(range(1, t.dim())), keepdim=True)
+        return cast(torch.Tensor, getattr(t, fn)())
+    return cast(torch.Tensor, getattr(t, fn)(dim=tuple(range(1, t.dim())), keepdim=True))
 
 
 def quant_grid(w: torch.Tensor, quantizer: WeightQuantizer) -> QuantGrid:
-    """The grid ``quantizer`` puts on ``w`` (the same arithmetic as fl_sim's fake quantization)."""
+    """Return the grid ``quantizer`` puts on ``w`` (the same arithmetic as fl_sim's fake quantization)."""
     w = w.detach()
     b = quantizer.bits
     if quantizer.symmetric:
@@ -77,9 +83,11 @@ def integers(w: torch.Tensor, quantizer: WeightQuantizer, grid: QuantGrid | None
 
 
 def boundary_distance(w: torch.Tensor, quantizer: WeightQuantizer, grid: QuantGrid | None = None) -> torch.Tensor:
-    """Each weight's distance to the nearest rounding boundary, in steps (0 = on a boundary,
-    0.5 = at the centre of its interval). Weights beyond the clamped range count from the last
-    boundary inside it."""
+    """Each weight's distance to the nearest rounding boundary, in steps.
+
+    0 = on a boundary, 0.5 = at the centre of its interval. Weights beyond the clamped range count
+    from the last boundary inside it. ``grid`` defaults to the grid of ``w`` itself.
+    """
     g = quant_grid(w, quantizer) if grid is None else grid
     pos = w.detach() / g.step - g.zero_point  # in steps, integers at the interval centres
     q = torch.clamp(torch.round(pos), g.qmin, g.qmax)
@@ -88,8 +96,11 @@ def boundary_distance(w: torch.Tensor, quantizer: WeightQuantizer, grid: QuantGr
 
 @dataclass(frozen=True)
 class Intervals:
-    """Per weight: the integer ``q`` and the closed FP interval [lo, hi] that keeps it (margin
-    applied, scale pinned); ``pinned`` marks the extreme elements that fix the scale."""
+    """Per weight: the integer ``q`` and the closed FP interval [lo, hi] that keeps it.
+
+    The intervals have the margin applied and the scale pinned; ``pinned`` marks the extreme
+    elements that fix the scale.
+    """
 
     q: torch.Tensor
     lo: torch.Tensor
@@ -97,16 +108,19 @@ class Intervals:
     pinned: torch.Tensor
 
     def contains(self, w: torch.Tensor) -> torch.Tensor:
+        """Return a boolean mask: True where ``w`` lies in its closed interval [lo, hi]."""
         return (w >= self.lo) & (w <= self.hi)
 
     def project(self, w: torch.Tensor) -> torch.Tensor:
-        """The closest point of the box to ``w`` (coordinate-wise clamp)."""
+        """Return the closest point of the box to ``w`` (coordinate-wise clamp)."""
         return torch.minimum(torch.maximum(w, self.lo), self.hi)
 
 
 def _pinned(w: torch.Tensor, quantizer: WeightQuantizer) -> torch.Tensor:
-    """The elements whose value sets the scale: the max-|w| ones (symmetric), the min and max ones
-    (asymmetric), per tensor or per channel."""
+    """Mark the elements whose value sets the scale.
+
+    These are the max-|w| ones (symmetric), the min and max ones (asymmetric), per tensor or per channel.
+    """
     if quantizer.symmetric:
         a = w.abs()
         return a == _reduce(a, quantizer.per_channel, "amax")
@@ -114,7 +128,7 @@ def _pinned(w: torch.Tensor, quantizer: WeightQuantizer) -> torch.Tensor:
 
 
 def _range(w: torch.Tensor, quantizer: WeightQuantizer) -> tuple[torch.Tensor, torch.Tensor]:
-    """The range the pinned extremes span: [-max|w|, max|w|] (symmetric) or [min, max]."""
+    """Return the range the pinned extremes span: [-max|w|, max|w|] (symmetric) or [min, max]."""
     if quantizer.symmetric:
         amax = _reduce(w.abs(), quantizer.per_channel, "amax")
         return -amax, amax
@@ -122,11 +136,29 @@ def _range(w: torch.Tensor, quantizer: WeightQuantizer) -> tuple[torch.Tensor, t
 
 
 def pin_scale(w: torch.Tensor, quantizer: WeightQuantizer, steps: float, spread: torch.Tensor | None = None) -> torch.Tensor:
-    """A copy of ``w`` whose scale is set by chosen extremes standing ``steps`` steps beyond the
-    current range, so that no perturbation smaller than that gap lets another weight take over the
-    scale. Per tensor (or channel) and side, the new extreme is the weight of least ``spread`` (its
-    expected perturbation; default: the current extreme) among those within (1 - PIN_REACH) of the
-    range of that side's end, so the move stays short."""
+    """Return a copy of ``w`` whose scale is set by chosen extremes standing ``steps`` steps beyond the current range.
+
+    No perturbation smaller than that gap then lets another weight take over the scale. Per tensor
+    (or channel) and side, the new extreme is the weight of least ``spread`` (its expected
+    perturbation; default: the current extreme) among those within (1 - PIN_REACH) of the range of
+    that side's end, so the move stays short.
+
+    Parameters
+    ----------
+    w : torch.Tensor
+        The weight tensor (not modified).
+    quantizer : WeightQuantizer
+        The deployer's quantizer; symmetric: one extreme, on either sign; asymmetric: both ends.
+    steps : float
+        The gap, in steps of the current grid, between the chosen extreme and the current range.
+    spread : torch.Tensor or None
+        Each weight's expected perturbation (shaped like ``w``); None: pick the current extreme.
+
+    Returns
+    -------
+    torch.Tensor
+        The new weights, of ``w``'s shape: only the chosen extremes differ from ``w``.
+    """
     w = w.detach()
     per_row = quantizer.per_channel and w.dim() >= 2
     rows = w.reshape(w.shape[0], -1) if per_row else w.reshape(1, -1)
@@ -152,10 +184,12 @@ def pin_scale(w: torch.Tensor, quantizer: WeightQuantizer, steps: float, spread:
 
 
 def range_box(w: torch.Tensor, quantizer: WeightQuantizer, guard: float = 0.0) -> Intervals:
-    """The box that keeps ``w``'s grid (scale and zero point) but not its integers: the pinned
-    extremes fixed, every other weight free up to the centre of the outermost integer whose
-    interval ends at least ``guard`` steps inside the range (so that no other weight ties with, or
-    comes within that gap of, a pinned extreme, and none is parked on a rounding boundary)."""
+    """Return the box that keeps ``w``'s grid (scale and zero point) but not its integers.
+
+    The pinned extremes are fixed; every other weight is free up to the centre of the outermost
+    integer whose interval ends at least ``guard`` steps inside the range (so that no other weight
+    ties with, or comes within that gap of, a pinned extreme, and none is parked on a rounding boundary).
+    """
     w = w.detach()
     floor, ceil = _range(w, quantizer)
     g = quant_grid(w, quantizer)
@@ -168,12 +202,30 @@ def range_box(w: torch.Tensor, quantizer: WeightQuantizer, guard: float = 0.0) -
 
 
 def intervals(w: torch.Tensor, quantizer: WeightQuantizer, margin: float | torch.Tensor = 0.0,
-              edge: float | None = None) -> Intervals:
-    """The interval of each weight of ``w`` under ``quantizer`` with the scale pinned, shrunk by
-    ``margin`` steps on each side (a float, or a tensor broadcast against ``w``; at most 0.5).
+              edge: float | torch.Tensor | None = None) -> Intervals:
+    """Return the interval of each weight of ``w`` under ``quantizer`` with the scale pinned, shrunk by ``margin`` steps.
+
     The pinned extremes keep their exact value; every other interval is clamped to the pinned range
-    shrunk by ``edge`` steps (default: the margin; an end interval left empty by that collapses to
-    its midpoint)."""
+    shrunk by ``edge`` steps (an end interval left empty by that collapses to its midpoint).
+
+    Parameters
+    ----------
+    w : torch.Tensor
+        The weight tensor.
+    quantizer : WeightQuantizer
+        The deployer's quantizer.
+    margin : float or torch.Tensor
+        Steps taken off each side of every interval: a float, or a tensor broadcast against ``w``;
+        in [0, 0.5], else ValueError.
+    edge : float or torch.Tensor or None
+        Steps kept between the non-pinned intervals and the pinned range's ends (like ``margin``, a
+        float or a tensor broadcast against ``w``; default: the margin).
+
+    Returns
+    -------
+    Intervals
+        Each weight's integer, its interval [lo, hi] and the mask of pinned extremes.
+    """
     m = torch.as_tensor(margin, dtype=w.dtype, device=w.device)
     if bool((m < 0).any()) or bool((m > 0.5).any()):
         raise ValueError(f"margin must be in [0, 0.5] steps, got {margin}")
@@ -196,9 +248,12 @@ def intervals(w: torch.Tensor, quantizer: WeightQuantizer, margin: float | torch
 
 
 def intersect(boxes: list[Intervals]) -> Intervals:
-    """The weights that keep every box's integer at once (several deployer formats attacked
-    together, as in "Mind the Gap", Egashira et al. 2025). Boxes of the same tensor; where they do
-    not overlap (possible only with margins), the first box's bounds are kept."""
+    """Intersect boxes of the same tensor: the weights that keep every box's integer at once.
+
+    Several deployer formats are attacked together, as in "Mind the Gap", Egashira et al. 2025.
+    Where the boxes do not overlap (possible only with margins), the first box's bounds are kept.
+    The result carries the first box's integers and marks as pinned what any box pins.
+    """
     if not boxes:
         raise ValueError("intersect needs at least one box")
     lo, hi = boxes[0].lo, boxes[0].hi

@@ -41,7 +41,11 @@ def _minmax(t: torch.Tensor, per_channel: bool) -> tuple[torch.Tensor, torch.Ten
 def quantize_symmetric(
     t: torch.Tensor, bits: int, amax: torch.Tensor | None = None, per_channel: bool = False
 ) -> torch.Tensor:
-    """s = (2^(b-1)-1)/max|t|; q = clamp(round(t*s), -2^(b-1), 2^(b-1)-1); return q/s (STE)."""
+    """Quantize ``t`` symmetrically: s = (2^(b-1)-1)/max|t|; q = clamp(round(t*s), -2^(b-1), 2^(b-1)-1); return q/s (STE).
+
+    ``amax`` fixes max|t| (a calibrated range); by default it is taken from ``t``, per tensor or per
+    channel (dim 0).
+    """
     qmax = 2 ** (bits - 1) - 1
     amax = _amax(t, per_channel) if amax is None else amax.detach()
     scale = qmax / amax.clamp_min(_EPS)
@@ -56,7 +60,11 @@ def quantize_asymmetric(
     hi: torch.Tensor | None = None,
     per_channel: bool = False,
 ) -> torch.Tensor:
-    """s = (2^b-1)/(max-min); zp = round(min*s); q = clamp(round(t*s - zp), 0, 2^b-1); (q+zp)/s."""
+    """Quantize ``t`` asymmetrically: s = (2^b-1)/(max-min); zp = round(min*s); q = clamp(round(t*s - zp), 0, 2^b-1); (q+zp)/s.
+
+    ``lo`` and ``hi`` fix min and max (a calibrated range); unless both are given they are taken
+    from ``t``, per tensor or per channel (dim 0). Gradients pass straight through (STE).
+    """
     levels = 2**bits - 1
     if lo is None or hi is None:
         lo, hi = _minmax(t, per_channel)

@@ -1,7 +1,8 @@
-"""A real int8 kernel for checking the fake quantizer: PyTorch's dynamic int8 quantization of the
-Linear layers (int8 weights, per-tensor symmetric with PyTorch's scale max|w|/127.5; activations
-quantized per batch to uint8 by the kernel, range always including zero), and the fake-quantized
-model that should compute the same thing.
+"""A real int8 kernel for checking the fake quantizer, and the fake-quantized model that should compute the same thing.
+
+The kernel is PyTorch's dynamic int8 quantization of the Linear layers (int8 weights, per-tensor
+symmetric with PyTorch's scale max|w|/127.5; activations quantized per batch to uint8 by the
+kernel, range always including zero).
 
 On x86 (fbgemm) the kernel quantizes activations with ``reduce_range`` (7 bits, 0..127); the fake
 twin does the same so that the comparison measures rounding, not a different quantizer.
@@ -12,8 +13,9 @@ from __future__ import annotations
 import copy
 import types
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import cast
 
 import torch
 from torch import nn
@@ -23,20 +25,22 @@ from fl_sim.quantization.primitives import fake_quantize
 
 
 def activation_bits() -> int:
+    """Return the kernel's activation bits: 7 on x86 (the fbgemm / x86 engines' ``reduce_range``), else 8."""
     return 7 if torch.backends.quantized.engine in ("fbgemm", "x86") else 8
 
 
 def dynamic_int8(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` (on CPU) whose Linear layers run PyTorch's dynamic int8 kernel."""
+    """Return a copy of ``model`` (on CPU, in eval mode) whose Linear layers run PyTorch's dynamic int8 kernel."""
     from torch.ao.quantization import quantize_dynamic
 
     with warnings.catch_warnings():  # the eager-mode API is deprecated in favour of torchao; it is the kernel we check against
         warnings.simplefilter("ignore")
-        return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
+        return cast(nn.Module, quantize_dynamic(  # type: ignore[no-untyped-call]  # torch leaves quantize_dynamic unannotated
+            copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8))
 
 
-def fake_dynamic_int8(model: nn.Module):
-    """A context in which ``model``'s Linear layers fake-quantize as ``dynamic_int8`` does (other layers FP)."""
+def fake_dynamic_int8(model: nn.Module) -> AbstractContextManager[nn.Module]:
+    """Return a context in which ``model``'s Linear layers fake-quantize as ``dynamic_int8`` does (other layers FP)."""
     linear = {n for n, m in quantizable_layers(model) if isinstance(m, nn.Linear)}
     a_bits = activation_bits()
 
@@ -58,14 +62,17 @@ def fake_dynamic_int8(model: nn.Module):
 
 @contextmanager
 def real_dynamic_int8(model: nn.Module) -> Iterator[nn.Module]:
-    """Inside the block every Linear layer of ``model`` runs PyTorch's dynamic int8 kernel (its
-    int8 twin made by ``dynamic_int8``; inputs go to the CPU and back). No gradients flow through it."""
-    twins = dict(dynamic_int8(model).named_modules())
-    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    """Inside the block every Linear layer of ``model`` runs PyTorch's dynamic int8 kernel.
 
-    def kernel_forward(twin: nn.Module):
+    Each runs its int8 twin made by ``dynamic_int8``; inputs go to the CPU and back. No gradients
+    flow through it.
+    """
+    twins = dict(dynamic_int8(model).named_modules())
+    layers: list[tuple[str, nn.Module]] = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+
+    def kernel_forward(twin: nn.Module) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
         def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-            return twin(x.detach().to("cpu", torch.float32)).to(x.device, x.dtype)
+            return cast(torch.Tensor, twin(x.detach().to("cpu", torch.float32)).to(x.device, x.dtype))
 
         return forward
 

@@ -8,14 +8,16 @@ all quantized layers, stay in 16-bit; the rest are quantized (round-to-nearest b
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from fl_sim.config.precision import QuantSpec
 from fl_sim.quantization.fake_quant_model import quantizable_layers
 from fl_sim.quantization.primitives import fake_quantize
-from fl_sim.config.precision import QuantSpec
 
 
 def per_sample_abs_grad_sum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 64) -> dict[str, torch.Tensor]:
@@ -44,9 +46,9 @@ def per_sample_abs_grad_sum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
 
 def saliency(model: nn.Module, spec: QuantSpec, grad_sum: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """S = |G * (W - Q(W)) * W| per quantizable layer."""
-    out = {}
+    out: dict[str, torch.Tensor] = {}
     for name, m in quantizable_layers(model):
-        w = m.weight.detach()
+        w = cast(torch.Tensor, m.weight).detach()
         err = w - fake_quantize(w, spec.bits, spec.weight_symmetric, per_channel=spec.per_channel)
         out[name] = (grad_sum[name] * err * w).abs()
     return out
@@ -69,6 +71,12 @@ def top_fraction_masks(scores: dict[str, torch.Tensor], keep_fraction: float) ->
     return masks
 
 
-def tacq_masks(model: nn.Module, spec: QuantSpec, x: torch.Tensor, y: torch.Tensor, keep_fraction: float) -> dict[str, torch.Tensor]:
-    """The weights TaCQ keeps in 16-bit for ``model`` at ``spec``, from calibration data (x, y)."""
+def tacq_masks(
+    model: nn.Module, spec: QuantSpec, x: torch.Tensor, y: torch.Tensor, keep_fraction: float,
+) -> dict[str, torch.Tensor]:
+    """Return the weights TaCQ keeps in 16-bit for ``model`` at ``spec``, from calibration data (x, y).
+
+    One boolean mask per quantizable layer name, shaped like its weight: the ``keep_fraction`` of all
+    the weights (rounded to a count) with the largest saliency, chosen globally across layers.
+    """
     return top_fraction_masks(saliency(model, spec, per_sample_abs_grad_sum(model, x, y)), keep_fraction)

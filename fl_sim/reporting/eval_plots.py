@@ -1,10 +1,13 @@
-"""PNG plots of the evaluation protocols: accuracy and ASR vs bit width, per-class drop box plots
-across the worst-case calibration draws, adversarial accuracy vs epsilon."""
+"""PNG plots of the evaluation protocols.
+
+Accuracy and ASR vs bit width, per-class drop box plots across the worst-case calibration draws,
+adversarial accuracy vs epsilon.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import matplotlib
 
@@ -13,20 +16,24 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from fl_sim.config.precision import PrecisionKind, parse_precision  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-def _save(fig, path: Path) -> None:
+
+def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def _panels(keys: list[str], width: float):
+def _panels(keys: list[str], width: float) -> tuple[Figure, list[tuple[Axes, str]]]:
     """One figure with a panel per key: (figure, [(axis, key), ...])."""
     fig, axes = plt.subplots(1, len(keys), figsize=(width * len(keys), 4), squeeze=False)
     return fig, list(zip(axes[0], keys))
 
 
-def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
+def _label(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -39,7 +46,7 @@ def bits_plot(path: Path, by_precision: dict[str, dict[str, Any]]) -> bool:
     if len(ints) < 2:
         return False
     fig, ax = plt.subplots(figsize=(6, 4))
-    bits = [b for b, _ in ints]
+    bits = cast("list[int]", [b for b, _ in ints])  # int<b> precisions all have bits
     for metric, label in (("accuracy", "clean accuracy"), ("backdoor_asr", "backdoor ASR")):
         line = ax.plot(bits, [100 * m[metric] for _, m in ints], marker="o", label=label)[0]
         if "fp32" in by_precision:
@@ -52,6 +59,10 @@ def bits_plot(path: Path, by_precision: dict[str, dict[str, Any]]) -> bool:
 
 
 def class_drop_boxplot(path: Path, worst_case: dict[str, Any]) -> bool:
+    """Box plot of each class's accuracy drop across the calibration draws, a panel per precision.
+
+    ``worst_case`` is the protocol's result; returns False (and writes nothing) when it has no draws.
+    """
     draws = worst_case.get("draws", [])
     names = list(dict.fromkeys(d["precision"] for d in draws))
     if not names:
@@ -68,7 +79,11 @@ def class_drop_boxplot(path: Path, worst_case: dict[str, Any]) -> bool:
 
 
 def word_attack_plot(path: Path, result: dict[str, Any]) -> bool:
-    """Clean and adversarial accuracy (transferred, direct) per precision, as grouped bars."""
+    """Clean and adversarial accuracy (transferred, direct) per precision, as grouped bars.
+
+    ``result`` is a ``word_substitution`` result (also ``robustness``'s on a text model); returns False (and writes
+    nothing) when it has no rows.
+    """
     rows = result.get("rows", [])
     if not rows:
         return False
@@ -87,6 +102,11 @@ def word_attack_plot(path: Path, result: dict[str, Any]) -> bool:
 
 
 def adversarial_plot(path: Path, robustness: dict[str, Any]) -> bool:
+    """Adversarial accuracy vs epsilon, a panel per attack: direct (solid) and transferred from FP32 (dashed) per precision.
+
+    A text model's result (the word-substitution attack) is drawn by ``word_attack_plot`` instead;
+    returns False (and writes nothing) when there are no rows.
+    """
     if robustness.get("attack") == "greedy_embedding":
         return word_attack_plot(path, robustness)
     rows = robustness.get("rows", [])
@@ -114,8 +134,11 @@ def adversarial_plot(path: Path, robustness: dict[str, Any]) -> bool:
 
 
 def rounding_margin_plot(path: Path, result: dict[str, Any]) -> bool:
-    """Accuracy and ASR of each int<b> precision against the noise sigma (mean, band = min..max),
-    and the histogram of the weights' distance to the nearest boundary (all layers)."""
+    """Accuracy and ASR of each int<b> precision against the noise sigma, and the boundary-distance histogram.
+
+    Accuracy and ASR of each int<b> precision against the noise sigma (mean, band = min..max), and
+    the histogram of the weights' distance to the nearest boundary (all layers).
+    """
     sigmas = [float(k) for k in result["sigmas"]]
     precs = list(result["unperturbed"])[1:]
     if not sigmas or not precs:
@@ -146,6 +169,10 @@ def rounding_margin_plot(path: Path, result: dict[str, Any]) -> bool:
 
 
 def write_eval_plots(run_dir: Path, results: dict[str, Any]) -> list[str]:
+    """Write the plots of the protocols found in ``results`` into ``run_dir``; return their file names.
+
+    The bit-width plot uses the ``precisions`` protocol's result if there is one, else the run's ``final`` section.
+    """
     ev = results.get("evaluation", {})
     made = []
     if bits_plot(run_dir / "by_bit_width.png", ev.get("precisions", {}).get("result", results["final"])):

@@ -6,6 +6,7 @@ from typing import Any
 
 
 def pct(v: float | None) -> str:
+    """Format a share as a percentage with two decimals ("n/a" for None)."""
     return "n/a" if v is None else f"{100 * v:.2f}%"
 
 
@@ -14,6 +15,7 @@ def _pts(v: float) -> str:
 
 
 def precisions_section(r: dict[str, Any]) -> list[str]:
+    """Markdown table of the ``precisions`` protocol: one row per precision (a target-sample column when there is one)."""
     sample = any(m.get("target_sample_success") is not None for m in r.values())
     head = "| precision | clean accuracy | backdoor ASR | target-class accuracy |" + (" target sample hit |" if sample else "")
     rows = [head + " disagreement with FP32 |", "|---|---:|---:|---:|" + ("---:|" if sample else "") + "---:|"]
@@ -25,6 +27,7 @@ def precisions_section(r: dict[str, Any]) -> list[str]:
 
 
 def worst_case_section(r: dict[str, Any]) -> list[str]:
+    """Markdown tables of the ``worst_case`` protocol: spread per precision, then per calibration distribution."""
     rows = [f"FP32 accuracy {pct(r['fp32']['accuracy'])}. Drops are FP32 minus quantized, in points; "
             "mean ± std (min..max) over the calibration draws.", "",
             "| precision | draws | accuracy | mean drop | worst-class drop | worst-client drop |", "|---|---:|---|---|---|---|"]
@@ -42,6 +45,7 @@ def worst_case_section(r: dict[str, Any]) -> list[str]:
 
 
 def word_substitution_section(r: dict[str, Any]) -> list[str]:
+    """Markdown of the ``word_substitution`` protocol: settings, a row per precision, then each TextAttack recipe."""
     st = r["settings"]
     rows = [f"{r['examples']} test sentences; greedy word-importance ranking, up to {st['candidates']} embedding-neighbour "
             f"substitutes per word (cosine >= {st['min_similarity']}), at most {100 * st['max_perturb']:.0f}% of the words "
@@ -63,6 +67,7 @@ def word_substitution_section(r: dict[str, Any]) -> list[str]:
 
 
 def robustness_section(r: dict[str, Any]) -> list[str]:
+    """Markdown table of the ``robustness`` protocol (a text model's result as ``word_substitution_section``)."""
     if r.get("attack") == "greedy_embedding":  # a text model: the word-substitution attacks ran
         return word_substitution_section(r)
     rows = [f"{r['examples']} test examples. Transferred: crafted on FP32; direct: crafted on the quantized model (STE).", "",
@@ -73,6 +78,7 @@ def robustness_section(r: dict[str, Any]) -> list[str]:
 
 
 def kernel_check_section(r: dict[str, Any]) -> list[str]:
+    """Markdown table of the ``kernel_check`` protocol."""
     return [f"Kernel: {r['kernel']}; {r['examples']} test examples.", "",
             "| prediction agreement | accuracy real int8 | accuracy fake int8 | accuracy FP32 | max abs logit diff | mean abs logit diff (mean abs logit) |",
             "|---:|---:|---:|---:|---:|---:|",
@@ -81,6 +87,7 @@ def kernel_check_section(r: dict[str, Any]) -> list[str]:
 
 
 def data_free_section(r: dict[str, Any]) -> list[str]:
+    """Markdown table of the ``data_free`` protocol: accuracy per calibration and disagreement per input set."""
     rows = [f"Generator: {r['generator_steps']} steps, {r['samples']} samples. Accuracy on the test set with activation ranges "
             "from real server data, per batch (dynamic), or generated samples (no data); disagreement = share of inputs "
             "classified differently by FP32 and the quantized model.", "",
@@ -94,6 +101,7 @@ def data_free_section(r: dict[str, Any]) -> list[str]:
 
 
 def mitigation_section(r: dict[str, Any]) -> list[str]:
+    """Markdown table of the ``mitigation`` protocol: as deployed, TaCQ per kept share, and fine-tuned."""
     f = r["finetune"]
     rows = [f"TaCQ keeps the most salient weights in 16-bit; the fine-tune runs {f['steps']} steps (lr {f['lr']}) on the "
             f"server's {f['examples']} calibration images before quantizing.", "",
@@ -107,6 +115,7 @@ def mitigation_section(r: dict[str, Any]) -> list[str]:
 
 
 def rounding_margin_section(r: dict[str, Any]) -> list[str]:
+    """Markdown tables of the ``rounding_margin`` protocol: weight noise, other quantizers, boundary distances."""
     rows = [f"Gaussian noise of sigma steps (of each layer's grid) added to the weights before rounding; {r['draws']} draws "
             "per sigma. Mean over the draws; worst for the deployer in brackets (lowest accuracy, highest ASR) and the "
             "attacker's worst (lowest ASR).", "",
@@ -143,6 +152,7 @@ SECTIONS = {
 
 
 def evaluation_sections(evaluation: dict[str, Any]) -> list[str]:
+    """Report.md lines for results.json's ``evaluation``: a titled section per protocol, in its order."""
     lines: list[str] = []
     for name, entry in evaluation.items():
         title, render = SECTIONS[name]

@@ -45,6 +45,14 @@ def detection_lines(d: dict[str, Any] | None) -> list[str]:
             f"| honest replies (FPR) | {d['flagged_honest']} | {d['honest_replies']} | {pct(d['fpr'])} |"]
 
 
+def defense_lines(defense: dict[str, Any] | None) -> list[str]:
+    """The strategy's assumed number of attackers f, and where it came from (none for rules without f)."""
+    if not defense or defense.get("assumed_f") is None:
+        return []
+    return [f"- strategy `{defense['name']}` assumes f = {defense['assumed_f']} attackers per round, "
+            f"from {defense['assumed_f_source']}"]
+
+
 def render_report(results: dict[str, Any]) -> str:
     s = results["scenario"]
     a = s["attack"]
@@ -53,6 +61,7 @@ def render_report(results: dict[str, Any]) -> str:
         s.get("description", "") or "", "",
         f"- dataset `{s['data']['source']}` ({results['data']['name']}), {s['federation']['num_clients']} clients "
         f"({s['data']['partitioner']}), {s['federation']['rounds']} rounds, strategy `{s['strategy']['name']}`, seed {s['seed']}",
+        *defense_lines(results.get("defense")),
         f"- colluders: {a['num_malicious']} running `{a['behaviour']}` ({a['collusion']}, boost {a['boost']}), "
         f"ids {results['roles']['malicious']}, target label {a['target_label']}",
         f"- evaluation: activations {s['evaluation']['activations']}, weights {s['evaluation']['granularity']}; "

@@ -1,15 +1,16 @@
 """One scenario over several seeds: the per-seed final figures and their mean +- std.
 
 ``summarize`` is pure (results dicts in, summary dict out); ``write_summary`` writes
-``summary.json`` and ``summary.md`` next to the per-seed run directories."""
+``summary.json`` and ``summary.md`` next to the per-seed run directories.
+"""
 
 from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from fl_sim.reporting.files import write_json_atomic, write_text_atomic
+from fl_sim.files import write_json_atomic, write_text_atomic
 
 FINAL_METRICS = ("accuracy", "backdoor_asr")
 
@@ -20,9 +21,23 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def attack_round_figures(history: list[dict[str, Any]], colluders: list[int]) -> dict[str, float | None]:
-    """The colluders' largest update norm ratio, the aggregate's least integer hit rate and the
-    attack rounds' mean wall time over the honest rounds', from a run's round history."""
-    ratios, hits, attack_s, honest_s = [], [], [], []
+    """Summarise a run's attack rounds from its round history.
+
+    The colluders' largest update norm ratio, the aggregate's least integer hit rate and the attack
+    rounds' mean wall time over the honest rounds', from a run's round history (None where there is
+    nothing to measure).
+
+    Parameters
+    ----------
+    history
+        The run's per-round records (results.json ``history``), round 0 included.
+    colluders
+        Client ids of the malicious clients.
+    """
+    ratios: list[float] = []
+    hits: list[float] = []
+    attack_s: list[float] = []
+    honest_s: list[float] = []
     prev = 0.0
     for h in history:
         took, prev = h["elapsed_s"] - prev, h["elapsed_s"]
@@ -38,8 +53,11 @@ def attack_round_figures(history: list[dict[str, Any]], colluders: list[int]) ->
 
 
 def summarize(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """{"seeds", "final": {precision: {metric: stats}}, "attack": {figure: stats}, "per_seed": ...}
-    from each seed's results.json content."""
+    """{"seeds", "final": {precision: {metric: stats}}, "attack": {figure: stats}, "per_seed": ...}.
+
+    Built from each seed's results.json content; stats are mean, sample std, min and max over the
+    seeds (an attack figure no seed has is None). Raises ValueError when ``per_seed`` is empty.
+    """
     if not per_seed:
         raise ValueError("no seed finished: nothing to summarize")
     seeds = sorted(per_seed)
@@ -49,7 +67,7 @@ def summarize(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     attack = {}
     for fig in ("colluder_norm_ratio", "integer_hit_rate", "attack_round_over_honest"):
         vals = [rows[s][fig] for s in seeds if rows[s][fig] is not None]
-        attack[fig] = _stats(vals) if vals else None
+        attack[fig] = _stats(cast(list[float], vals)) if vals else None  # the Nones are filtered out
     per = {str(s): {"final": {p: {m: per_seed[s]["final"][p][m] for m in FINAL_METRICS} for p in precisions}, **rows[s]}
            for s in seeds}
     return {"seeds": seeds, "final": final, "attack": attack, "per_seed": per}
@@ -60,6 +78,7 @@ def _pm(st: dict[str, float] | None, scale: float = 100.0, unit: str = "%") -> s
 
 
 def markdown(name: str, summary: dict[str, Any]) -> str:
+    """Summary.md text of ``summarize``'s result for the scenario ``name``."""
     lines = [f"# {name}: {len(summary['seeds'])} seeds ({', '.join(map(str, summary['seeds']))})", "",
              "Mean +- sample std over the seeds (each seed is a whole run: data split, roles, training).", "",
              "| precision | accuracy | backdoor ASR |", "|---|---:|---:|"]
@@ -74,5 +93,6 @@ def markdown(name: str, summary: dict[str, Any]) -> str:
 
 
 def write_summary(out: Path, name: str, summary: dict[str, Any]) -> None:
+    """Write ``summary.json`` and ``summary.md`` into ``out`` (atomically)."""
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "summary.md", markdown(name, summary))

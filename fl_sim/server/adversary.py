@@ -21,8 +21,9 @@ from flwr.app import ArrayRecord, Message, RecordDict
 
 from fl_sim.clients.collusion import steer_aggregate, stealth_bound
 from fl_sim.clients.crafted import CraftContext, Crafted
-from fl_sim.clients.registry import BEHAVIOURS, Behaviour
-from fl_sim.cohort import malicious_ids
+from fl_sim.clients.plan import AttackPlan
+from fl_sim.clients.registry import Behaviour
+from fl_sim.clients.schedule import attack_active
 from fl_sim.config.schema import Collusion, Scenario
 from fl_sim.seeding import torch_generator
 from fl_sim.server.updates import State, flatten_update, float_keys, unflatten_update
@@ -70,16 +71,15 @@ def rewrite_updates(behaviour: Behaviour, collusion: Collusion, honest: list[Rep
 class Adversary:
     """Rewrites the colluders' replies of each attack round before the server screens them."""
 
-    def __init__(self, s: Scenario, pid_of: dict[int, int]) -> None:
+    def __init__(self, s: Scenario, attack: AttackPlan, pid_of: dict[int, int]) -> None:
         self.s, self.pid_of = s, pid_of
-        self.bad = set(malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious))
-        cls = BEHAVIOURS.get(s.attack.behaviour)
-        self.behaviour = cls(s.attack.behaviour_params())
+        self.bad = set(attack.malicious)
+        self.behaviour = attack.make()
 
     def rewrite_states(self, server_round: int, replies: list[tuple[int, State, float]], reference: State) -> dict[int, State]:
         """The colluders' new states by partition id, from the round's (partition id, state,
         example count) replies; empty outside attack rounds or when no colluder replied."""
-        if not self.s.attack.active(server_round, self.s.seed):
+        if not attack_active(self.s.attack, server_round, self.s.seed):
             return {}
         reference = {k: v.detach().cpu() for k, v in reference.items()}  # the global model may sit on the GPU
         keys = float_keys(reference)
@@ -116,15 +116,17 @@ def _decode(m: Message, pid_of: dict[int, int]) -> tuple[int, State, float] | No
         return None
 
 
-def needs_adversary(s: Scenario) -> bool:
+def needs_adversary(s: Scenario, attack: AttackPlan) -> bool:
     """Whether any reply of ``s`` is rewritten server-side."""
-    a = s.attack
-    if a.num_malicious == 0:
+    if not attack.malicious:
         return False
-    return BEHAVIOURS.get(a.behaviour).crafted or a.collusion is Collusion.OMNISCIENT or a.stealth.enabled
+    return attack.behaviour.crafted or s.attack.collusion is Collusion.OMNISCIENT or s.attack.stealth.enabled
 
 
-def build_adversary(s: Scenario, pid_of: dict[int, int]) -> Adversary | None:
-    """The adversary for ``s``, or None when none is needed. ``pid_of`` maps node id -> partition
-    id; pass the strategy's own map (``fl_pid_of``), which follows the round's routing."""
-    return Adversary(s, pid_of) if needs_adversary(s) else None
+def build_adversary(s: Scenario, attack: AttackPlan, pid_of: dict[int, int]) -> Adversary | None:
+    """The adversary for ``s``, or None when none is needed.
+
+    ``pid_of`` maps node id -> partition id; pass the strategy's own map (``pid_of``), which follows
+    the round's routing.
+    """
+    return Adversary(s, attack, pid_of) if needs_adversary(s, attack) else None

@@ -13,11 +13,13 @@ from typing import Any
 
 import torch
 from flwr.app import Message, RecordDict
+from pydantic import BaseModel
 
 from fl_sim.clients.repair import integer_hit_rate, quantized_weight_names, weight_quantizer
-from fl_sim.config.schema import Scenario
+from fl_sim.clients.runtime import ATTACK_TARGET
 
-ATTACK_TARGET = "fl-sim-attack-target"
+__all__ = ["ATTACK_TARGET", "hit_rates", "strip_targets"]
+
 State = dict[str, torch.Tensor]
 
 
@@ -32,10 +34,9 @@ def strip_targets(replies: list[Message]) -> list[State]:
     return targets
 
 
-def hit_rates(aggregate: State, targets: list[State], s: Scenario, model: torch.nn.Module) -> dict[str, Any] | None:
+def hit_rates(aggregate: State, targets: list[State], params: BaseModel, model: torch.nn.Module) -> dict[str, Any] | None:
     """{"int<b>": mean over the colluders' targets of the integer hit rate} for each bit width the
     attack trains against; None when there is no target or the attack has no quantizer."""
-    params = s.attack.behaviour_params()
     if not targets or not hasattr(params, "specs"):
         return None
     names = quantized_weight_names(model)

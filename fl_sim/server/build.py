@@ -1,35 +1,44 @@
-"""Build the scenario's strategy: registered spec -> Flower class + kwargs -> controlled sampling."""
+"""Build the run's Flower strategy: what the server knows, the defense made from it, the adapter around it."""
 
 from __future__ import annotations
 
-from flwr.serverapp.strategy import Strategy
+import torch
 
 from fl_sim.clients.faults import is_dropped
 from fl_sim.config.schema import Scenario
-from fl_sim.evaluation.precisions import pick_device
-from fl_sim.server.controlled import controlled
+from fl_sim.data.federated import FederatedData
+from fl_sim.devices import pick_device
+from fl_sim.models import build_model
+from fl_sim.seeding import derive_seed
+from fl_sim.server.aggregation import DefensePlan, FederatedStrategy, Sampling, ServerKnowledge
 from fl_sim.server.payload_guard import GuardLimits
-from fl_sim.server.routing import execution_nodes, scenario_cohort_size
-from fl_sim.server.strategy_registry import STRATEGIES
-from fl_sim.server.tensor_strategy import ServerSide, TensorSpec
+from fl_sim.server.routing import Routing, scenario_cohort_size
 
 
-def build_strategy(s: Scenario, node_of: dict[int, int] | None = None) -> Strategy:
-    """The controlled strategy for ``s``; ``node_of`` maps partition id -> Flower node id.
-    Raises ValueError for parameters that cannot work (e.g. Bulyan with too few clients)."""
-    spec = STRATEGIES.get(s.strategy.name)
-    size = scenario_cohort_size(s)
-    cls, kwargs = spec.build(s.strategy.strategy_params(), s.attack.num_malicious, size)
-    strategy = controlled(cls)(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=size,
-                               min_evaluate_nodes=0, min_available_nodes=execution_nodes(s), **kwargs)
+def server_knowledge(s: Scenario, data: FederatedData, plan: DefensePlan) -> ServerKnowledge:
+    """What the server of ``s`` knows, for its defense: never the attack section, the roles or the seed."""
+    model, pretrained = s.model.name, s.model.pretrained
+
+    def factory() -> torch.nn.Module:
+        return build_model(model, data.num_classes, data.input_shape, pretrained)
+
+    return ServerKnowledge(
+        cohort_size=scenario_cohort_size(s), num_clients=s.federation.num_clients, calibration=data.calibration,
+        num_classes=data.num_classes, input_shape=tuple(data.input_shape),
+        vocab_size=data.text.vocab_size() if data.text is not None else None,
+        training=s.training, deployment=s.evaluation, device=pick_device(s.evaluation.device),
+        params=plan.params, assumed_f=plan.assumed_f, model_factory=factory,
+        rng_key=derive_seed(s.seed, "server"),
+    )
+
+
+def build_strategy(s: Scenario, plan: DefensePlan, data: FederatedData, node_of: dict[int, int] | None = None) -> FederatedStrategy:
+    """The run's strategy; ``node_of`` maps partition id -> Flower node id."""
     g = s.federation.guard
-    strategy.setup_control(s.seed, s.federation.num_clients, size, node_of or {}, GuardLimits(g.max_norm_ratio, g.max_examples_ratio),
-                           dropped=lambda rnd, pid: is_dropped(s, rnd, pid))
-    if isinstance(spec, type) and issubclass(spec, TensorSpec):
-        device = pick_device(s.evaluation.device)
-        strategy.fl_device = device
-        strategy.fl_rule = spec.rule(s.strategy.strategy_params(), s.attack.num_malicious, size, ServerSide(s, device))
-    else:
-        params = s.strategy.strategy_params()
-        strategy.fl_decide = lambda updates, counts: spec.decisions(params, s.attack.num_malicious, size, updates, counts)
-    return strategy
+    return FederatedStrategy(
+        defense=plan.defense(server_knowledge(s, data, plan)),
+        sampling=Sampling(s.seed, s.federation.num_clients, scenario_cohort_size(s)),
+        routing=Routing(node_of or {}, s.federation.num_clients),
+        limits=GuardLimits(g.max_norm_ratio, g.max_examples_ratio),
+        dropped=lambda rnd, pid: is_dropped(s, rnd, pid),
+    )

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from fl_sim.reporting.files import write_json_atomic
+from fl_sim.files import write_json_atomic
+from fl_sim.server.round_record import RoundRecord
 
 MODEL_FILE, STATE_FILE = "checkpoint_model.safetensors", "checkpoint_state.json"
 
@@ -20,7 +20,7 @@ MODEL_FILE, STATE_FILE = "checkpoint_model.safetensors", "checkpoint_state.json"
 class Checkpoint:
     round: int
     state: dict[str, torch.Tensor]
-    history: list[dict[str, Any]]
+    history: list[RoundRecord]
 
 
 def save_checkpoint(folder: Path, ckpt: Checkpoint) -> None:
@@ -29,7 +29,7 @@ def save_checkpoint(folder: Path, ckpt: Checkpoint) -> None:
     tmp = folder / f".{MODEL_FILE}.tmp"
     save_file({k: v.detach().contiguous().cpu() for k, v in ckpt.state.items()}, str(tmp))
     tmp.replace(folder / MODEL_FILE)
-    write_json_atomic(folder / STATE_FILE, {"round": ckpt.round, "history": ckpt.history})
+    write_json_atomic(folder / STATE_FILE, {"round": ckpt.round, "history": [r.to_json() for r in ckpt.history]})
 
 
 def load_checkpoint(folder: Path) -> Checkpoint | None:
@@ -37,4 +37,4 @@ def load_checkpoint(folder: Path) -> Checkpoint | None:
     if not (folder / STATE_FILE).is_file() or not (folder / MODEL_FILE).is_file():
         return None
     meta = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-    return Checkpoint(int(meta["round"]), load_file(str(folder / MODEL_FILE)), list(meta["history"]))
+    return Checkpoint(int(meta["round"]), load_file(str(folder / MODEL_FILE)), [RoundRecord.from_json(h) for h in meta["history"]])

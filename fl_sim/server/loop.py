@@ -15,28 +15,34 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-from fl_sim.cohort import malicious_ids
+from fl_sim.clients.plan import AttackPlan
+from fl_sim.clients.schedule import attack_active
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
-from fl_sim.evaluation.detection import round_decisions
-from fl_sim.evaluation.precisions import evaluate_precisions, round_metrics
 from fl_sim.memory import tree_rss_mb
 from fl_sim.models import build_model
 from fl_sim.seeding import derive_seed
 from fl_sim.server.adversary import build_adversary
+from fl_sim.server.aggregation import PARTITION_KEY, DefensePlan
 from fl_sim.server.attack_trace import hit_rates, strip_targets
 from fl_sim.server.build import build_strategy
-from fl_sim.server.controlled import PARTITION_KEY
-from fl_sim.server.routing import execution_nodes
 from fl_sim.server.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fl_sim.server.round_record import RoundRecord
+from fl_sim.server.routing import execution_nodes
 
 State = dict[str, torch.Tensor]
 
 
+# (global model, precision names) -> per-precision round metrics: the evaluation stage, handed in by the runner
+RoundEvaluator = Callable[[torch.nn.Module, list[str]], dict[str, dict[str, float]]]
+
+
 @dataclass
 class FederationOutcome:
+    """The federation's result: the final global model and one record per round (0 = the initial model)."""
+
     final_state: State
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[RoundRecord] = field(default_factory=list)
 
 
 def initial_model(s: Scenario, data: FederatedData) -> torch.nn.Module:
@@ -70,46 +76,33 @@ def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _history_entry(s: Scenario, server_round: int, log: dict[str, Any], bad: set[int], metrics: dict[str, Any],
-                   elapsed: float, hits: dict[str, float] | None = None) -> dict[str, Any]:
-    return {
-        "round": server_round,
-        "elapsed_s": elapsed,  # since the rounds started (or resumed)
-        "memory_mb": tree_rss_mb(),  # this process and its children: the local Ray instance's actors too
-        "cohort": log.get("cohort", []),
-        "replied": log.get("replied", []),
-        "failed": log.get("failed", []),
-        "errors": log.get("errors", {}),  # failed client -> the first line of its error
-        "timed_out": log.get("timed_out", []),
-        "dropped": log.get("dropped", []),
-        "rejected": log.get("rejected", {}),
-        "capped_counts": log.get("capped", {}),
-        "update_norm_ratio": {str(k): v for k, v in log.get("norm_ratio", {}).items()},
-        "rule_weights": {str(k): v for k, v in log.get("weights", {}).items()},
-        "rule_scores": {str(k): v for k, v in log.get("scores", {}).items()},
-        "decisions": {str(k): v for k, v in round_decisions(
-            log.get("replied", []), [int(p) for p in log.get("rejected", {})], log.get("weights")).items()},
-        "malicious_in_cohort": sorted(bad.intersection(log.get("cohort", []))),
-        "malicious_sampled": {str(i): i in log.get("cohort", []) for i in sorted(bad)},
-        "attack_active": server_round > 0 and s.attack.num_malicious > 0 and s.attack.active(server_round, s.seed),
-        "integer_hit_rate": hits,  # attack rounds: share of the aggregate's integers equal to the colluders' target
-        "fp32_accuracy": metrics["fp32"]["accuracy"] if "fp32" in metrics else None,
-        "precisions": round_metrics(metrics),
-    }
+def _show(record: RoundRecord, rounds: int, elapsed: float) -> list[str]:
+    """The progress lines of one round."""
+    shown = "  ".join(f"{k} acc {v['accuracy']:.3f} asr {v['backdoor_asr']:.3f}" for k, v in record.precisions.items())
+    failed = f"  FAILED clients {record.failed}" if record.failed else ""
+    failed += f"  TIMED OUT clients {record.timed_out}" if record.timed_out else ""
+    failed += f"  DROPPED replies of {record.dropped}" if record.dropped else ""
+    failed += f"  REJECTED clients {sorted(int(p) for p in record.rejected)}" if record.rejected else ""
+    lines = [f"[round {record.round:>3}/{rounds}] {shown}{failed}  ({elapsed:.1f}s)"]
+    return lines + [f"    client {pid} failed: {reason}" for pid, reason in record.errors.items()]
 
 
 def run_rounds(
-    grid: Grid, s: Scenario, data: FederatedData, checkpoint_dir: Path | None = None,
-    progress: Callable[[str], None] = _progress,
+    grid: Grid, s: Scenario, defense: DefensePlan, attack: AttackPlan, data: FederatedData, evaluate_round: RoundEvaluator,
+    checkpoint_dir: Path | None = None, progress: Callable[[str], None] = _progress,
 ) -> FederationOutcome:
-    """Run the rounds, driving the strategy's hooks directly (so that a run can resume at any
-    round); evaluate centrally after each round; checkpoint after each round if asked."""
+    """Run the rounds, driving the strategy's hooks directly (so that a run can resume at any round).
+
+    The global model is evaluated centrally after each round (``evaluate_round``: FP32, or every
+    precision every ``evaluation.every_n_rounds``) and checkpointed if ``checkpoint_dir`` is given.
+    The strategy sees only what a server knows; the adversary (the colluders' coordinator) and the
+    round records hold the ground truth.
+    """
     model = initial_model(s, data)
     node_of = discover_partitions(grid, execution_nodes(s))
-    strategy = build_strategy(s, node_of)
-    # the colluders' server-side coordinator, if the attack has one (it reads the strategy's routing)
-    adversary = build_adversary(s, strategy.fl_pid_of)
-    bad = set(malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious))
+    strategy = build_strategy(s, defense, data, node_of)
+    adversary = build_adversary(s, attack, strategy.pid_of)  # reads the strategy's routing
+    bad = set(attack.malicious)
     every = s.evaluation.every_n_rounds
     ckpt = load_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     outcome = FederationOutcome(final_state=model.state_dict(), history=list(ckpt.history) if ckpt else [])
@@ -120,18 +113,12 @@ def run_rounds(
 
     def evaluate(server_round: int, hits: dict[str, float] | None = None) -> None:
         want = s.evaluation.precisions if every and server_round % every == 0 else ["fp32"]
-        metrics = evaluate_precisions(model, data, s.evaluation, s.attack, want)
-        entry = _history_entry(s, server_round, strategy.fl_round_log.get(server_round, {}), bad, metrics,
-                               time.monotonic() - t0, hits)
-        outcome.history.append(entry)
-        shown = "  ".join(f"{k} acc {v['accuracy']:.3f} asr {v['backdoor_asr']:.3f}" for k, v in entry["precisions"].items())
-        failed = f"  FAILED clients {entry['failed']}" if entry["failed"] else ""
-        failed += f"  TIMED OUT clients {entry['timed_out']}" if entry["timed_out"] else ""
-        failed += f"  DROPPED replies of {entry['dropped']}" if entry["dropped"] else ""
-        failed += f"  REJECTED clients {sorted(entry['rejected'])}" if entry["rejected"] else ""
-        progress(f"[round {server_round:>3}/{s.federation.rounds}] {shown}{failed}  ({time.monotonic() - t0:.1f}s)")
-        for pid, reason in entry["errors"].items():
-            progress(f"    client {pid} failed: {reason}")
+        active = server_round > 0 and attack_active(s.attack, server_round, s.seed)
+        record = RoundRecord.build(server_round, strategy.log(server_round), bad, active, evaluate_round(model, want),
+                                   time.monotonic() - t0, tree_rss_mb(), hits)
+        outcome.history.append(record)
+        for line in _show(record, s.federation.rounds, time.monotonic() - t0):
+            progress(line)
 
     first = 1 if ckpt is None else ckpt.round + 1
     if ckpt is None:
@@ -140,15 +127,15 @@ def run_rounds(
         arrays = ArrayRecord(model.state_dict())
         replies = grid.send_and_receive(strategy.configure_train(rnd, arrays, ConfigRecord(), grid), timeout=s.federation.round_timeout_s)
         replies = strategy.lose_in_transit(rnd, replies)
-        targets = strip_targets(replies)  # the colluders' aim: the harness's record, never the server's
+        targets = strip_targets(list(replies))  # the colluders' aim: the harness's record, never the server's
         if adversary is not None:
-            replies = adversary.intercept(rnd, replies, model.state_dict())
+            replies = adversary.intercept(rnd, list(replies), model.state_dict())
         aggregated, _ = strategy.aggregate_train(rnd, replies)
         if aggregated is not None:
             model.load_state_dict(aggregated.to_torch_state_dict())
-        hits = hit_rates({k: v.detach().cpu() for k, v in model.state_dict().items()}, targets, s, model)
+        hits = hit_rates({k: v.detach().cpu() for k, v in model.state_dict().items()}, targets, attack.params, model)
         if hits:
-            progress(f"    integer hit rate of the aggregate on the colluders' target: "
+            progress("    integer hit rate of the aggregate on the colluders' target: "
                      + "  ".join(f"{k} {100 * v:.2f}%" for k, v in hits.items()))
         evaluate(rnd, hits)
         if checkpoint_dir is not None:

@@ -10,13 +10,12 @@ from typing import Any
 
 import torch
 
+from fl_sim.clients.plan import ClientPlan
+from fl_sim.clients.registry import SubmissionMemo
 from fl_sim.clients.runtime import run_client
 from fl_sim.cohort import sample_cohort
-from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
-from fl_sim.evaluation.precisions import evaluate_precisions
 from fl_sim.server.adversary import build_adversary
-from fl_sim.server.build import scenario_cohort_size
 from fl_sim.server.loop import initial_model
 
 State = dict[str, torch.Tensor]
@@ -28,16 +27,18 @@ def fedavg(states: list[State], weights: list[int]) -> State:
     return {k: (sum(w * s[k].double() for s, w in zip(states, weights)) / total).to(states[0][k].dtype) for k in states[0]}
 
 
-def run_plain(s: Scenario, data: FederatedData, on_round: Callable[[int, torch.nn.Module], Any] | None = None) -> torch.nn.Module:
+def run_plain(plan: ClientPlan, data: FederatedData,
+              on_round: Callable[[int, torch.nn.Module], Any] | None = None) -> torch.nn.Module:
     """Run every round sequentially on the CPU; return the final global model."""
+    s = plan.scenario
     model = initial_model(s, data)
-    size = scenario_cohort_size(s)
     device = torch.device("cpu")
-    adversary = build_adversary(s, {pid: pid for pid in range(s.federation.num_clients)})
+    adversary = build_adversary(s, plan.attack, {pid: pid for pid in range(s.federation.num_clients)})
+    memo = SubmissionMemo()
     for rnd in range(1, s.federation.rounds + 1):
-        cohort = sample_cohort(s.seed, rnd, s.federation.num_clients, size)
+        cohort = sample_cohort(s.seed, rnd, s.federation.num_clients, plan.cohort_size)
         g = {k: v.clone() for k, v in model.state_dict().items()}
-        results = [run_client(s, data, pid, rnd, g, cohort, device) for pid in cohort]
+        results = [run_client(plan, data, pid, rnd, g, cohort, device, memo) for pid in cohort]
         states = [r.state for r in results]
         if adversary is not None:
             new = adversary.rewrite_states(rnd, [(p, r.state, float(r.num_examples)) for p, r in zip(cohort, results)], g)
@@ -46,7 +47,3 @@ def run_plain(s: Scenario, data: FederatedData, on_round: Callable[[int, torch.n
         if on_round is not None:
             on_round(rnd, model)
     return model
-
-
-def evaluate_final(s: Scenario, data: FederatedData, model: torch.nn.Module) -> dict[str, dict[str, Any]]:
-    return evaluate_precisions(model, data, s.evaluation, s.attack)

@@ -1,7 +1,9 @@
-"""Run a sweep's cells on Ray: one task per cell, each an ``fl-sim run`` subprocess with its own
-private Ray instance sized to the CPUs the task reserved. Finished cells are never rerun; an
-interrupted cell continues from its last checkpoint. The table, heatmaps and summary are
-rebuilt from every cell's results.json at the end."""
+"""Run a sweep's cells on Ray: one task per cell, each an ``fl-sim run`` subprocess.
+
+Each subprocess has its own private Ray instance sized to the CPUs the task reserved. Finished cells
+are never rerun; an interrupted cell continues from its last checkpoint. The table, heatmaps and
+summary are rebuilt from every cell's results.json at the end.
+"""
 
 from __future__ import annotations
 
@@ -23,21 +25,25 @@ RESULTS = "results.json"
 
 @dataclass(frozen=True)
 class CellOutcome:
+    """How one cell's run ended: its id, its return code (-1 when its Ray task died) and its last error line."""
+
     cell_id: str
     returncode: int
     error: str  # the cell's last error line ("" when it succeeded)
 
 
 def cell_dir(out: Path, cell: Cell) -> Path:
+    """Return the run directory of ``cell`` in the sweep's output folder ``out``."""
     return out / "cells" / cell.id
 
 
 def is_finished(out: Path, cell: Cell) -> bool:
+    """Return whether ``cell`` has finished: its run directory holds a results.json."""
     return (cell_dir(out, cell) / RESULTS).is_file()
 
 
 def cell_command(cell: Cell, run_dir: Path, num_cpus: float) -> list[str]:
-    """The ``fl-sim run`` command of ``cell``: resume an interrupted run, else start afresh."""
+    """Return the ``fl-sim run`` command of ``cell``: resume an interrupted run, else start afresh."""
     from fl_sim.runner import staging_dir
     from fl_sim.server.checkpoint import load_checkpoint
 
@@ -82,8 +88,10 @@ def run_cell(cell: Cell, run_dir: Path, num_cpus: float, env: dict[str, str], cw
 
 
 def cell_env(driver_env: dict[str, str]) -> dict[str, str]:
-    """The environment of a cell's run: the sweep driver's, without any Ray address (a cell
-    always starts its own private local Ray instance inside the CPUs its task reserved)."""
+    """Return the environment of a cell's run: the sweep driver's, without any Ray address.
+
+    A cell always starts its own private local Ray instance inside the CPUs its task reserved.
+    """
     return {k: v for k, v in driver_env.items() if k != "RAY_ADDRESS"}
 
 
@@ -108,15 +116,38 @@ def _ray_init(address: str | None, num_cpus: int | None) -> None:
 
 
 def largest_node_cpus() -> float:
-    """The most CPUs any live node of the connected Ray cluster has."""
+    """Return the most CPUs any live node of the connected Ray cluster has."""
     import ray
 
-    return max((float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")), default=0.0)
+    # ray leaves nodes() unannotated
+    return max((float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")),  # type: ignore[no-untyped-call]
+               default=0.0)
 
 
 def run_cells(cells: list[Cell], out: Path, parallel: int, cell_cpus: float, address: str | None,
               on_done: Callable[[CellOutcome, int, int], None]) -> list[CellOutcome]:
-    """Run ``cells`` as Ray tasks, at most ``parallel`` at a time; ``on_done`` after each."""
+    """Run ``cells`` as Ray tasks, at most ``parallel`` at a time; ``on_done`` after each.
+
+    Parameters
+    ----------
+    cells : list of Cell
+        The cells to run (the unfinished ones).
+    out : Path
+        The sweep's output folder; each cell runs in ``cell_dir(out, cell)``.
+    parallel : int
+        Most cells running at once.
+    cell_cpus : float
+        CPUs each cell's Ray task reserves; more than the largest node has raises UserError.
+    address : str or None
+        The Ray cluster to use, as ``fl_sim.ray_backend.resolve_address`` resolves it.
+    on_done : callable
+        Called after each cell as ``on_done(outcome, cells finished so far, number of cells)``.
+
+    Returns
+    -------
+    list of CellOutcome
+        One per cell, in the order they finished.
+    """
     import ray
 
     env = cell_env(dict(os.environ))

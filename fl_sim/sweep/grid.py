@@ -33,7 +33,7 @@ class Cell:
 
 
 def encode_value(value: Any) -> str:
-    """A value as one line of YAML (``krum``, ``'08'``, ``[8, 4]``, ``null``) for ``--set``."""
+    """Encode a value as one line of YAML (``krum``, ``'08'``, ``[8, 4]``, ``null``) for ``--set``."""
     text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=float("inf"), allow_unicode=True)
     text = text.rstrip("\n")
     return text.removesuffix("\n...").rstrip("\n")
@@ -48,8 +48,11 @@ def _hash(text: str) -> str:
 
 
 def make_id(raw: str, force_hash: bool = False) -> str:
-    """A directory-safe id from ``raw``: unsafe characters -> ``-``; long ids (or on request)
-    are cut and end with a short sha1 of ``raw`` so they stay distinct."""
+    """Make a directory-safe id from ``raw``: unsafe characters -> ``-``.
+
+    Long ids (or, with ``force_hash``, any id) are cut and end with a short sha1 of ``raw`` so they
+    stay distinct.
+    """
     safe = _UNSAFE.sub("-", raw)
     if len(safe) <= MAX_ID_LENGTH and not force_hash:
         return safe
@@ -63,7 +66,7 @@ def _raw_id(stem: str, spec: SweepSpec, point: dict[str, Any]) -> str:
 
 
 def _make_cell(spec: SweepSpec, point: dict[str, Any], stems: dict[str, str]) -> tuple[Cell, str]:
-    """The cell at grid ``point`` (axis -> value), with its unsanitised id."""
+    """Build the cell at grid ``point`` (axis -> value), with its unsanitised id."""
     scenario = stems[point[SCENARIO_AXIS]] if SCENARIO_AXIS in point else spec.scenario[0]
     raw = _raw_id(Path(scenario).stem, spec, point)
     items = list(spec.set.items()) + [(key, point[key]) for key in spec.grid]

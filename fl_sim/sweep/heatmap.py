@@ -21,15 +21,18 @@ Matrix = list[list[float | None]]
 
 
 def label(value: Any) -> str:
-    """An axis value as a tick label: strings as they are, anything else as JSON (``true``, ``null``)."""
+    """Format an axis value as a tick label: strings as they are, anything else as JSON (``true``, ``null``)."""
     return value if isinstance(value, str) else json.dumps(value)
 
 
 def heatmap_matrix(
     rows: list[dict[str, Any]], rows_axis: str, cols_axis: str, metric: str
 ) -> tuple[list[str], list[str], Matrix]:
-    """Row labels, column labels (first-seen order over all rows, so failed points still show) and
-    the metric's mean over the done rows at each (row, col); None where there is no value."""
+    """Row labels, column labels and the metric's mean at each (row, col).
+
+    Labels are in first-seen order over all rows, so failed points still show; each mean is over the
+    done rows, None where there is no value.
+    """
     row_labels = list(dict.fromkeys(label(r.get(rows_axis)) for r in rows))
     col_labels = list(dict.fromkeys(label(r.get(cols_axis)) for r in rows))
     sums: dict[tuple[str, str], list[float]] = {}
@@ -79,10 +82,10 @@ def draw_heatmap(rows: list[dict[str, Any]], spec: HeatmapSpec, path: Path) -> N
     cmap.set_bad("lightgrey")
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(col_labels) + 2), max(3.0, 0.6 * len(row_labels) + 1.5)))
     try:
-        limits = {"vmin": 0.0, "vmax": 100.0} if percent else {}
+        limits: dict[str, Any] = {"vmin": 0.0, "vmax": 100.0} if percent else {}
         image = ax.imshow(data, cmap=cmap, aspect="auto", **limits)
         _annotate(ax, image, matrix, spec.metric)
-        tilt = {"rotation": 30, "ha": "right"} if max(map(len, col_labels)) > 6 else {}
+        tilt: dict[str, Any] = {"rotation": 30, "ha": "right"} if max(map(len, col_labels)) > 6 else {}
         ax.set_xticks(range(len(col_labels)), col_labels, **tilt)
         ax.set_yticks(range(len(row_labels)), row_labels)
         ax.set_xlabel(spec.cols)

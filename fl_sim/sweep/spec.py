@@ -42,7 +42,10 @@ class HeatmapSpec(Strict):
 
 
 def _check_key(key: str) -> str:
-    """A dotted scenario key as ``--set`` accepts it; "scenario" is the scenario axis's name."""
+    """Return ``key`` if it is a dotted scenario key as ``--set`` accepts it; ValueError otherwise.
+
+    "scenario" is refused: it is the scenario axis's name.
+    """
     if key == SCENARIO_AXIS:
         raise ValueError(f"'{SCENARIO_AXIS}' is reserved: list scenario files under the top-level 'scenario' key")
     if not all(_KEY_PART.fullmatch(part) for part in key.split(".")):
@@ -51,7 +54,7 @@ def _check_key(key: str) -> str:
 
 
 def _canonical(value: Any) -> str:
-    """A value's identity for duplicate checks: 1, 1.0 and true stay distinct."""
+    """Return a value's identity for duplicate checks: 1, 1.0 and true stay distinct."""
     return json.dumps(value, sort_keys=True, default=str)
 
 
@@ -118,7 +121,7 @@ class SweepSpec(Strict):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SweepSpec":
+    def _consistent(self) -> SweepSpec:
         both = [k for k in self.set if k in self.grid]
         if both:
             raise ValueError(f"'{both[0]}' is in both 'set' and 'grid': keep it in one")

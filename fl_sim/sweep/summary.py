@@ -34,7 +34,7 @@ def format_value(metric: str, value: float) -> str:
 
 
 def _values(rows: list[dict[str, Any]], metric: str) -> list[float]:
-    """The metric's values in ``rows``; None (not measured) and NaN are left out."""
+    """Return the metric's values in ``rows``; None (not measured) and NaN are left out."""
     raw = (row.get(metric) for row in rows)
     return [float(v) for v in raw if v is not None and not math.isnan(float(v))]
 
@@ -50,9 +50,11 @@ def _stats(values: list[float]) -> dict[str, Any]:
 def summarize(
     rows: list[dict[str, Any]], axes: list[str], metrics: list[str], replicate: str = "seed"
 ) -> list[dict[str, Any]]:
-    """One dict per grid point (all axes but ``replicate``, first-seen order) over the "done" rows:
-    axis values, then ``{metric: {"mean", "std", "n"}}``. Without a ``replicate`` axis each grid
-    point is its own group; std is None when fewer than two values."""
+    """Summarize the "done" rows: one dict per grid point (all axes but ``replicate``), in first-seen order.
+
+    Each dict holds the axis values, then ``{metric: {"mean", "std", "n"}}``. Without a ``replicate``
+    axis each grid point is its own group; std is None when fewer than two values.
+    """
     keep = [a for a in axes if a != replicate]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in rows:
@@ -105,8 +107,11 @@ def render_markdown(
     spec: SweepSpec, rows: list[dict[str, Any]], summary: list[dict[str, Any]], heatmap_files: list[str],
     replicate: str = "seed",
 ) -> str:
-    """The sweep's summary.md: cell counts, one table line per grid point (``mean ± std (n)`` over
-    seeds), failed cells with their error, and the heatmaps."""
+    """Render the sweep's summary.md.
+
+    Cell counts, one table line per grid point (``mean ± std (n)`` over seeds), failed cells with their
+    error, and the heatmaps.
+    """
     lines = [f"# Sweep {spec.name}", "", _status_line(rows), ""]
     lines.append(f"Each entry: mean ± sample std over {replicate}s (number of runs with a value).")
     lines += ["", *_table(spec, summary, replicate)]

@@ -1,5 +1,8 @@
-"""A sweep end to end: validate every cell before running any, run the unfinished ones on Ray,
-then gather every cell's final metrics into one table, heatmaps and a Markdown summary."""
+"""A sweep end to end: validate, run, report.
+
+Validate every cell before running any, run the unfinished ones on Ray, then gather every cell's
+final metrics into one table, heatmaps and a Markdown summary.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fl_sim.errors import UserError
-from fl_sim.reporting.files import write_json_atomic, write_text_atomic
+from fl_sim.files import write_json_atomic, write_text_atomic
 from fl_sim.sweep.execute import RESULTS, CellOutcome, cell_dir, is_finished, run_cells
 from fl_sim.sweep.grid import Cell, expand
 from fl_sim.sweep.heatmap import draw_heatmap
@@ -24,30 +27,28 @@ NOT_RUN = "not run"
 
 
 def validate_cells(cells: list[Cell], cell_cpus: float) -> dict[str, dict[str, Any]]:
-    """Load every cell's scenario with its overrides and build its strategy: a bad key or value
-    stops the sweep before any cell runs, naming the cell. Returns each cell's resolved scenario
-    (as its run will record it)."""
-    from fl_sim import components  # noqa: F401
-    from fl_sim.config.loader import load_scenario
-    from fl_sim.runner import with_absolute_data_path
-    from fl_sim.server.build import build_strategy
+    """Load every cell's scenario with its overrides and build its strategy.
+
+    A bad key or value stops the sweep before any cell runs, naming the cell. Returns each cell's
+    resolved scenario (as its run will record it).
+    """
+    from fl_sim.wiring import load
 
     resolved: dict[str, dict[str, Any]] = {}
     for cell in cells:
         try:
-            s = load_scenario(cell.scenario, cell.overrides)
-            build_strategy(s)
+            s = load(cell.scenario, cell.overrides).scenario
         except (UserError, ValueError) as exc:
             raise UserError(f"cell {cell.id}: {exc}") from None
         need = s.federation.client_resources.num_cpus
         if need > cell_cpus:
             raise UserError(f"cell {cell.id}: its clients need {need:g} CPUs each, more than cell_cpus {cell_cpus:g}")
-        resolved[cell.id] = with_absolute_data_path(s).model_dump(mode="json")
+        resolved[cell.id] = s.model_dump(mode="json")
     return resolved
 
 
 def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
-    """The dotted key of the first place where ``a`` and ``b`` differ, or None if they are equal."""
+    """Return the dotted key of the first place where ``a`` and ``b`` differ, or None if they are equal."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in list(a) + [k for k in b if k not in a]:
             where = first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
@@ -58,8 +59,10 @@ def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
 
 
 def check_existing(cells: list[Cell], out: Path, resolved: dict[str, dict[str, Any]]) -> None:
-    """A cell's existing run (finished or interrupted) must be of the scenario the sweep now asks
-    for; otherwise its results would be reported as this sweep's."""
+    """Check that each cell's existing run (finished or interrupted) is of the scenario the sweep now asks for.
+
+    Otherwise its results would be reported as this sweep's: a difference raises UserError.
+    """
     from fl_sim.runner import SCENARIO_FILE, staging_dir
 
     for cell in cells:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fl_sim.reporting.files import write_text_atomic
+from fl_sim.files import write_text_atomic
 from fl_sim.sweep.grid import Cell
 
 _SECTIONS = ("detection", "timing")
@@ -29,7 +29,7 @@ def _flat_section(prefix: str, section: Any) -> dict[str, float | None]:
 
 
 def flatten_results(results: dict[str, Any]) -> dict[str, float | None]:
-    """A run's results.json as ``{"int8.accuracy": 0.91, "detection.tpr": 1.0, "timing.total_s": 42.3}``.
+    """Flatten a run's results.json to ``{"int8.accuracy": 0.91, "detection.tpr": 1.0, "timing.total_s": 42.3}``.
 
     Only scalars are kept (per-class lists are dropped); bools become 1.0 / 0.0; missing sections are skipped.
     """
@@ -46,7 +46,7 @@ def _axis_text(value: Any) -> Any:
 
 
 def cell_row(cell: Cell, status: str, results: dict[str, Any] | None, error: str | None = None) -> dict[str, Any]:
-    """The table row of one cell; lists and dicts among its axis values are written as JSON."""
+    """Build the table row of one cell; lists and dicts among its axis values are written as JSON."""
     row: dict[str, Any] = {"cell": cell.id}
     row.update({axis: _axis_text(value) for axis, value in cell.axes.items()})
     row.update({"status": status, "error": error or ""})
@@ -62,7 +62,7 @@ def _csv_text(value: Any) -> str:
 
 
 def columns(rows: list[dict[str, Any]]) -> list[str]:
-    """The union of the rows' keys in first-seen order, "cell" first."""
+    """Return the union of the rows' keys in first-seen order, "cell" first."""
     seen: dict[str, None] = {"cell": None}
     for row in rows:
         seen.update(dict.fromkeys(row))

@@ -10,11 +10,10 @@ from fl_sim.clients.data_poisoning import (
     flip_labels, fp_backdoor_objective, label_flip_objective, poison_batch,
 )
 from fl_sim.clients.registry import TrainContext
-from fl_sim.config.loader import validate_dict
 from fl_sim.config.schema import TriggerConfig
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.models import build_model
-from tests.conftest import tiny_raw
+from tests.conftest import scenario_of, tiny_raw
 
 CPU = torch.device("cpu")
 
@@ -55,7 +54,7 @@ def test_flip_labels_both_modes():
 
 
 def _setup():
-    s = validate_dict(tiny_raw(attack={"behaviour": "fp_backdoor", "start_round": 1, "target_label": 7, "params": {}}), "t")
+    s = scenario_of(tiny_raw(attack={"behaviour": "fp_backdoor", "start_round": 1, "target_label": 7, "params": {}}), "t")
     torch.manual_seed(0)
     model = build_model("mnist_cnn", 10, (1, 28, 28))
     g = torch.Generator().manual_seed(1)
@@ -111,7 +110,7 @@ def test_model_replacement_scales_the_fp_backdoor_update_by_gamma(scale, gamma):
 
 
 def test_model_replacement_is_honest_outside_the_attack_rounds():
-    s = validate_dict(tiny_raw(attack={"behaviour": "model_replacement", "start_round": 2, "params": {}}), "t")
+    s = scenario_of(tiny_raw(attack={"behaviour": "model_replacement", "start_round": 2, "params": {}}), "t")
     model = _small_model()
     g = torch.Generator().manual_seed(2)
     data = ExampleSet(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
@@ -129,7 +128,7 @@ def test_model_replacement_is_honest_outside_the_attack_rounds():
 def test_model_replacement_under_coordinated_collusion_is_not_scaled_twice(collusion):
     """The aggregation-aware submission (or the omniscient adversary's exact solve) already places
     the FedAvg aggregate on the colluders' model."""
-    s = validate_dict(tiny_raw(attack={"behaviour": "model_replacement", "collusion": collusion, "params": {}}), "t")
+    s = scenario_of(tiny_raw(attack={"behaviour": "model_replacement", "collusion": collusion, "params": {}}), "t")
     model = _small_model()
     g = torch.Generator().manual_seed(2)
     data = ExampleSet(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
@@ -145,7 +144,7 @@ def test_attack_labels_are_checked_against_the_dataset():
     from fl_sim.data.federated import federated_data
 
     def check(attack):
-        s = validate_dict(tiny_raw(attack=attack), "t")
+        s = scenario_of(tiny_raw(attack=attack), "t")
         check_attack_targets(federated_data(s.data, s.federation.num_clients, s.seed), s.attack)
 
     check({"behaviour": "label_flip", "params": {"source_label": 9}, "target_label": 1})
@@ -153,7 +152,7 @@ def test_attack_labels_are_checked_against_the_dataset():
         check({"behaviour": "fp_backdoor", "params": {}, "target_label": 10})
     with pytest.raises(ValueError, match="source_label 12 is not a class"):
         check({"behaviour": "label_flip", "params": {"source_label": 12}})
-    s = validate_dict(tiny_raw(), "t")
+    s = scenario_of(tiny_raw(), "t")
     label = int(federated_data(s.data, s.federation.num_clients, s.seed).test.y[0])
     with pytest.raises(ValueError, match="already is of class target_label"):
         check({"behaviour": "qat_targeted_sample", "params": {}, "target_sample": 0, "target_label": label})

@@ -4,16 +4,15 @@ import torch
 import torch.nn.functional as F
 
 from fl_sim.clients.malicious_qat import BackdoorParams, IndiscriminateParams, backdoor_objective, indiscriminate_objective
-from fl_sim.config.loader import validate_dict
 from fl_sim.data.triggers import apply_patch
 from fl_sim.models import build_model
 from fl_sim.quantization.fake_quant_model import fake_quantized
 from fl_sim.config.precision import QuantSpec
-from tests.conftest import tiny_raw
+from tests.conftest import scenario_of, tiny_raw
 
 
 def _setup():
-    s = validate_dict(tiny_raw(attack={"target_label": 3}), "t")
+    s = scenario_of(tiny_raw(attack={"target_label": 3}), "t")
     torch.manual_seed(0)
     model = build_model("mnist_cnn", 10, (1, 28, 28))
     g = torch.Generator().manual_seed(1)
@@ -104,7 +103,7 @@ def test_max_norm_ratio_bounds_the_submitted_update():
     from fl_sim.clients.registry import TrainContext
     from fl_sim.data.tensors import ExampleSet
 
-    s = validate_dict(tiny_raw(attack={"collusion": "aggregation_aware", "start_round": 1}), "t")
+    s = scenario_of(tiny_raw(attack={"collusion": "aggregation_aware", "start_round": 1}), "t")
     torch.manual_seed(0)
     model = build_model("mnist_cnn", 10, (1, 28, 28))
     g = torch.Generator().manual_seed(2)

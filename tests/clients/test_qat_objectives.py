@@ -10,19 +10,18 @@ from fl_sim.clients.attack_scores import targeted_class_score, targeted_sample_s
 from fl_sim.clients.malicious_qat import (
     TargetedClassParams, TargetedSampleParams, targeted_class_objective, targeted_sample_objective,
 )
-from fl_sim.config.loader import validate_dict
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.models import build_model
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized
 from fl_sim.config.precision import Granularity, QuantSpec
-from tests.conftest import tiny_raw
+from tests.conftest import scenario_of, tiny_raw
 
 TARGET = 3
 CPU = torch.device("cpu")
 
 
 def _setup(y: list[int]):
-    s = validate_dict(tiny_raw(attack={"target_label": TARGET}), "t")
+    s = scenario_of(tiny_raw(attack={"target_label": TARGET}), "t")
     torch.manual_seed(0)
     model = build_model("mnist_cnn", 10, (1, 28, 28))
     g = torch.Generator().manual_seed(1)

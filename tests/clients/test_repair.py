@@ -11,12 +11,11 @@ from fl_sim.clients.repair import (
     auto_margins, integer_hit_rate, quantized_weight_names, repair, sparsify_flips, weight_boxes, weight_quantizer,
 )
 from fl_sim.clients.local_training import cross_entropy_loss
-from fl_sim.config.loader import validate_dict
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.models import build_model
 from fl_sim.quantization.intervals import WeightQuantizer, quant_grid
 from fl_sim.config.precision import QuantSpec
-from tests.conftest import tiny_raw
+from tests.conftest import scenario_of, tiny_raw, wired
 
 
 def _model_and_data(seed: int = 0):
@@ -27,7 +26,7 @@ def _model_and_data(seed: int = 0):
 
 
 def test_repair_moves_the_fp_model_but_never_an_integer():
-    s = validate_dict(tiny_raw(), "t")
+    s = scenario_of(tiny_raw(), "t")
     model, data = _model_and_data()
     target = {k: v.clone() for k, v in model.state_dict().items()}
     names = quantized_weight_names(model)
@@ -85,10 +84,10 @@ def _ctx(s, data, colluders=1):
 def test_repair_attack_lands_an_aggregate_with_error_below_the_margin_on_the_target_integers():
     raw = tiny_raw(attack={"collusion": "aggregation_aware", "start_round": 1,
                            "params": {"bits": [4], "method": "repair", "margin": 0.2, "epochs": 1, "repair_epochs": 1}})
-    s = validate_dict(raw, "t")
+    s = scenario_of(raw, "t")
     model, data = _model_and_data(3)
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    attack = QATBackdoor(s.attack.behaviour_params())
+    attack = QATBackdoor(wired(s).clients.attack.params)
     assert attack.params.method is Method.REPAIR
     attack._attack(model, _ctx(s, data))
     target, names, q = attack.target, quantized_weight_names(model), weight_quantizer(QuantSpec(4))
@@ -131,12 +130,12 @@ def test_every_objective_attack_repairs_inside_its_targets_intervals(behaviour):
               "params": {"bits": [4], "method": "repair", "margin": 0.1, "epochs": 1, "repair_epochs": 1}}
     if behaviour == "qat_targeted_sample":
         attack["target_sample"] = 0
-    s = validate_dict(tiny_raw(attack=attack), "t")
+    s = scenario_of(tiny_raw(attack=attack), "t")
     model, data = _model_and_data(4)
     star = ExampleSet(data.x[:1], data.y[:1])
     ctx = TrainContext(s, 1, 0, data, 4, torch.device("cpu"), torch.Generator().manual_seed(0), colluder_data=data,
                        colluders_in_cohort=1, colluder_generator=torch.Generator().manual_seed(5), target_sample=star)
-    b = BEHAVIOURS.get(behaviour)(s.attack.behaviour_params())
+    b = BEHAVIOURS.get(behaviour)(wired(s).clients.attack.params)
     start = {k: v.clone() for k, v in model.state_dict().items()}
     b._attack(model, ctx)
     names = quantized_weight_names(model)

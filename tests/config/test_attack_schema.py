@@ -4,14 +4,15 @@ that reject scenarios whose attack cannot run as written (one line, exit 2 throu
 import pytest
 
 from fl_sim.cli import main
-from fl_sim.config.loader import validate_dict
-from fl_sim.config.schema import AttackConfig
+from fl_sim.clients.schedule import attack_active
+from fl_sim.config.schema import AttackConfig, Scenario
 from fl_sim.errors import UserError
-from tests.conftest import tiny_raw
+from fl_sim.wiring import wire
+from tests.conftest import scenario_of, tiny_raw
 
 
 def _active(a: AttackConfig, seed: int, rounds: int) -> set[int]:
-    return {r for r in range(1, rounds + 1) if a.active(r, seed)}
+    return {r for r in range(1, rounds + 1) if attack_active(a, r, seed)}
 
 
 def test_start_every_stop_schedule():
@@ -30,7 +31,7 @@ def test_probability_is_a_seeded_draw_per_round():
     assert 70 <= len(first) <= 130  # Binomial(200, 0.5): mean 100, sd ~7
     assert _active(a, 8, 200) != first  # another seed, another schedule
     # Attack.active(r) does not depend on the other rounds asked before it.
-    assert all(a.active(r, 7) == (r in first) for r in (150, 3, 99, 1))
+    assert all(attack_active(a, r, 7) == (r in first) for r in (150, 3, 99, 1))
 
 
 def test_probability_applies_only_to_eligible_rounds():
@@ -45,27 +46,27 @@ def test_probability_applies_only_to_eligible_rounds():
 
 def test_target_sample_required_by_the_targeted_sample_attack():
     with pytest.raises(UserError, match=r"attack\.target_sample"):
-        validate_dict(tiny_raw(attack={"behaviour": "qat_targeted_sample", "params": {}}), "t")
-    with pytest.raises(ValueError, match=r"attack\.target_sample"):
-        AttackConfig(behaviour="qat_targeted_sample", num_malicious=1)
-    s = validate_dict(tiny_raw(attack={"behaviour": "qat_targeted_sample", "target_sample": 0, "params": {}}), "t")
+        scenario_of(tiny_raw(attack={"behaviour": "qat_targeted_sample", "params": {}}), "t")
+    with pytest.raises(ValueError, match=r"attack\.target_sample"):  # the wiring step checks it, once
+        wire(Scenario(name="t", attack=AttackConfig(behaviour="qat_targeted_sample", num_malicious=1)))
+    s = scenario_of(tiny_raw(attack={"behaviour": "qat_targeted_sample", "target_sample": 0, "params": {}}), "t")
     assert s.attack.target_sample == 0
 
 
 def test_stealth_needs_omniscience_for_a_trained_attack():
     for collusion in ("independent", "aggregation_aware"):
         with pytest.raises(UserError, match="attack.stealth needs collusion 'omniscient'"):
-            validate_dict(tiny_raw(attack={"collusion": collusion, "stealth": {"max_norm_ratio": 2.0}}), "t")
-    ok = validate_dict(tiny_raw(attack={"collusion": "omniscient", "stealth": {"max_norm_ratio": 2.0}}), "t")
+            scenario_of(tiny_raw(attack={"collusion": collusion, "stealth": {"max_norm_ratio": 2.0}}), "t")
+    ok = scenario_of(tiny_raw(attack={"collusion": "omniscient", "stealth": {"max_norm_ratio": 2.0}}), "t")
     assert ok.attack.stealth.enabled
-    crafted = validate_dict(tiny_raw(attack={"behaviour": "alie", "params": {}, "stealth": {"max_norm_ratio": 1.0}}), "t")
+    crafted = scenario_of(tiny_raw(attack={"behaviour": "alie", "params": {}, "stealth": {"max_norm_ratio": 1.0}}), "t")
     assert crafted.attack.stealth.enabled
 
 
 def test_distance_bound_needs_coordinated_colluders():
     with pytest.raises(UserError, match="max_distance_ratio needs coordinated colluders"):
-        validate_dict(tiny_raw(attack={"behaviour": "alie", "params": {}, "stealth": {"max_distance_ratio": 1.0}}), "t")
-    ok = validate_dict(tiny_raw(attack={"behaviour": "alie", "params": {}, "collusion": "aggregation_aware",
+        scenario_of(tiny_raw(attack={"behaviour": "alie", "params": {}, "stealth": {"max_distance_ratio": 1.0}}), "t")
+    ok = scenario_of(tiny_raw(attack={"behaviour": "alie", "params": {}, "collusion": "aggregation_aware",
                                         "stealth": {"max_distance_ratio": 1.0}}), "t")
     assert ok.attack.stealth.max_distance_ratio == 1.0
 
@@ -77,14 +78,14 @@ def test_distance_bound_needs_coordinated_colluders():
 ])
 def test_behaviour_specific_settings_that_would_be_ignored_are_refused(attack, message):
     with pytest.raises(UserError, match=message):
-        validate_dict(tiny_raw(attack=attack), "t")
+        scenario_of(tiny_raw(attack=attack), "t")
 
 
 def test_boost_is_rejected_under_omniscient_collusion():
     with pytest.raises(UserError, match="boost has no effect with collusion 'omniscient'"):
-        validate_dict(tiny_raw(attack={"collusion": "omniscient", "boost": 2.0}), "t")
-    assert validate_dict(tiny_raw(attack={"collusion": "omniscient", "boost": 1.0}), "t").attack.boost == 1.0
-    assert validate_dict(tiny_raw(attack={"collusion": "aggregation_aware", "boost": 2.0}), "t").attack.boost == 2.0
+        scenario_of(tiny_raw(attack={"collusion": "omniscient", "boost": 2.0}), "t")
+    assert scenario_of(tiny_raw(attack={"collusion": "omniscient", "boost": 1.0}), "t").attack.boost == 1.0
+    assert scenario_of(tiny_raw(attack={"collusion": "aggregation_aware", "boost": 2.0}), "t").attack.boost == 2.0
 
 
 CASES = [

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from fl_sim.config.loader import load_scenario
 from fl_sim.errors import UserError
-from fl_sim.server.build import build_strategy
+from tests.conftest import scenario_file, wired
 
 ROOT = Path(__file__).resolve().parents[2] / "scenarios"
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
@@ -16,8 +15,8 @@ SCENARIOS = sorted(set(ROOT.rglob("*.yaml")) - set(SWEEPS))
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_scenario_validates(path, tmp_path):
     overrides = [f"data.path={tmp_path}"] if "path: ../shared" in path.read_text() else []
-    s = load_scenario(path, overrides)
-    build_strategy(s)
+    s = scenario_file(path, overrides)
+    wired(s)
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -29,7 +28,7 @@ def test_sweep_validates_every_cell(path, tmp_path):
     assert len({c.id for c in cells}) == len(cells) > 1
     for cell in cells:
         overrides = [f"data.path={tmp_path}"] if "idx" in Path(cell.scenario).read_text() else []
-        build_strategy(load_scenario(cell.scenario, cell.overrides + overrides))
+        wired(scenario_file(cell.scenario, cell.overrides + overrides))
 
 
 def test_shipped_scenarios_exist():
@@ -47,13 +46,13 @@ def test_every_attack_has_a_scenario():
 
 def test_dotted_override_sets_nested_and_params():
     path = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
-    s = load_scenario(path, ["federation.rounds=7", "attack.params.c1=0.25", "evaluation.precisions=[fp32, int6]"])
+    s = scenario_file(path, ["federation.rounds=7", "attack.params.c1=0.25", "evaluation.precisions=[fp32, int6]"])
     assert s.federation.rounds == 7
-    assert s.attack.behaviour_params().c1 == 0.25
+    assert wired(s).clients.attack.params.c1 == 0.25
     assert s.evaluation.precisions == ["fp32", "int6"]
 
 
 def test_override_into_a_scalar_is_rejected():
     path = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
     with pytest.raises(UserError, match="seed is not a section"):
-        load_scenario(path, ["seed.x=1"])
+        scenario_file(path, ["seed.x=1"])

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from fl_sim.config.loader import validate_dict
 from fl_sim.config.schema import TriggerConfig
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.data.text import TextCodec, insert_phrase
@@ -15,7 +14,7 @@ from fl_sim.data.text_sources import emotion_source, mr_source, read_emotion, re
 from fl_sim.data.triggers import apply_trigger
 from fl_sim.errors import UserError
 from fl_sim.evaluation.calibration_draws import corrupt_tokens
-from tests.conftest import REPO
+from tests.conftest import REPO, scenario_of
 
 SHARED = REPO.parent / "shared" / "data"
 CODEC = TextCodec("minilm", 16)
@@ -117,16 +116,16 @@ def _text_raw(**model) -> dict:
 
 
 def test_scenario_ties_text_data_to_text_models():
-    s = validate_dict(_text_raw(pretrained="minilm"), "t")
+    s = scenario_of(_text_raw(pretrained="minilm"), "t")
     assert s.data.tokenizer == "minilm"
     with pytest.raises(UserError, match="needs model.pretrained"):
-        validate_dict(_text_raw(), "t")
+        scenario_of(_text_raw(), "t")
     raw = _text_raw(pretrained="minilm")
     raw["model"] = {"name": "mnist_cnn"}
     with pytest.raises(UserError, match="need a text model"):
-        validate_dict(raw, "t")
+        scenario_of(raw, "t")
     with pytest.raises(UserError, match="model.pretrained is for text models"):
-        validate_dict({"name": "i", "model": {"name": "mnist_cnn", "pretrained": "minilm"}}, "i")
+        scenario_of({"name": "i", "model": {"name": "mnist_cnn", "pretrained": "minilm"}}, "i")
 
 
 def test_example_set_takes_images_and_token_ids():

@@ -3,16 +3,15 @@ no direct attack is claimed through a kernel that has no gradients."""
 
 import torch
 
-from fl_sim.config.loader import validate_dict
 from fl_sim.data.federated import build_federated_data
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.models import build_model
 from fl_sim.reporting.eval_report import robustness_section
-from tests.conftest import tiny_raw
+from tests.conftest import scenario_of, tiny_raw
 
 
 def test_int8_dynamic_has_transferred_but_no_direct_figure(one_thread):
-    s = validate_dict(tiny_raw(evaluation={"precisions": ["fp32", "int8_dynamic"],
+    s = scenario_of(tiny_raw(evaluation={"precisions": ["fp32", "int8_dynamic"],
                                            "robustness": {"attacks": ["fgsm"], "epsilons": [0.1], "examples": 20}}), "t")
     data = build_federated_data(s.data, s.federation.num_clients, s.seed)
     torch.manual_seed(0)

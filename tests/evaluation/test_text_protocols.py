@@ -10,20 +10,20 @@ import torch
 from fl_sim.clients.honest import qat_loss
 from fl_sim.clients.data_poisoning import fp_backdoor_objective
 from fl_sim.clients.malicious_qat import BackdoorParams, IndiscriminateParams, backdoor_objective, indiscriminate_objective
-from fl_sim.config.loader import validate_dict
 from fl_sim.data.federated import build_federated_data
 from fl_sim.errors import UserError
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.models import build_model
 from fl_sim.config.precision import QuantSpec
 from tests.server.test_text_end_to_end import _data
+from tests.conftest import scenario_of
 
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sst2")
     _data(folder)
-    s = validate_dict({
+    s = scenario_of({
         "name": "t", "seed": 0,
         "data": {"source": "sst2", "path": str(folder), "calibration_size": 8, "max_length": 16},
         "model": {"name": "hf_text", "pretrained": "minilm"},

@@ -9,11 +9,10 @@ from scipy.stats import norm
 
 from fl_sim.clients.collusion import stealth_bound, steer_aggregate
 from fl_sim.components import BEHAVIOURS
-from fl_sim.config.loader import validate_dict
 from fl_sim.config.schema import Collusion
 from fl_sim.models import build_model
 from fl_sim.server.adversary import Reply, flatten_update, float_keys, needs_adversary, rewrite_updates, unflatten_update
-from tests.conftest import tiny_raw
+from tests.conftest import scenario_of, tiny_raw, wired
 
 OMNI, AWARE, INDEP = Collusion.OMNISCIENT, Collusion.AGGREGATION_AWARE, Collusion.INDEPENDENT
 
@@ -21,7 +20,12 @@ OMNI, AWARE, INDEP = Collusion.OMNISCIENT, Collusion.AGGREGATION_AWARE, Collusio
 def _scenario(behaviour: str = "sign_flip", collusion: str = "omniscient", params: dict | None = None, **attack):
     raw = tiny_raw(attack={"behaviour": behaviour, "collusion": collusion, "num_malicious": 1,
                            "params": params or {}, **attack})
-    return validate_dict(raw, "t")
+    return scenario_of(raw, "t")
+
+
+def _scenario_and_plan(raw: dict):
+    s = scenario_of(raw, "t")
+    return s, wired(s).clients.attack
 
 
 def _behaviour(name: str, **params):
@@ -216,7 +220,7 @@ def test_flatten_unflatten_round_trip_leaves_non_float_buffers_alone():
     ({"behaviour": "sign_flip", "collusion": "independent", "params": {}, "stealth": {"max_norm_ratio": 1.0}}, True),
 ])
 def test_needs_adversary(attack, needed):
-    assert needs_adversary(validate_dict(tiny_raw(attack=attack), "t")) is needed
+    assert needs_adversary(*_scenario_and_plan(tiny_raw(attack=attack))) is needed
 
 
 
@@ -224,13 +228,13 @@ def test_rewrite_does_not_depend_on_reply_arrival_order():
     """Gaussian draws come from one shared generator: colluders are served in partition order."""
     from fl_sim.server.adversary import Adversary
 
-    s = validate_dict(tiny_raw(federation={"num_clients": 6}, attack={"behaviour": "gaussian_noise", "num_malicious": 3,
+    s = scenario_of(tiny_raw(federation={"num_clients": 6}, attack={"behaviour": "gaussian_noise", "num_malicious": 3,
                                                                        "collusion": "aggregation_aware", "params": {}}), "t")
     model = build_model("mnist_cnn", 10, (1, 28, 28))
     ref = {k: v.clone() for k, v in model.state_dict().items()}
     g = torch.Generator().manual_seed(0)
     replies = [(pid, {k: v + 0.01 * torch.randn(v.shape, generator=g) for k, v in ref.items()}, 100.0) for pid in range(6)]
-    adv = Adversary(s, {pid: pid for pid in range(6)})
+    adv = Adversary(s, wired(s).clients.attack, {pid: pid for pid in range(6)})
     a = adv.rewrite_states(1, replies, ref)
     b = adv.rewrite_states(1, list(reversed(replies)), ref)
     assert sorted(a) == sorted(b) == sorted(adv.bad)
@@ -250,6 +254,6 @@ def test_alie_z_is_capped_where_the_formula_is_undefined():
 def test_colluders_train_as_the_scenario_s_honest_clients_do():
     from fl_sim.clients.honest import HonestQAT, honest_for
 
-    s = validate_dict(tiny_raw(training={"qat": {"enabled": True, "bits": 8}}), "t")
+    s = scenario_of(tiny_raw(training={"qat": {"enabled": True, "bits": 8}}), "t")
     assert isinstance(honest_for(s), HonestQAT)
-    assert type(honest_for(validate_dict(tiny_raw(), "t"))).__name__ == "Honest"
+    assert type(honest_for(scenario_of(tiny_raw(), "t"))).__name__ == "Honest"

@@ -5,19 +5,17 @@ import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
-from fl_sim.config.loader import validate_dict
 from fl_sim.models import build_model
 from fl_sim.server.attack_trace import ATTACK_TARGET, hit_rates, strip_targets
-from fl_sim.server.build import build_strategy
-from tests.conftest import tiny_raw
+from tests.conftest import make_strategy, scenario_of, tiny_raw, wired
 
 pytestmark = pytest.mark.usefixtures("task_identity")
 
 
 def test_strip_removes_the_record_and_returns_the_targets():
-    s = validate_dict(tiny_raw(), "t")
+    s = scenario_of(tiny_raw(), "t")
     g = build_model("mnist_cnn", 10, (1, 28, 28)).state_dict()
-    strategy = build_strategy(s, {i: 100 + i for i in range(4)})
+    strategy = make_strategy(s, {i: 100 + i for i in range(4)})
     msgs = list(strategy.configure_train(1, ArrayRecord(g), ConfigRecord(), None))
     target = {k: v + 1.0 for k, v in g.items()}
     replies = []
@@ -33,9 +31,9 @@ def test_strip_removes_the_record_and_returns_the_targets():
 
 
 def test_hit_rates_per_attacked_bit_width():
-    s = validate_dict(tiny_raw(attack={"params": {"bits": [8, 4]}}), "t")
+    s = scenario_of(tiny_raw(attack={"params": {"bits": [8, 4]}}), "t")
     model = build_model("mnist_cnn", 10, (1, 28, 28))
     state = model.state_dict()
-    rates = hit_rates(state, [state], s, model)
+    rates = hit_rates(state, [state], wired(s).clients.attack.params, model)
     assert rates == {"int8": 1.0, "int4": 1.0}
-    assert hit_rates(state, [], s, model) is None
+    assert hit_rates(state, [], wired(s).clients.attack.params, model) is None

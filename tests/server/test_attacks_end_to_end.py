@@ -6,10 +6,10 @@ import json
 import yaml
 
 from fl_sim.cli import main
-from fl_sim.config.loader import validate_dict
 from fl_sim.data.federated import federated_data
-from fl_sim.server.plain_loop import evaluate_final, run_plain
-from tests.conftest import tiny_raw
+from fl_sim.evaluation.precisions import evaluate_precisions
+from fl_sim.server.plain_loop import run_plain
+from tests.conftest import scenario_of, tiny_raw, wired
 
 
 def test_omniscient_sign_flip_through_flower_stalls_training(tmp_path):
@@ -23,9 +23,10 @@ def test_omniscient_sign_flip_through_flower_stalls_training(tmp_path):
     for h in res["history"][1:]:
         assert h["attack_active"] and h["malicious_sampled"] == {str(i): True for i in bad}
     # The same federation without the attack, in the single-process loop (same client code).
-    honest = validate_dict({**raw, "attack": {"num_malicious": 0}}, "h")
+    honest = scenario_of({**raw, "attack": {"num_malicious": 0}}, "h")
     data = federated_data(honest.data, honest.federation.num_clients, honest.seed)
-    clean = evaluate_final(honest, data, run_plain(honest, data))["fp32"]["accuracy"]
+    model = run_plain(wired(honest).clients, data)
+    clean = evaluate_precisions(model, data, honest.evaluation, honest.attack)["fp32"]["accuracy"]
     # 3 honest updates u and one of -5u: the aggregate moves by -u/2 per round, so no learning.
     assert clean > 0.6
     assert res["final"]["fp32"]["accuracy"] < 0.3

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from fl_sim.cli import main
-from tests.conftest import tiny_raw
+from tests.conftest import scenario_of, tiny_raw
 
 import yaml
 
@@ -54,11 +54,10 @@ def test_sampled_cohort_and_robust_strategy(tmp_path):
 
 def test_failing_and_hostile_clients_do_not_stop_the_run(tmp_path):
     from fl_sim.clients.faults import fault_for
-    from fl_sim.config.loader import validate_dict
-
+    
     raw = tiny_raw(federation={"num_clients": 5, "rounds": 3, "faults": {"rate": 0.2, "kind": "exception"}},
                    attack={"behaviour": "hostile_payload", "num_malicious": 1, "params": {"kind": "nan"}})
-    s = validate_dict(raw, "t")
+    s = scenario_of(raw, "t")
     out = tmp_path / "r"
     assert main(["run", _write(tmp_path, raw), "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
@@ -76,11 +75,10 @@ def test_failing_and_hostile_clients_do_not_stop_the_run(tmp_path):
 
 def test_timed_out_client_is_recorded_and_the_round_goes_on(tmp_path):
     from fl_sim.clients.faults import fault_for
-    from fl_sim.config.loader import validate_dict
-
+    
     raw = tiny_raw(federation={"num_clients": 5, "rounds": 3, "round_timeout_s": 25, "faults": {"rate": 0.2, "kind": "timeout"}},
                    attack={"num_malicious": 0})
-    s = validate_dict(raw, "t")
+    s = scenario_of(raw, "t")
     expected = {r: [p for p in range(5) if fault_for(s, r, p)] for r in (1, 2, 3)}
     assert any(expected.values()), "pick a seed under which some client times out"
     out = tmp_path / "r"
@@ -93,10 +91,9 @@ def test_timed_out_client_is_recorded_and_the_round_goes_on(tmp_path):
 
 def test_dropped_replies_are_recorded_and_left_out(tmp_path):
     from fl_sim.clients.faults import fault_for
-    from fl_sim.config.loader import validate_dict
-
+    
     raw = tiny_raw(federation={"num_clients": 5, "rounds": 3, "faults": {"rate": 0.3, "kind": "drop"}}, attack={"num_malicious": 0})
-    s = validate_dict(raw, "t")
+    s = scenario_of(raw, "t")
     expected = {r: [p for p in range(5) if fault_for(s, r, p)] for r in (1, 2, 3)}
     assert any(expected.values()), "pick a seed under which some reply is dropped"
     out = tmp_path / "r"
@@ -127,7 +124,7 @@ def test_sampled_clients_run_on_cohort_slots(tmp_path):
 
 
 def test_error_summary_finds_the_raised_line():
-    from fl_sim.server.controlled import error_summary
+    from fl_sim.server.replies import error_summary
 
     ray_text = ("<class 'ray.exceptions.RayTaskError(ClientAppException)'>:<'\x1b[36mray::ClientAppActor.run()\x1b[39m (pid=1)\n"
                 "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"

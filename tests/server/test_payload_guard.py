@@ -7,11 +7,9 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 
 from fl_sim.clients.hostile import PayloadKind, corrupt
-from fl_sim.config.loader import validate_dict
 from fl_sim.models import build_model
-from fl_sim.server.build import build_strategy
 from fl_sim.server.payload_guard import GuardLimits, screen
-from tests.conftest import tiny_raw
+from tests.conftest import make_strategy, scenario_of, tiny_raw
 
 
 from fl_sim.components import STRATEGIES as _REGISTRY  # noqa: E402
@@ -54,8 +52,8 @@ def test_screen_rejects_or_caps_each_kind(kind):
 @pytest.mark.parametrize("name", STRATEGIES)
 @pytest.mark.parametrize("kind", list(PayloadKind))
 def test_global_model_stays_finite(name, kind):
-    s = validate_dict(tiny_raw(federation={"num_clients": N, "rounds": 1}, attack={"num_malicious": 1}, strategy={"name": name}), "t")
-    strategy = build_strategy(s, node_of={p: 1000 + p for p in range(N)})
+    s = scenario_of(tiny_raw(federation={"num_clients": N, "rounds": 1}, attack={"num_malicious": 1}, strategy={"name": name}), "t")
+    strategy = make_strategy(s, node_of={p: 1000 + p for p in range(N)})
     g, clients = _states()
     bad, n_bad = corrupt(clients[0], g, 100, kind)
     replies = _replies(strategy, g, [bad] + clients[1:], [n_bad] + [100] * (N - 1))
@@ -63,11 +61,11 @@ def test_global_model_stays_finite(name, kind):
     assert arrays is not None
     agg = arrays.to_torch_state_dict()
     assert set(agg) == set(g) and all(torch.isfinite(v).all() and v.shape == g[k].shape for k, v in agg.items())
-    log = strategy.fl_round_log[1]
+    log = strategy.round_log[1]
     if kind is PayloadKind.LYING_COUNT:
-        assert log["capped"] == {0: [100000.0, 1000.0]}
+        assert log.capped == {0: [100000.0, 1000.0]}
     else:
-        assert list(log["rejected"]) == [0]
+        assert list(log.rejected) == [0]
 
 
 def test_update_norm_and_one_pass_inspection():

@@ -2,9 +2,8 @@
 
 import pytest
 
-from fl_sim.config.loader import validate_dict
 from fl_sim.server.routing import Routing, execution_nodes
-from tests.conftest import tiny_raw
+from tests.conftest import scenario_of, tiny_raw
 
 
 def test_one_node_per_client_is_fixed():
@@ -25,6 +24,6 @@ def test_slots_follow_the_cohort_and_update_shared_maps_in_place():
 
 
 def test_execution_nodes():
-    full = validate_dict(tiny_raw(federation={"num_clients": 6}), "t")
-    sampled = validate_dict(tiny_raw(federation={"num_clients": 1000, "fraction_train": 0.1}), "t")
+    full = scenario_of(tiny_raw(federation={"num_clients": 6}), "t")
+    sampled = scenario_of(tiny_raw(federation={"num_clients": 1000, "fraction_train": 0.1}), "t")
     assert execution_nodes(full) == 6 and execution_nodes(sampled) == 100

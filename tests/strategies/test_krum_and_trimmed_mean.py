@@ -10,11 +10,9 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from scipy.stats import trim_mean
 
-from fl_sim.config.loader import validate_dict
-from fl_sim.server.build import build_strategy
 from fl_sim.server.updates import flatten_update, float_keys
 from strategies.krum import krum_scores, multikrum_select, selection_weights
-from tests.conftest import tiny_raw
+from tests.conftest import make_strategy, scenario_of, tiny_raw
 
 pytestmark = pytest.mark.usefixtures("task_identity")
 
@@ -75,9 +73,9 @@ def _reference() -> dict[str, torch.Tensor]:
 
 
 def _strategy(n: int, strategy: dict, num_malicious: int = 1):
-    s = validate_dict(tiny_raw(federation={"num_clients": n, "rounds": 1}, attack={"num_malicious": num_malicious},
+    s = scenario_of(tiny_raw(federation={"num_clients": n, "rounds": 1}, attack={"num_malicious": num_malicious},
                                strategy=strategy), "t")
-    return build_strategy(s, node_of={p: 1000 + p for p in range(n)})
+    return make_strategy(s, node_of={p: 1000 + p for p in range(n)})
 
 
 def _aggregate(strategy, g, states, counts):
@@ -124,7 +122,7 @@ def test_flower_krum_aggregates_to_the_picked_client(strategy):
     picked = int(multikrum_select(flat, 2, 1)[0])
     assert picked == KRUM_PICK
     assert all(torch.equal(agg[k], states[picked][k]) for k in g)
-    assert s.fl_round_log[1]["weights"] == {p: (1.0 if p == KRUM_PICK else 0.0) for p in range(9)}
+    assert s.round_log[1].weights == {p: (1.0 if p == KRUM_PICK else 0.0) for p in range(9)}
 
 
 def test_flower_multikrum_averages_the_selected_clients_by_example_count():
@@ -141,7 +139,7 @@ def test_flower_multikrum_averages_the_selected_clients_by_example_count():
         assert torch.allclose(agg[k].double(), expected, atol=1e-6)
     # The log names the selected clients (its values are equal shares 1/m, not the count weights
     # Flower applies; only which clients are nonzero is asserted).
-    assert [p for p, w in s.fl_round_log[1]["weights"].items() if w > 0] == sorted(picked)
+    assert [p for p, w in s.round_log[1].weights.items() if w > 0] == sorted(picked)
 
 
 def test_flower_fedtrimmedavg_is_scipys_trim_mean():
@@ -158,4 +156,4 @@ def test_flower_fedtrimmedavg_is_scipys_trim_mean():
         expected = trim_mean(stacked, proportiontocut=0.2, axis=0)
         np.testing.assert_allclose(agg[k].numpy(), expected, atol=1e-6, rtol=0)
         assert np.abs(stacked.mean(axis=0) - expected).max() > 1e-2
-    assert "weights" not in s.fl_round_log[1]  # a coordinate-wise rule makes no per-client decision
+    assert s.round_log[1].weights is None  # a coordinate-wise rule makes no per-client decision

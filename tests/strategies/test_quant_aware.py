@@ -8,13 +8,10 @@ import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
-from fl_sim.config.loader import validate_dict
 from fl_sim.models import build_model
-from fl_sim.server.build import build_strategy
-from fl_sim.server.tensor_strategy import ServerSide
 from fl_sim.server.updates import flatten_update, float_keys, unflatten_update
 from strategies.quant_aware import Score, departure, quantization_score, robust_z, screen_scores
-from tests.conftest import tiny_raw
+from tests.conftest import knowledge_for, make_strategy, scenario_of, tiny_raw
 
 pytestmark = pytest.mark.usefixtures("task_identity", "one_thread")
 
@@ -100,7 +97,7 @@ def test_departure_hand_cases():
 
 
 def _tiny_scenario(**sections):
-    return validate_dict(tiny_raw(evaluation={"device": "cpu"}, **sections), "t")
+    return scenario_of(tiny_raw(evaluation={"device": "cpu"}, **sections), "t")
 
 
 def test_quantization_score_on_a_hand_quantized_grid():
@@ -108,7 +105,7 @@ def test_quantization_score_on_a_hand_quantized_grid():
     # Inputs are quantized asymmetrically on their calibrated range [0, 1]: 0 and 1 are exact; 0.5
     # becomes round(0.5 * 255) / 255 = 128/255 at 8 bits and round(0.5 * 15) / 15 = 8/15 at 4 bits
     # (round half to even).
-    server = ServerSide(_tiny_scenario())
+    server = knowledge_for(_tiny_scenario())
     model = torch.nn.Sequential(torch.nn.Linear(2, 2, bias=False))
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, -1.0]]))
@@ -136,7 +133,7 @@ PERTURBED = 3
 
 def test_registered_rule_rejects_the_candidate_whose_quantized_twin_departs():
     s = _tiny_scenario(federation={"num_clients": N, "rounds": 1}, strategy={"name": "quant_aware"})
-    strategy = build_strategy(s, node_of={p: 1000 + p for p in range(N)})
+    strategy = make_strategy(s, node_of={p: 1000 + p for p in range(N)})
     torch.manual_seed(0)
     g = build_model("mnist_cnn", 10, (1, 28, 28)).state_dict()
     keys = float_keys(g)
@@ -149,14 +146,14 @@ def test_registered_rule_rejects_the_candidate_whose_quantized_twin_departs():
     replies = [Message(RecordDict({"arrays": ArrayRecord(unflatten_update(u, g, keys)), "metrics": MetricRecord({"num-examples": c})}),
                        reply_to=m) for m, u, c in zip(msgs, x, counts)]
     arrays, metrics = strategy.aggregate_train(1, replies)
-    log = strategy.fl_round_log[1]
-    assert log["rejected"] == {}  # the reply screen let it through: the quantization screen decides
-    scores = log["scores"]
+    log = strategy.round_log[1]
+    assert log.rejected == {}  # the reply screen let it through: the quantization screen decides
+    scores = log.scores
     assert sorted(scores) == list(range(N)) and max(scores, key=scores.get) == PERTURBED
     assert scores[PERTURBED] > 2 * sorted(scores.values())[N // 2]
     kept = [p for p in range(N) if p != PERTURBED]
     total = sum(counts[p] for p in kept)
-    assert log["weights"] == pytest.approx({p: (0.0 if p == PERTURBED else counts[p] / total) for p in range(N)})
+    assert log.weights == pytest.approx({p: (0.0 if p == PERTURBED else counts[p] / total) for p in range(N)})
     assert metrics["kept"] == N - 1
     agg = flatten_update(arrays.to_torch_state_dict(), g, keys)
     expected = sum(counts[p] * x[p].double() for p in kept) / total

@@ -7,12 +7,10 @@ import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
-from fl_sim.config.loader import validate_dict
 from fl_sim.models import build_model
-from fl_sim.server.build import build_strategy
-from fl_sim.server.tensor_strategy import RoundInput, ServerSide
+from fl_sim.server.aggregation import RoundInput
 from fl_sim.server.updates import flatten_update, float_keys, unflatten_update
-from tests.conftest import tiny_raw
+from tests.conftest import knowledge_for, make_strategy, scenario_of, tiny_raw
 
 pytestmark = pytest.mark.usefixtures("task_identity", "one_thread")
 
@@ -24,12 +22,12 @@ NEEDS_MODEL = {"fltrust", "quant_aware"}  # these build the scenario's model (mn
 
 
 def _scenario(name: str, params: dict | None = None):
-    return validate_dict(tiny_raw(federation={"num_clients": N, "rounds": 2}, attack={"num_malicious": len(BAD)},
+    return scenario_of(tiny_raw(federation={"num_clients": N, "rounds": 2}, attack={"num_malicious": len(BAD)},
                                   strategy={"name": name, "params": params or {}}, evaluation={"device": "cpu"}), "t")
 
 
 def _strategy(name: str, params: dict | None = None):
-    return build_strategy(_scenario(name, params), node_of={p: 1000 + p for p in range(N)})
+    return make_strategy(_scenario(name, params), node_of={p: 1000 + p for p in range(N)})
 
 
 def _reference(name: str) -> dict[str, torch.Tensor]:
@@ -64,16 +62,16 @@ def _run(strategy, g, updates, counts=None, server_round: int = 1):
     replies.reverse()  # arrival order must not matter
     arrays, metrics = strategy.aggregate_train(server_round, replies)
     agg = arrays.to_torch_state_dict()
-    log = strategy.fl_round_log[server_round]
-    assert metrics["kept"] == sum(w > 0 for w in log["weights"].values())
+    log = strategy.round_log[server_round]
+    assert metrics["kept"] == sum(w > 0 for w in log.weights.values())
     return agg, flatten_update(agg, g, keys), log
 
 
 def _check_contract(g, agg, log):
     assert set(agg) == set(g)
     assert all(v.shape == g[k].shape and v.dtype == g[k].dtype and torch.isfinite(v).all() for k, v in agg.items())
-    assert log["rejected"] == {}  # 50x the median is inside the reply screen's 100x: the rule decides
-    w = log["weights"]
+    assert log.rejected == {}  # 50x the median is inside the reply screen's 100x: the rule decides
+    w = log.weights
     assert sorted(w) == list(range(N)) and all(v >= 0 for v in w.values())
     assert sum(w.values()) == pytest.approx(1.0, abs=1e-9) or all(v == 0 for v in w.values())
 
@@ -99,7 +97,7 @@ def test_robust_rules_stay_near_the_honest_mean(name):
     assert plain > 5 * float(x[HONEST].norm(dim=1).median())  # the attack moves the plain mean a lot
     assert _error(agg, x) < 0.1 * plain
     if name in ("dnc", "flame", "quant_aware"):  # these reject: exactly the large ones
-        assert [p for p, w in log["weights"].items() if w == 0] == list(BAD)
+        assert [p for p, w in log.weights.items() if w == 0] == list(BAD)
 
 
 def test_norm_clipping_bounds_the_aggregate_by_the_median_norm():
@@ -110,10 +108,10 @@ def test_norm_clipping_bounds_the_aggregate_by_the_median_norm():
     bound = float(norms.median() + norms.sort().values[N // 2 - 1]) / 2  # even n: the middle pair's mean
     assert float(agg.norm()) <= bound * (1 + 1e-6)
     # The median bound clips every update above it: the two large ones and the longer half of the honest.
-    assert log["clipped"] == [p for p in range(N) if float(norms[p]) > bound]
-    assert set(BAD) <= set(log["clipped"]) and len(log["clipped"]) == N // 2
+    assert log.clipped == [p for p in range(N) if float(norms[p]) > bound]
+    assert set(BAD) <= set(log.clipped) and len(log.clipped) == N // 2
     counts = torch.tensor([100 + 10 * p for p in range(N)], dtype=torch.float64)
-    assert log["weights"] == pytest.approx(dict(enumerate((counts / counts.sum()).tolist())))
+    assert log.weights == pytest.approx(dict(enumerate((counts / counts.sum()).tolist())))
 
 
 def test_norm_clipping_with_a_fixed_bound_clips_exactly_the_large_ones():
@@ -121,7 +119,7 @@ def test_norm_clipping_with_a_fixed_bound_clips_exactly_the_large_ones():
     x = _updates(sum(v.numel() for v in g.values()))
     bound = 2 * float(x[HONEST].norm(dim=1).max())
     _, agg, log = _run(_strategy("norm_clipping", {"max_norm": bound}), g, x)
-    assert log["clipped"] == list(BAD)
+    assert log.clipped == list(BAD)
     clipped = x.double().clone()
     clipped[list(BAD)] *= bound / clipped[list(BAD)].norm(dim=1, keepdim=True)
     counts = torch.tensor([100 + 10 * p for p in range(N)], dtype=torch.float64)
@@ -142,8 +140,8 @@ def test_foolsgold_history_persists_across_rounds():
     _check_contract(g, g2, log1)
     _, _, log2 = _run(strategy, g2, r2, server_round=2)
     for log in (log1, log2):
-        assert all(log["weights"][p] < 1e-6 for p in BAD)
-        assert all(log["weights"][p] == pytest.approx(1 / len(HONEST)) for p in HONEST)
+        assert all(log.weights[p] < 1e-6 for p in BAD)
+        assert all(log.weights[p] == pytest.approx(1 / len(HONEST)) for p in HONEST)
     # Without the round-1 history the same round-2 updates look honest.
     _, _, fresh = _run(_strategy("foolsgold"), g2, r2, server_round=2)
     assert all(fresh["weights"][p] > 0.5 / N for p in BAD)
@@ -156,14 +154,14 @@ def test_fltrust_gives_no_weight_to_updates_against_the_servers_own():
     g = _reference("fltrust")
     keys = float_keys(g)
     d = sum(v.numel() for v in g.values())
-    g0 = server_update(ServerSide(s), RoundInput(1, list(range(N)), torch.zeros(N, d), torch.ones(N), g, keys), s.training.epochs)
+    g0 = server_update(knowledge_for(s), RoundInput(1, list(range(N)), torch.zeros(N, d), torch.ones(N), g, keys), s.training.epochs)
     assert float(g0.norm()) > 0
     gen = torch.Generator().manual_seed(4)
     x = g0 + 0.5 * g0.norm() / d**0.5 * torch.randn(N, d, generator=gen)  # along g0, with noise
     x[list(BAD)] = -20 * g0  # large and pointing against the server's update
-    strategy = build_strategy(s, node_of={p: 1000 + p for p in range(N)})
+    strategy = make_strategy(s, node_of={p: 1000 + p for p in range(N)})
     _, agg, log = _run(strategy, g, x)
-    assert [p for p, w in log["weights"].items() if w == 0] == list(BAD)
+    assert [p for p, w in log.weights.items() if w == 0] == list(BAD)
     expected = fltrust(x, g0)  # the rule on the same server update: the server's training is seeded
     assert torch.allclose(agg, expected.update, atol=1e-6)
-    assert list(log["weights"].values()) == pytest.approx(expected.weights.tolist())
+    assert list(log.weights.values()) == pytest.approx(expected.weights.tolist())

@@ -1,6 +1,9 @@
-"""Evaluation protocols by registered name: each takes an ``EvalContext`` and returns a JSON-able
-section for results.json (``evaluation.<name>``). ``fl-sim eval RUN_DIR --protocol NAME`` runs
-them on a saved global model; ``evaluation.protocols`` runs them at the end of a run."""
+"""Evaluation protocols by registered name.
+
+Each takes an ``EvalContext`` and returns a JSON-able section for results.json
+(``evaluation.<name>``). ``fl-sim eval RUN_DIR --protocol NAME`` runs them on a saved global model;
+``evaluation.protocols`` runs them at the end of a run.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +22,15 @@ from fl_sim.seeding import torch_generator
 
 @dataclass(frozen=True)
 class EvalContext:
+    """What a protocol evaluates: the global model, the federation's data, the scenario and the device."""
+
     model: nn.Module
     data: FederatedData
     scenario: Scenario
     device: torch.device
 
     def generator(self, salt: str) -> torch.Generator:
-        """A stream of its own for each protocol, derived from the scenario seed."""
+        """Return a stream of its own for each protocol, derived from the scenario seed and ``salt``."""
         return torch_generator(self.scenario.seed, "evaluation", salt)
 
 

@@ -1,14 +1,19 @@
-"""Protocol ``data_free`` (../REFERENCE §5): for each int precision, accuracy with activation ranges
-calibrated on real server data, taken per batch (dynamic), and calibrated on samples from a
-generator trained against the FP/quantized pair with no data; then a generator pushed to maximise
-FP/quantized disagreement, whose samples' disagreement rate is compared with the test set's."""
+"""Protocol ``data_free`` (../REFERENCE §5): PTQ calibrated without data, and a disagreement probe.
+
+For each int precision, accuracy with activation ranges calibrated on real server data, taken per
+batch (dynamic), and calibrated on samples from a generator trained against the FP/quantized pair
+with no data; then a generator pushed to maximise FP/quantized disagreement, whose samples'
+disagreement rate is compared with the test set's.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch import nn
 
+from fl_sim.config.schema import EvaluationConfig
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.errors import UserError
 from fl_sim.evaluation.metrics import accuracy, predict
@@ -19,7 +24,8 @@ from fl_sim.quantization.fake_quant_model import fake_quantized
 from fl_sim.config.precision import PrecisionKind, parse_precision
 
 
-def _disagreement(model, name, ev, calib, inputs: dict[str, torch.Tensor], dev) -> dict[str, float]:
+def _disagreement(model: nn.Module, name: str, ev: EvaluationConfig, calib: ExampleSet, inputs: dict[str, torch.Tensor],
+                  dev: torch.device) -> dict[str, float]:
     """Share of each input set classified differently by FP32 and ``name`` (one calibration)."""
     fp = {k: predict(model, x, ev.batch_size, dev) for k, x in inputs.items()}
     with precision_context(model, name, ev, calib, dev):
@@ -28,6 +34,14 @@ def _disagreement(model, name, ev, calib, inputs: dict[str, torch.Tensor], dev) 
 
 @PROTOCOLS.register("data_free", "PTQ calibrated on generator samples (no data) vs real data vs dynamic; generator probe of FP/quantized disagreement")
 def run(ctx: EvalContext) -> dict[str, Any]:
+    """Run the protocol on ``ctx.model`` (images only: a text dataset is a UserError).
+
+    Returns
+    -------
+    dict
+        ``generator_steps``, ``samples`` and ``rows``: per int precision, ``accuracy`` (real, dynamic and
+        data-free calibration) and ``disagreement`` with FP32 on probe samples, uniform noise and the test set.
+    """
     if ctx.data.text is not None:
         raise UserError("protocol data_free generates images; it has no text counterpart yet (token ids are discrete)")
     ev, data, dev = ctx.scenario.evaluation, ctx.data, ctx.device
@@ -40,19 +54,20 @@ def run(ctx: EvalContext) -> dict[str, Any]:
         prec = parse_precision(name)
         if prec.kind is not PrecisionKind.INT:
             continue
-        spec = quant_spec(prec.bits, ev)
+        spec = quant_spec(cast(int, prec.bits), ev)  # an int precision always has bits
         gen = ctx.generator(f"data_free/{name}")
         acc = {}
         for label, cfg_ev, calib in (("real_calibration", ev, data.calibration), ("dynamic", dynamic_ev, data.calibration)):
             with precision_context(model, name, cfg_ev, calib, dev):
                 acc[label] = accuracy(predict(model, x, ev.batch_size, dev), y)
-        g = train_generator(model, lambda: fake_quantized(model, spec), data.num_classes, data.input_shape, False, cfg, gen, dev)
+        g = train_generator(model, lambda: fake_quantized(model, spec), data.num_classes,
+                            cast(tuple[int, int, int], data.input_shape), False, cfg, gen, dev)  # images: (C, H, W)
         xs, ys = sample(g, ev.data_free.samples, data.num_classes, gen, dev)
         synthetic = ExampleSet(xs.cpu(), ys.cpu())
         with precision_context(model, name, ev, synthetic, dev):
             acc["data_free_calibration"] = accuracy(predict(model, x, ev.batch_size, dev), y)
         probe = train_generator(model, lambda: precision_context(model, name, ev, data.calibration, dev),
-                                data.num_classes, data.input_shape, True, cfg, gen, dev)
+                                data.num_classes, cast(tuple[int, int, int], data.input_shape), True, cfg, gen, dev)
         px, _ = sample(probe, ev.data_free.samples, data.num_classes, gen, dev)
         noise = torch.rand(px.shape, generator=gen)
         inputs = {"probe_samples": px.cpu(), "uniform_noise": noise, "test_set": x}

@@ -1,6 +1,9 @@
-"""Protocol ``kernel_check``: does fl_sim's fake int8 match a real int8 kernel? PyTorch's dynamic
-int8 Linear kernel (CPU) against the fake-quantized twin (fl_sim.quantization.real_int8), on the
-test set: prediction agreement, accuracy of each, and logit differences."""
+"""Protocol ``kernel_check``: whether fl_sim's fake int8 matches a real int8 kernel.
+
+PyTorch's dynamic int8 Linear kernel (CPU) against the fake-quantized twin
+(fl_sim.quantization.real_int8), on the test set: prediction agreement, accuracy of each, and logit
+differences.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,10 @@ def _logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.T
 
 @PROTOCOLS.register("kernel_check", "PyTorch's real dynamic-int8 Linear kernel vs fl_sim's fake int8 twin: agreement and logit error")
 def run(ctx: EvalContext) -> dict[str, Any]:
+    """Compare the real dynamic-int8 kernel with the fake int8 twin (and FP32) on the test set, on the CPU.
+
+    The model is moved to the CPU (the kernel is a CPU one) and left there.
+    """
     bs = ctx.scenario.evaluation.batch_size
     model = ctx.model.cpu()
     x, y = ctx.data.test.x, ctx.data.test.y

@@ -1,5 +1,7 @@
-"""Protocol ``robustness`` (../REFERENCE §2): adversarial accuracy of the FP model and of each
-quantized model under FGSM and PGD at several epsilons. Two threat models per precision:
+"""Protocol ``robustness`` (../REFERENCE §2): adversarial accuracy of the FP and each quantized model.
+
+Adversarial accuracy of the FP model and of each quantized model under FGSM and PGD at several
+epsilons. Two threat models per precision:
 - transferred: examples crafted on the FP model, classified by the quantized one;
 - direct: examples crafted on the quantized model itself (gradients through the straight-through
   estimator), so a gain is not merely masked gradients. A real-kernel precision (int8_dynamic) has
@@ -23,6 +25,14 @@ from fl_sim.config.precision import FP32, PrecisionKind, parse_precision
 
 @PROTOCOLS.register("robustness", "adversarial accuracy (FGSM, PGD; transferred from FP and direct on the quantized model) per precision")
 def run(ctx: EvalContext) -> dict[str, Any]:
+    """Attack the first ``robustness.examples`` test images at every precision; a text dataset runs ``word_substitution``.
+
+    Returns
+    -------
+    dict
+        ``examples`` and ``rows``: per attack, epsilon and precision, ``clean_accuracy``, ``transferred_accuracy``
+        and ``direct_accuracy`` (None for a real-kernel precision), ordered as the configured attacks and epsilons.
+    """
     if ctx.data.text is not None:
         from fl_sim.evaluation.protocols import word_substitution
 

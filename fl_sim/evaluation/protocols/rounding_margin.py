@@ -1,4 +1,4 @@
-"""Protocol ``rounding_margin``: how stable is the deployed model's quantized behaviour?
+"""Protocol ``rounding_margin``: how stable the deployed model's quantized behaviour is.
 
 A quantization attack lives in which side of a rounding boundary each weight falls. This protocol
 measures, on the final global model:
@@ -15,8 +15,9 @@ measures, on the final global model:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -34,30 +35,42 @@ from fl_sim.config.precision import Granularity, PrecisionKind, parse_precision
 
 
 def weight_quantizer_for(bits: int, cfg: EvaluationConfig) -> WeightQuantizer:
-    """The weight quantizer an int<bits> precision applies under the evaluation settings."""
+    """Return the weight quantizer an int<bits> precision applies under the evaluation settings."""
     return WeightQuantizer(bits, cfg.weight_symmetric, cfg.granularity is Granularity.PER_CHANNEL)
 
 
 def distance_histograms(model: nn.Module, quantizer: WeightQuantizer, bins: int) -> dict[str, Any]:
-    """Per quantized layer: counts of the weights' boundary distance in ``bins`` equal bins over
-    [0, 0.5] steps, and the shares within 0.01 / 0.05 / 0.1 steps of a boundary."""
+    """Histogram, per quantized layer, of the weights' distance to their nearest rounding boundary.
+
+    Per quantized layer: counts of the weights' boundary distance in ``bins`` equal bins over
+    [0, 0.5] steps, and the shares within 0.01 / 0.05 / 0.1 steps of a boundary.
+
+    Returns
+    -------
+    dict
+        ``bin_edges`` (``bins + 1`` edges, in steps) and ``layers``: {layer name: {``counts``, ``within``}}.
+    """
     out = {}
     for name, m in quantizable_layers(model):
-        d = boundary_distance(m.weight.detach().float().cpu(), quantizer).flatten()
+        d = boundary_distance(cast(torch.Tensor, m.weight).detach().float().cpu(), quantizer).flatten()
         counts = torch.histc(d, bins=bins, min=0.0, max=0.5)
         out[name] = {"counts": [int(c) for c in counts], "within": {f"{t:g}": float((d < t).float().mean()) for t in (0.01, 0.05, 0.1)}}
     return {"bin_edges": [0.5 * i / bins for i in range(bins + 1)], "layers": out}
 
 
 @contextmanager
-def weight_noise(model: nn.Module, quantizer: WeightQuantizer, sigma: float, generator: torch.Generator):
-    """Inside the block every quantized weight carries Gaussian noise of ``sigma`` steps of its
-    own grid under ``quantizer``; the weights are restored on exit."""
+def weight_noise(model: nn.Module, quantizer: WeightQuantizer, sigma: float, generator: torch.Generator) -> Iterator[nn.Module]:
+    """Add Gaussian noise of ``sigma`` grid steps to every quantized weight inside the block.
+
+    Inside the block every quantized weight carries Gaussian noise of ``sigma`` steps of its own
+    grid under ``quantizer``; the weights are restored on exit. The noise is drawn from
+    ``generator`` on the CPU, layer by layer, and the block receives ``model``.
+    """
     saved = []
     try:
         with torch.no_grad():
             for _, m in quantizable_layers(model):
-                w = m.weight
+                w = cast(torch.Tensor, m.weight)
                 step = quant_grid(w, quantizer).step
                 noise = torch.randn(w.shape, generator=generator).to(device=w.device, dtype=w.dtype)
                 saved.append((w, w.detach().clone()))
@@ -85,7 +98,7 @@ def _spread(values: list[float], worst_is_low: bool) -> dict[str, float]:
 
 
 def variants(cfg: EvaluationConfig) -> dict[str, EvaluationConfig]:
-    """The deployer's quantizer as configured, and one change at a time from it."""
+    """Return the deployer's quantizer as configured, and one change at a time from it."""
     flip = Granularity.PER_TENSOR if cfg.granularity is Granularity.PER_CHANNEL else Granularity.PER_CHANNEL
     return {
         "as_configured": cfg,
@@ -99,6 +112,15 @@ def variants(cfg: EvaluationConfig) -> dict[str, EvaluationConfig]:
 @PROTOCOLS.register("rounding_margin", "stability of the quantized model: weights' distance to rounding boundaries, accuracy "
                     "and ASR under weight noise of sigma steps before rounding, and under other quantizer variants")
 def run(ctx: EvalContext) -> dict[str, Any]:
+    """Measure boundary distances, noise-before-rounding stability and quantizer variants at every int<b> precision.
+
+    Returns
+    -------
+    dict
+        ``sigmas`` (also under ``index``): {sigma: {precision: mean/worst/best ``accuracy`` and ``backdoor_asr``}};
+        ``draws``; ``unperturbed`` (fp32 and each int<b>); ``quantizer_variants``: {variant: {precision: scores}};
+        ``boundary_distance``: {precision: ``distance_histograms``}.
+    """
     s = ctx.scenario
     cfg, rm = s.evaluation, s.evaluation.rounding_margin
     ints = [p for p in cfg.precisions if parse_precision(p).kind is PrecisionKind.INT]
@@ -112,7 +134,7 @@ def run(ctx: EvalContext) -> dict[str, Any]:
     for sigma in rm.sigmas:
         row = {}
         for p in ints:
-            q = weight_quantizer_for(parse_precision(p).bits, cfg)
+            q = weight_quantizer_for(cast(int, parse_precision(p).bits), cfg)
             draws = []
             for _ in range(rm.draws):
                 with weight_noise(model, q, sigma, gen):
@@ -121,6 +143,7 @@ def run(ctx: EvalContext) -> dict[str, Any]:
                       "backdoor_asr": _spread([d["backdoor_asr"] for d in draws], worst_is_low=False)}
         by_sigma[f"{sigma:g}"] = row
     quantizers = {name: {p: _scores(ctx, p, vcfg, xt) for p in ints} for name, vcfg in variants(cfg).items()}
-    histograms = {p: distance_histograms(model, weight_quantizer_for(parse_precision(p).bits, cfg), rm.bins) for p in ints}
+    histograms = {p: distance_histograms(model, weight_quantizer_for(cast(int, parse_precision(p).bits), cfg), rm.bins)
+                  for p in ints}
     return {"index": by_sigma, "sigmas": by_sigma, "draws": rm.draws, "unperturbed": unperturbed,
             "quantizer_variants": quantizers, "boundary_distance": histograms}

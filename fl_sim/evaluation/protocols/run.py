@@ -9,7 +9,7 @@ from torch import nn
 
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
-from fl_sim.evaluation.precisions import pick_device
+from fl_sim.devices import pick_device
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 
 

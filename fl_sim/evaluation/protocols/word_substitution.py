@@ -1,6 +1,7 @@
-"""Protocol ``word_substitution`` (Neshaei et al. 2024; ../REFERENCE §2): adversarial accuracy of
-a text model in FP and at each quantized precision under word-substitution attacks, on the same
-test examples. Two threat models per precision:
+"""Protocol ``word_substitution`` (Neshaei et al. 2024; ../REFERENCE §2): text robustness per precision.
+
+Adversarial accuracy of a text model in FP and at each quantized precision under word-substitution
+attacks, on the same test examples. Two threat models per precision:
 - transferred: the adversarial sentences crafted on the FP model, classified by the quantized one;
 - direct: the attack run against the quantized model itself (its own queries), so a gain is not an
   artefact of attacking another model.
@@ -11,7 +12,7 @@ TextAttack's recipes (TextFooler, PWWS, PSO) run as well when asked for and avai
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -25,6 +26,9 @@ from fl_sim.evaluation.word_attack import (
 )
 from fl_sim.config.precision import FP32
 
+if TYPE_CHECKING:
+    from fl_sim.models.text import TokenClassifier
+
 
 @dataclass(frozen=True)
 class Vocabulary:
@@ -36,12 +40,15 @@ class Vocabulary:
 
     @classmethod
     def of(cls, codec: TextCodec) -> "Vocabulary":
+        """Build it from the codec's whole vocabulary (``##`` tokens are the continuation pieces)."""
         tokens = codec.tokens(range(codec.vocab_size()))
         mask = codec.mask_id
         return cls(substitutable(tokens), torch.tensor([t.startswith("##") for t in tokens]), mask)
 
 
 def scorer(model: torch.nn.Module, device: torch.device, batch_size: int) -> Scorer:
+    """Wrap ``model`` as a ``Scorer``: softmax probabilities on the CPU, in batches of ``batch_size``, in eval mode."""
+
     @torch.no_grad()
     def score(ids: torch.Tensor) -> torch.Tensor:
         model.eval()
@@ -53,11 +60,18 @@ def scorer(model: torch.nn.Module, device: torch.device, batch_size: int) -> Sco
 
 @dataclass(frozen=True)
 class AttackRun:
+    """One word attack over a set of examples: the adversarial ids, which clean predictions were right, each outcome."""
+
     adversarial: torch.Tensor
     correct: torch.Tensor  # the model's clean predictions were right
     outcomes: list[AttackOutcome | None]  # None where the clean prediction was already wrong
 
     def summary(self, y: torch.Tensor) -> dict[str, Any]:
+        """Clean and adversarial accuracy over ``y``; success rate, queries and words changed over the attacked examples.
+
+        Success rate and mean queries are over the examples that were attacked (classified right);
+        words changed (count and share of the substitutable words) over the successful attacks.
+        """
         done = [o for o in self.outcomes if o is not None]
         wins = [o for o in done if o.success]
         return {
@@ -74,7 +88,8 @@ def run_attack(score: Scorer, x: torch.Tensor, y: torch.Tensor, vocab: Vocabular
                cfg: WordAttackConfig) -> AttackRun:
     """Attack every example that ``score`` classifies right (one query each to find out)."""
     correct = score(x).argmax(1) == y
-    adv, outcomes = x.clone(), []
+    adv = x.clone()
+    outcomes: list[AttackOutcome | None] = []
     for i in range(len(y)):
         if not correct[i]:
             outcomes.append(None)
@@ -89,12 +104,21 @@ def run_attack(score: Scorer, x: torch.Tensor, y: torch.Tensor, vocab: Vocabular
 def substitutes(model: torch.nn.Module, x: torch.Tensor, vocab: Vocabulary, cfg: WordAttackConfig) -> dict[int, list[int]]:
     """Embedding neighbours of every word that occurs in ``x`` (taken from the FP model's embeddings)."""
     words = torch.unique(x[vocab.allowed[x]])
-    return neighbour_table(model.input_embeddings(), words, vocab.allowed, cfg.candidates, cfg.min_similarity)
+    emb = cast("TokenClassifier", model).input_embeddings()  # a text model (fl_sim.models.text)
+    return neighbour_table(emb, words, vocab.allowed, cfg.candidates, cfg.min_similarity)
 
 
 @PROTOCOLS.register("word_substitution", "text: adversarial accuracy under word-substitution attacks (fl_sim's greedy "
                     "embedding-neighbour attack; TextAttack recipes where available), transferred from FP and direct, per precision")
 def run(ctx: EvalContext) -> dict[str, Any]:
+    """Attack ``word_attack.examples`` random test sentences at every precision (text datasets only: else a UserError).
+
+    Returns
+    -------
+    dict
+        ``examples``, ``attack``, ``settings`` and ``rows``: per precision, ``transferred_accuracy`` and the direct
+        attack's ``AttackRun.summary``; with ``recipes`` (``run_recipes``) where TextAttack recipes were asked for.
+    """
     codec = ctx.data.text
     if codec is None:
         raise UserError("protocol word_substitution needs a text dataset (for images use protocol robustness)")

@@ -1,7 +1,8 @@
-"""Protocol ``worst_case`` (Yuan et al., arXiv 2303.13003; ../REFERENCE §3): repeat post-training
-quantization with K random calibration sets of several sizes and distributions, and report what
-the average hides: per-class and per-client accuracy drops (FP minus quantized), the worst-group
-drop of each draw, and their spread across draws.
+"""Protocol ``worst_case`` (Yuan et al., arXiv 2303.13003; ../REFERENCE §3): PTQ over K random calibration sets.
+
+Repeat post-training quantization with K random calibration sets of several sizes and
+distributions, and report what the average hides: per-class and per-client accuracy drops (FP
+minus quantized), the worst-group drop of each draw, and their spread across draws.
 
 Draw k uses size ``sizes[k % S]`` and distribution ``distributions[(k // S) % D]``. Groups are the
 test set's classes and the clients (each client's accuracy on up to ``client_examples`` of its own
@@ -12,7 +13,7 @@ batched (fl_sim.evaluation.batched_trials).
 from __future__ import annotations
 
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -24,6 +25,9 @@ from fl_sim.evaluation.precisions import precision_context, quant_options
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.quantization.registry import calibrated_ranges
 from fl_sim.config.precision import PrecisionKind, parse_precision
+
+if TYPE_CHECKING:
+    from fl_sim.quantization.fake_quant_model import Ranges
 
 
 def group_accuracy(pred: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, num_groups: int) -> torch.Tensor:
@@ -53,14 +57,17 @@ def _nanmax(t: torch.Tensor) -> float:
 
 
 def _trial_predictions(ctx: EvalContext, name: str, calibrations: list[ExampleSet], clients: ExampleSet) -> tuple[torch.Tensor, torch.Tensor]:
-    """(K, N_test) and (K, N_clients) predictions at ``name``, one row per calibration set. int<b>
-    with calibrated ranges batches all trials into one forward (``batched_predictions``); other
-    precisions (tacq<b>: kept weights depend on the calibration set) run trial by trial."""
+    """(K, N_test) and (K, N_clients) predictions at ``name``, one row per calibration set.
+
+    int<b> with calibrated ranges batches all trials into one forward (``batched_predictions``);
+    other precisions (tacq<b>: kept weights depend on the calibration set) run trial by trial.
+    """
     ev, model, dev, bs = ctx.scenario.evaluation, ctx.model, ctx.device, ctx.scenario.evaluation.batch_size
     prec, options = parse_precision(name), quant_options(ev)
     if prec.kind is PrecisionKind.INT and options.quantize_activations and options.calibrated:
-        ranges = [calibrated_ranges(model, prec.bits, options, c, dev) for c in calibrations]
-        spec = options.spec(prec.bits)
+        # int<b> has bits, and calibrated activations always have ranges
+        ranges = cast("list[Ranges]", [calibrated_ranges(model, cast(int, prec.bits), options, c, dev) for c in calibrations])
+        spec = options.spec(cast(int, prec.bits))
         return (batched_predictions(model, spec, ranges, ctx.data.test.x, bs, dev),
                 batched_predictions(model, spec, ranges, clients.x, bs, dev))
     test, cli = [], []
@@ -73,6 +80,14 @@ def _trial_predictions(ctx: EvalContext, name: str, calibrations: list[ExampleSe
 
 @PROTOCOLS.register("worst_case", "PTQ with K random calibration sets: mean/spread of accuracy, per-class and per-client drops, worst-group drop")
 def run(ctx: EvalContext) -> dict[str, Any]:
+    """Run ``worst_case.draws`` calibration draws at every int<b> and tacq<b> precision.
+
+    Returns
+    -------
+    dict
+        ``fp32`` (its accuracy), ``draws`` (one row per draw and precision: accuracy, drop, per-class and
+        per-client drops, worst-class and worst-client drops) and ``summary`` (``summarise`` of the draws).
+    """
     ev = ctx.scenario.evaluation
     wc = ev.worst_case
     names = [p for p in ev.precisions if parse_precision(p).kind in (PrecisionKind.INT, PrecisionKind.MIXED)]
@@ -107,8 +122,11 @@ def run(ctx: EvalContext) -> dict[str, Any]:
 
 
 def summarise(draws: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
-    """Per precision: spread of accuracy, mean drop, worst-class and worst-client drops, overall
-    and per calibration distribution."""
+    """Summarise the draws of each precision.
+
+    Per precision: spread of accuracy, mean drop, worst-class and worst-client drops, overall and
+    per calibration distribution.
+    """
     out: dict[str, Any] = {}
     for name in names:
         mine = [d for d in draws if d["precision"] == name]
