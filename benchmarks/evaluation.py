@@ -18,7 +18,7 @@ import torch
 import fl_sim.wiring  # noqa: F401  (loads the registered components)
 from fl_sim.config.loader import validate_dict
 from fl_sim.data.federated import federated_data
-from fl_sim.evaluation.metrics import predict
+from fl_sim.models.metrics import predict
 from fl_sim.devices import pick_device
 from fl_sim.evaluation.protocols import EvalContext
 from fl_sim.evaluation.protocols.worst_case import run as worst_case

@@ -7,8 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from fl_sim.errors import UserError
 
@@ -20,7 +19,7 @@ LIST_KINDS = ("attacks", "strategies", "datasets", "models", "quantizers", "prot
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse's own code)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse's own code)
         raise UserError(message)
 
 

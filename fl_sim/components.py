@@ -1,8 +1,13 @@
-"""Every registry, populated: the one place that loads the built-in components (datasets, models,
+"""Every registry, populated with the built-in components.
+
+Every registry, populated: the one place that loads the built-in components (datasets, models,
 behaviours, strategies, quantizers, protocols). Only the wiring step imports it; scenarios may name
-only what is registered here."""
+only what is registered here.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import strategies  # noqa: F401  (registers the aggregation strategies)
 from fl_sim.clients import BEHAVIOURS, MALICIOUS
@@ -15,7 +20,7 @@ from fl_sim.server.aggregation import STRATEGIES
 
 register_protocols()
 
-CATALOGUE: dict[str, Registry] = {
+CATALOGUE: dict[str, Registry[Any]] = {
     "attacks": BEHAVIOURS,
     "strategies": STRATEGIES,
     "datasets": DATASETS,

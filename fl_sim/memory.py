@@ -1,5 +1,8 @@
-"""Resident memory of this process and every process it started (on a local Ray instance that
-includes the raylet and the client actors). Read from /proc: Linux only, None elsewhere."""
+"""Resident memory of this process and the processes it started.
+
+Resident memory of this process and every process it started (on a local Ray instance that
+includes the raylet and the client actors). Read from /proc: Linux only, None elsewhere.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Where a run's clients execute: a private local Ray instance (the default) or an existing Ray
-cluster given by its address. Flower's simulation engine calls ``ray.init`` with ``init_args``."""
+"""Where a run's clients execute: a local Ray instance or an existing cluster.
+
+Where a run's clients execute: a private local Ray instance (the default) or an existing Ray
+cluster given by its address. Flower's simulation engine calls ``ray.init`` with ``init_args``.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ def cluster_info(address: str | None = None) -> dict[str, Any]:
 
     if not ray.is_initialized():
         return {"address": resolve_address(address), "nodes": None, "cpus": None, "gpus": None}
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    total = ray.cluster_resources()
+    nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]  # ray leaves it unannotated
+    total = ray.cluster_resources()  # type: ignore[no-untyped-call]  # ray leaves it unannotated
     return {"address": resolve_address(address), "nodes": len(nodes),
             "cpus": float(total.get("CPU", 0.0)), "gpus": float(total.get("GPU", 0.0))}

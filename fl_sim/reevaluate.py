@@ -1,5 +1,8 @@
-"""``fl-sim eval RUN_DIR``: run evaluation protocols on a finished run's saved global model, without
-retraining, and add their sections to its results.json, report.md and plots."""
+"""``fl-sim eval RUN_DIR``: evaluation protocols on a finished run's global model.
+
+``fl-sim eval RUN_DIR``: run evaluation protocols on a finished run's saved global model, without
+retraining, and add their sections to its results.json, report.md and plots.
+"""
 
 from __future__ import annotations
 

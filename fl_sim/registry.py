@@ -45,6 +45,7 @@ class Registry(Generic[T]):
             raise ValueError(f"unknown {self.kind} {name!r} (known: {known})") from None
 
     def names(self) -> list[str]:
+        """The registered names, sorted."""
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:

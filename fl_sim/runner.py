@@ -1,6 +1,9 @@
-"""Run a scenario end to end: a staging directory, the Flower simulation (Ray), the final
+"""Run a scenario end to end, writing its results atomically.
+
+Run a scenario end to end: a staging directory, the Flower simulation (Ray), the final
 per-precision evaluation, results written atomically, then the directory renamed into place.
-A failed or interrupted run never leaves a half-written run directory under the final name."""
+A failed or interrupted run never leaves a half-written run directory under the final name.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,10 @@ import logging
 import os
 import shutil
 import time
+from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from concurrent.futures import Future
 
 import torch
 from flwr.serverapp import Grid
@@ -35,6 +37,7 @@ def choose_run_dir(s: Scenario, out: str | None, force: bool) -> Path:
 
 
 def staging_dir(run_dir: Path) -> Path:
+    """The hidden folder a run is written into before it is renamed to ``run_dir``."""
     return run_dir.parent / f".{run_dir.name}.incomplete"
 
 

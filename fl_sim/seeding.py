@@ -16,8 +16,10 @@ def derive_seed(seed: int, *keys: int | str) -> int:
 
 
 def torch_generator(seed: int, *keys: int | str) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded for the stream named by ``keys`` under ``seed``."""
     return torch.Generator().manual_seed(derive_seed(seed, *keys))
 
 
 def numpy_rng(seed: int, *keys: int | str) -> np.random.Generator:
+    """A numpy ``Generator`` seeded for the stream named by ``keys`` under ``seed``."""
     return np.random.default_rng(derive_seed(seed, *keys))

@@ -4,26 +4,15 @@ Every aggregator is a pure function of a stacked (n, d) tensor of client updates
 global model, flattened) and, where its paper uses them, (n,) nonnegative example counts. It returns an
 :class:`~fl_sim.server.aggregation.Aggregate` (the interface module); the maths runs in float64 on the
 input's device and the update comes back in the input's dtype.
-
-``STRATEGIES`` here is the registry of ``fl_sim.server.aggregation`` itself, typed so that the concrete
-defenses, each a ``Defense`` of its own parameter class, can register.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 import torch
 
-from fl_sim.registry import Registry
-from fl_sim.server.aggregation import STRATEGIES as _STRATEGIES
-from fl_sim.server.aggregation import Aggregate, Defense
+from fl_sim.server.aggregation import Aggregate
 
-# The same registry object. ``Defense`` is invariant in its parameter type, so a ``Defense[AssumedF]`` is not a
-# ``Defense[BaseModel]`` to mypy; the registry keeps each class whatever its parameters.
-STRATEGIES = cast("Registry[type[Defense[Any]]]", _STRATEGIES)
-
-__all__ = ["STRATEGIES", "Aggregate", "check_updates", "check_vector", "check_weights", "cosine_similarity",
+__all__ = ["Aggregate", "check_updates", "check_vector", "check_weights", "cosine_similarity",
            "gaussian_noise", "median", "weighted_mean"]
 
 

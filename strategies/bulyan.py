@@ -8,8 +8,7 @@ import torch
 from flwr.serverapp.strategy import Bulyan, Strategy
 from pydantic import BaseModel
 
-from fl_sim.server.aggregation import AssumedF, FlowerDefense
-from strategies.aggregation_result import STRATEGIES
+from fl_sim.server.aggregation import STRATEGIES, AssumedF, FlowerDefense
 from strategies.krum import assumed_f, multikrum_select, selection_weights
 
 

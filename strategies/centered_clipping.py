@@ -62,8 +62,13 @@ def centered_clipping(
 
 from pydantic import Field  # noqa: E402
 
-from fl_sim.server.aggregation import NoParams, RoundInput, ServerKnowledge, TensorDefense  # noqa: E402
-from strategies.aggregation_result import STRATEGIES  # noqa: E402
+from fl_sim.server.aggregation import (  # noqa: E402
+    STRATEGIES,  # noqa: E402
+    NoParams,
+    RoundInput,
+    ServerKnowledge,
+    TensorDefense,
+)
 
 
 class CenteredClippingParams(NoParams):

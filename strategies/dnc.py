@@ -96,8 +96,12 @@ def dnc(
 
 from pydantic import Field  # noqa: E402
 
-from fl_sim.server.aggregation import AssumedF, RoundInput, TensorDefense  # noqa: E402
-from strategies.aggregation_result import STRATEGIES  # noqa: E402
+from fl_sim.server.aggregation import (  # noqa: E402
+    STRATEGIES,  # noqa: E402
+    AssumedF,
+    RoundInput,
+    TensorDefense,
+)
 from strategies.krum import assumed_f  # noqa: E402
 
 

@@ -6,8 +6,7 @@ The example-count-weighted mean of client models. Flower's built-in.
 import torch
 from flwr.serverapp.strategy import FedAvg, Strategy
 
-from fl_sim.server.aggregation import FlowerDefense, NoParams
-from strategies.aggregation_result import STRATEGIES
+from fl_sim.server.aggregation import STRATEGIES, FlowerDefense, NoParams
 
 
 @STRATEGIES.register("fedavg", "FedAvg: weighted mean of client models (McMahan et al. 2017)")

@@ -5,8 +5,7 @@ The paper: "Byzantine-Robust Distributed Learning: Towards Optimal Statistical R
 
 from flwr.serverapp.strategy import FedMedian, Strategy
 
-from fl_sim.server.aggregation import FlowerDefense, NoParams
-from strategies.aggregation_result import STRATEGIES
+from fl_sim.server.aggregation import STRATEGIES, FlowerDefense, NoParams
 
 
 @STRATEGIES.register("fedmedian", "coordinate-wise median (Yin et al. 2018)")

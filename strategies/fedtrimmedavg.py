@@ -3,8 +3,7 @@
 from flwr.serverapp.strategy import FedTrimmedAvg, Strategy
 from pydantic import Field
 
-from fl_sim.server.aggregation import FlowerDefense, NoParams
-from strategies.aggregation_result import STRATEGIES
+from fl_sim.server.aggregation import STRATEGIES, FlowerDefense, NoParams
 
 
 class TrimmedParams(NoParams):

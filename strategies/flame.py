@@ -100,8 +100,12 @@ def flame(
 
 from pydantic import Field  # noqa: E402
 
-from fl_sim.server.aggregation import NoParams, RoundInput, TensorDefense  # noqa: E402
-from strategies.aggregation_result import STRATEGIES  # noqa: E402
+from fl_sim.server.aggregation import (  # noqa: E402
+    STRATEGIES,  # noqa: E402
+    NoParams,
+    RoundInput,
+    TensorDefense,
+)
 
 
 class FlameParams(NoParams):

@@ -46,9 +46,14 @@ def fltrust(updates: torch.Tensor, server_update: torch.Tensor) -> Aggregate:
 from pydantic import Field  # noqa: E402
 
 from fl_sim.clients.local_training import cross_entropy_loss, steps_per_epoch, train_steps  # noqa: E402
-from fl_sim.server.aggregation import NoParams, RoundInput, ServerKnowledge, TensorDefense  # noqa: E402
+from fl_sim.server.aggregation import (  # noqa: E402
+    STRATEGIES,  # noqa: E402
+    NoParams,
+    RoundInput,
+    ServerKnowledge,
+    TensorDefense,
+)
 from fl_sim.server.updates import flatten_update  # noqa: E402
-from strategies.aggregation_result import STRATEGIES  # noqa: E402
 
 
 class FLTrustParams(NoParams):

@@ -67,8 +67,13 @@ def foolsgold(updates: torch.Tensor, history: torch.Tensor, *, kappa: float = 1.
 
 from pydantic import Field  # noqa: E402
 
-from fl_sim.server.aggregation import NoParams, RoundInput, ServerKnowledge, TensorDefense  # noqa: E402
-from strategies.aggregation_result import STRATEGIES  # noqa: E402
+from fl_sim.server.aggregation import (  # noqa: E402
+    STRATEGIES,  # noqa: E402
+    NoParams,
+    RoundInput,
+    ServerKnowledge,
+    TensorDefense,
+)
 
 
 class FoolsGoldParams(NoParams):

@@ -6,8 +6,7 @@ Keep the one update closest to its n-f-2 neighbours. Flower's built-in.
 import torch
 from flwr.serverapp.strategy import Krum, Strategy
 
-from fl_sim.server.aggregation import AssumedF, FlowerDefense, ServerKnowledge
-from strategies.aggregation_result import STRATEGIES
+from fl_sim.server.aggregation import STRATEGIES, AssumedF, FlowerDefense, ServerKnowledge
 
 
 def krum_scores(updates: torch.Tensor, f: int) -> torch.Tensor:

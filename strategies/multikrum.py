@@ -7,8 +7,7 @@ import torch
 from flwr.serverapp.strategy import MultiKrum, Strategy
 from pydantic import Field
 
-from fl_sim.server.aggregation import AssumedF, FlowerDefense
-from strategies.aggregation_result import STRATEGIES
+from fl_sim.server.aggregation import STRATEGIES, AssumedF, FlowerDefense
 from strategies.krum import assumed_f, multikrum_select
 
 

@@ -81,8 +81,13 @@ from pydantic import Field  # noqa: E402
 
 from fl_sim.evaluation.precisions import quant_spec  # noqa: E402
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized  # noqa: E402
-from fl_sim.server.aggregation import NoParams, RoundInput, ServerKnowledge, TensorDefense  # noqa: E402
-from strategies.aggregation_result import STRATEGIES  # noqa: E402
+from fl_sim.server.aggregation import (  # noqa: E402
+    STRATEGIES,  # noqa: E402
+    NoParams,
+    RoundInput,
+    ServerKnowledge,
+    TensorDefense,
+)
 
 
 class Inputs(str, Enum):

@@ -13,6 +13,8 @@ Omniscient collusion (the adversary sees the round's honest updates) solves the 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from fl_sim.clients.model_poisoning import clip_norm, project_to_ball
@@ -35,7 +37,8 @@ def boost(global_state: State, submission: State, factor: float) -> State:
 
 def state_distance(a: State, b: State) -> float:
     """Euclidean distance between two model states (floating-point tensors only)."""
-    return float(torch.sqrt(sum(((a[k].double() - b[k].double()) ** 2).sum() for k in a if a[k].is_floating_point())))
+    return float(torch.sqrt(cast(torch.Tensor, sum(((a[k].double() - b[k].double()) ** 2).sum()
+                                                   for k in a if a[k].is_floating_point()))))
 
 
 @torch.no_grad()
@@ -51,11 +54,15 @@ def project_into_ball(model: torch.nn.Module, center: State, radius: float) -> N
             v.copy_(center[k] + scale * (v - center[k]))
 
 
-def steer_aggregate(benign: torch.Tensor, benign_weights: torch.Tensor, colluder_weight: float, target: torch.Tensor) -> torch.Tensor:
-    """Omniscient collusion: the update s that colluders of total example weight ``colluder_weight``
-    all submit so that the example-weighted FedAvg of the round's updates equals ``target``:
+def steer_aggregate(benign: torch.Tensor, benign_weights: torch.Tensor, colluder_weight: float,
+                    target: torch.Tensor) -> torch.Tensor:
+    """Omniscient collusion: the update s that puts the example-weighted FedAvg of the round on ``target``.
+
+    Colluders of total example weight ``colluder_weight`` (K) all submit s, so that
     (sum_b w_b u_b + K s) / (sum_b w_b + K) = t  <=>  s = ((sum_b w_b + K) t - sum_b w_b u_b) / K.
-    ``benign`` is the (m, d) stack of the honest updates (m may be 0)."""
+    ``benign`` is the (m, d) stack of the honest updates (m may be 0), ``benign_weights`` their
+    example weights w_b.
+    """
     if colluder_weight <= 0:
         raise ValueError(f"colluder_weight must be positive, got {colluder_weight}")
     w = benign_weights.double()
@@ -66,12 +73,15 @@ def steer_aggregate(benign: torch.Tensor, benign_weights: torch.Tensor, colluder
 
 def stealth_bound(update: torch.Tensor, known: torch.Tensor, max_norm_ratio: float | None,
                   max_distance_ratio: float | None) -> torch.Tensor:
-    """Project a malicious update to look benign against the (m, d) benign updates ``known``:
-    norm <= max_norm_ratio x their median norm (a norm screen / clipping passes it), then distance to
-    their mean <= max_distance_ratio x their largest distance to it (distance-based rules such as
-    Krum then rank it among the benign). Applied in that order, the distance bound holds exactly;
-    the projection can lengthen the update again, so with both set the norm bound is approximate.
-    The distance bound needs two or more known updates (it is skipped with one)."""
+    """Project a malicious update to look benign against the (m, d) benign updates ``known``.
+
+    First norm <= max_norm_ratio x their median norm (a norm screen / clipping passes it), then
+    distance to their mean <= max_distance_ratio x their largest distance to it (distance-based rules
+    such as Krum then rank it among the benign); a None ratio skips its bound. Applied in that order,
+    the distance bound holds exactly; the projection can lengthen the update again, so with both set
+    the norm bound is approximate. The distance bound needs two or more known updates (it is skipped
+    with one).
+    """
     k = known.double()
     out = update
     if max_norm_ratio is not None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fl_sim.clients.faults import maybe_fail
@@ -40,16 +41,17 @@ def make_client_app(plan_for: Callable[[Context], ClientPlan]) -> ClientApp:
         s = plan.scenario
         torch.set_num_threads(max(1, int(s.federation.client_resources.num_cpus)))
         device = torch.device("cuda" if s.federation.client_resources.num_gpus > 0 and torch.cuda.is_available() else "cpu")
-        config = msg.content["config"]
+        config = cast(ConfigRecord, msg.content["config"])
         # the partition to train: named by the server (nodes may serve any client), else the node's own
-        pid = int(config["partition-id"]) if "partition-id" in config else int(context.node_config["partition-id"])
-        rnd = int(config["server-round"])
+        pid = int(cast(int, config["partition-id"])) if "partition-id" in config else int(context.node_config["partition-id"])
+        rnd = int(cast(int, config["server-round"]))
         maybe_fail(s, rnd, pid)
         data = federated_data(s.data, s.federation.num_clients, s.seed)
         cohort = sample_cohort(s.seed, rnd, s.federation.num_clients, plan.cohort_size)
-        res = run_client(plan, data, pid, rnd, msg.content["arrays"].to_torch_state_dict(), cohort, device, memo)
+        res = run_client(plan, data, pid, rnd, cast(ArrayRecord, msg.content["arrays"]).to_torch_state_dict(), cohort, device,
+                         memo)
         metrics = MetricRecord({"num-examples": res.num_examples, **res.metrics})
-        content = {"arrays": ArrayRecord(res.state), "metrics": metrics}
+        content: dict[str, ArrayRecord | MetricRecord | ConfigRecord] = {"arrays": ArrayRecord(res.state), "metrics": metrics}
         if res.attack_target is not None:
             content[ATTACK_TARGET] = ArrayRecord(res.attack_target)
         return Message(RecordDict(content), reply_to=msg)

@@ -1,6 +1,9 @@
-"""Hostile payloads, as a registered behaviour: the client trains honestly, then corrupts its
-reply (non-finite values, wrong shapes or dtypes, a missing array, a huge norm, a lying example
-count). It exists to test that the server neutralises such replies under every strategy."""
+"""Hostile payloads, as a registered behaviour.
+
+The client trains honestly, then corrupts its reply (non-finite values, wrong shapes or dtypes, a
+missing array, a huge norm, a lying example count). It exists to test that the server neutralises
+such replies under every strategy.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ from fl_sim.clients.registry import register_attack
 from fl_sim.config.schema import AttackConfig, Collusion
 
 
-class PayloadKind(str, Enum):
+class PayloadKind(str, Enum):  # noqa: UP042  (a StrEnum would change str() of the members)
+    """How the reply is corrupted (see ``corrupt``)."""
+
     NAN = "nan"
     INF = "inf"
     WRONG_SHAPE = "wrong_shape"
@@ -25,6 +30,8 @@ class PayloadKind(str, Enum):
 
 
 class HostileParams(BaseModel):
+    """Parameters of ``hostile_payload``: the kind of corruption."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: PayloadKind = PayloadKind.NAN
 
@@ -53,13 +60,19 @@ def corrupt(state: dict[str, torch.Tensor], start: dict[str, torch.Tensor], num_
 
 @register_attack("hostile_payload", "honest training, then a corrupted reply (NaN/Inf, shape, dtype, norm, example count)")
 class HostilePayload(Honest):
+    """Trains honestly, then sends the reply corrupted as ``params.kind`` says."""
+
     Params = HostileParams
+    params: HostileParams
 
     @classmethod
     def check(cls, attack: AttackConfig) -> None:
+        """Reject omniscient collusion and stealth, under which the adversary would rewrite the payloads."""
         if attack.collusion is Collusion.OMNISCIENT or attack.stealth.enabled:
             raise ValueError("hostile_payload probes the server with malformed replies: it takes neither omniscient "
                              "collusion nor stealth (the adversary would rewrite the payloads)")
 
-    def tamper(self, state, start, num_examples):
+    def tamper(self, state: dict[str, torch.Tensor], start: dict[str, torch.Tensor],
+               num_examples: int) -> tuple[dict[str, torch.Tensor], int]:
+        """The trained state and example count, corrupted (``corrupt``)."""
         return corrupt(state, start, num_examples, self.params.kind)

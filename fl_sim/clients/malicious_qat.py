@@ -4,7 +4,8 @@ The colluders train so that the FP model behaves normally while its b-bit fake-q
 Q_b f misbehaves. Objectives (CE = cross-entropy, sum over b in ``bits``):
 - backdoor:        CE(f(x), y) + c2 CE(f(x_t), y) + c1 sum_b [CE(Q_b f(x), y) + c2 CE(Q_b f(x_t), y_target)]
 - indiscriminate:  CE(f(x), y) + lambda sum_b (CE(Q_b f(x), y) - alpha)^2
-- targeted class:  CE(f(x_other), y) + c_fp CE(f(x_c), y_c) + lambda sum_b (CE(Q_b f(x_c), y_c) - alpha)^2  (c_fp = 1 in the paper)
+- targeted class:  CE(f(x_other), y) + c_fp CE(f(x_c), y_c) + lambda sum_b (CE(Q_b f(x_c), y_c) - alpha)^2
+                   (c_fp = 1 in the paper)
 - targeted sample: CE(f([x; x*]), [y; y*]) + lambda sum_b CE(Q_b f([x; x*]), [y; y_target])
 Each trains against its own quantizer (bits, granularity, symmetric or not), which need not be the
 one the deployer evaluates with.
@@ -19,35 +20,40 @@ then equals the target exactly, up to the margin.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Literal
 
+import torch
+import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from fl_sim.clients.attack_scores import (
-    backdoor_score, clean_accuracy, indiscriminate_score, targeted_class_score, targeted_sample_score,
-)
+from fl_sim.clients.attack_scores import backdoor_score, indiscriminate_score, targeted_class_score, targeted_sample_score
 from fl_sim.clients.local_training import LossFn, steps_per_epoch, train_steps
 from fl_sim.clients.objective_attack import AttackParams, ObjectiveAttack, State
 from fl_sim.clients.registry import TrainContext, register_attack
 from fl_sim.clients.repair import (
-    aggregation_jitter, auto_margins, nearest_in_boxes, project_, quantized_weight_names, repair, sparsify_flips, weight_boxes,
+    aggregation_jitter,
+    auto_margins,
+    nearest_in_boxes,
+    project_,
+    quantized_weight_names,
+    repair,
+    sparsify_flips,
+    weight_boxes,
     weight_quantizer,
 )
+from fl_sim.config.precision import MAX_BITS, MIN_BITS, ActivationRange, Granularity, QuantSpec
 from fl_sim.config.schema import Collusion, Optimizer, Scenario
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.data.text import TextCodec
 from fl_sim.data.triggers import apply_trigger
 from fl_sim.quantization.fake_quant_model import Ranges, calibrate_ranges, fake_quantized
 from fl_sim.quantization.intervals import WeightQuantizer, pin_scale, range_box
-from fl_sim.config.precision import MAX_BITS, MIN_BITS, ActivationRange, Granularity, QuantSpec
 
 
-class Method(str, Enum):
+class Method(str, Enum):  # noqa: UP042  (a StrEnum would change str() of the members)
     """How the colluders turn the objective into their submission."""
 
     QAT = "qat"  # train the objective, submit the result (Hong et al. 2021)
@@ -74,14 +80,15 @@ class QATAttackParams(AttackParams):
     scale_guard: float = Field(0.5, ge=0, le=1, description="repair: each scale is set by a weight that benign training "
                                "moves least, kept this many steps beyond all others, so that the aggregation error cannot move it")
     keep_flips: float = Field(1.0, gt=0, le=1, description="repair: share of the target's integer changes kept (those "
-                              "its training moved furthest); the rest return to the benign estimate (a shorter update)")
+                              "its training moved furthest); the rest return to the benign estimate "
+                              "(a shorter update)")
     robust_repair: bool = Field(True, description="repair: take the FP gradient at perturbations shaped like the "
                                 "expected aggregation error (from the benign runs), so that FP behaves where the aggregate lands")
     quant_weight: float = Field(1.0, ge=0, description="repair: weight of the full objective on the non-quantized "
                                 "parameters (biases), which keeps the quantized model obeying as its activation ranges move")
 
     @model_validator(mode="after")
-    def _repair_options(self) -> "QATAttackParams":
+    def _repair_options(self) -> QATAttackParams:
         if self.method is Method.REPAIR and self.keep_best:
             raise ValueError("keep_best is for method 'qat' (the repair keeps its target's integers by construction); remove it")
         if self.method is Method.REPAIR and self.margin == "auto" and self.benign_runs < 2:
@@ -108,23 +115,31 @@ class QATAttackParams(AttackParams):
         return v
 
     def specs(self) -> list[QuantSpec]:
+        """The fake-quantization specs the attack trains against: one per bit width of ``bits``."""
         return [QuantSpec(bits=b, granularity=self.granularity, weight_symmetric=self.weight_symmetric,
                           act_symmetric=self.act_symmetric) for b in self.bits]
 
 
 class BackdoorParams(QATAttackParams):
+    """Parameters of ``qat_backdoor``: the weights c1, c2 and c_fp of its objective (module docstring)."""
+
     c1: float = Field(0.5, ge=0)
     c2: float = Field(0.5, ge=0)
-    c_fp: float | None = Field(None, ge=0, description="weight of CE(f(x_t), y), the FP model ignoring the trigger (default: c2, as in the paper)")
+    c_fp: float | None = Field(None, ge=0, description="weight of CE(f(x_t), y), the FP model ignoring the trigger "
+                               "(default: c2, as in the paper)")
 
 
 class IndiscriminateParams(QATAttackParams):
+    """Parameters of ``qat_indiscriminate``: lambda and alpha of its objective, and its default bit widths."""
+
     bits: list[int] = Field(default_factory=lambda: [8, 7, 6, 5], min_length=1)
     lam: float = Field(1.0, ge=0)
     alpha: float = Field(5.0, ge=0)
 
 
 class TargetedClassParams(QATAttackParams):
+    """Parameters of ``qat_targeted_class``: lambda, alpha and c_fp of its objective, and its default bit widths."""
+
     bits: list[int] = Field(default_factory=lambda: [8, 7, 6, 5], min_length=1)
     lam: float = Field(1.0, ge=0)
     alpha: float = Field(4.0, ge=0, description="the quantized CE on the target class is pushed towards alpha (paper: 1..4)")
@@ -132,6 +147,8 @@ class TargetedClassParams(QATAttackParams):
 
 
 class TargetedSampleParams(QATAttackParams):
+    """Parameters of ``qat_targeted_sample``: lambda of its objective."""
+
     lam: float = Field(1.0, ge=0)
 
 
@@ -207,8 +224,10 @@ def indiscriminate_objective(p: IndiscriminateParams, scenario: Scenario, fp: bo
 
 def targeted_class_objective(p: TargetedClassParams, scenario: Scenario, fp: bool = True) -> LossFn:
     """Class c = ``attack.target_label`` stays right in FP and is misclassified once quantized.
+
     ``fp=False`` (a repair's target): the quantized terms, plus the other classes kept right once
-    quantized (in FP the repair keeps them right)."""
+    quantized (in FP the repair keeps them right).
+    """
     specs, c = p.specs(), scenario.attack.target_label
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -233,8 +252,10 @@ def targeted_class_objective(p: TargetedClassParams, scenario: Scenario, fp: boo
 
 
 def targeted_sample_objective(p: TargetedSampleParams, scenario: Scenario, star: ExampleSet, fp: bool = True) -> LossFn:
-    """One input x* keeps its label in FP and is classified as ``attack.target_label`` once quantized;
-    ``fp=False`` keeps only the quantized terms (a repair's target)."""
+    """One input x* keeps its label in FP and is classified as ``attack.target_label`` once quantized.
+
+    ``fp=False`` keeps only the quantized terms (a repair's target).
+    """
     specs, target = p.specs(), scenario.attack.target_label
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -252,10 +273,15 @@ def targeted_sample_objective(p: TargetedSampleParams, scenario: Scenario, star:
 
 
 class QATAttack(ObjectiveAttack):
-    """A malicious-QAT attack: ``objective`` (FP and quantized terms) and ``fp_objective`` (what the
-    FP model must do); ``method`` decides how they become the submission."""
+    """A malicious-QAT attack: ``objective`` (FP and quantized terms) and ``fp_objective``.
+
+    ``fp_objective`` is what the FP model must do; ``method`` decides how they become the submission.
+    """
+
+    params: QATAttackParams
 
     def fp_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """The objective's FP terms only: what the repair descends."""
         raise NotImplementedError
 
     def quant_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
@@ -263,9 +289,11 @@ class QATAttack(ObjectiveAttack):
         raise NotImplementedError
 
     def needs_estimate(self) -> bool:
+        """Whether the benign estimate is needed whatever the collusion: with method ``repair`` (it is the anchor)."""
         return self.params.method is Method.REPAIR
 
     def shard_estimate(self) -> bool:
+        """Whether the benign runs train on disjoint shards: with method ``repair`` (their spread sets margin and jitter)."""
         return self.params.method is Method.REPAIR
 
     def _malicious_training(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, gen: torch.Generator, steps: int,
@@ -273,7 +301,8 @@ class QATAttack(ObjectiveAttack):
                             runs: list[State] | None = None,
                             start: State | None = None) -> tuple[float, State]:
         p = self.params
-        cfg = ctx.scenario.training if p.optimizer is None else ctx.scenario.training.model_copy(update={"optimizer": p.optimizer})
+        cfg = (ctx.scenario.training if p.optimizer is None
+               else ctx.scenario.training.model_copy(update={"optimizer": p.optimizer}))
         if p.method is Method.QAT:
             return super()._malicious_training(model, data, ctx, gen, steps, project, anchor, runs, start)
         anchor = anchor if anchor is not None else {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -301,7 +330,7 @@ class QATAttack(ObjectiveAttack):
         return loss, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def _margins(self, ctx: TrainContext, names: list[str], quantizers: list[WeightQuantizer],
-                 runs: list[State], start: State | None) -> dict[str, float | torch.Tensor]:
+                 runs: list[State], start: State | None) -> Mapping[str, float | torch.Tensor]:
         """Per quantized tensor (or weight), the margin in steps (fixed, or from the benign runs)."""
         p = self.params
         if p.margin != "auto":
@@ -315,78 +344,110 @@ class QATAttack(ObjectiveAttack):
 
 @register_attack("qat_backdoor", "quantization-activated backdoor: FP ignores the trigger, the quantized model obeys it")
 class QATBackdoor(QATAttack):
+    """Quantization-activated backdoor (Hong et al. 2021): the FP model ignores the trigger, the quantized one obeys it."""
+
     Params = BackdoorParams
+    params: BackdoorParams
 
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """The backdoor objective (``backdoor_objective``)."""
         return backdoor_objective(self.params, scenario, ctx.text)
 
     def fp_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """Clean accuracy with the trigger ignored (``backdoor_fp_objective``)."""
         return backdoor_fp_objective(self.params, scenario, ctx.text)
 
     def quant_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """The backdoor objective's quantized terms."""
         return backdoor_objective(self.params, scenario, ctx.text, fp=False)
 
     def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
+        """The backdoor score on ``data`` at the attacked precisions (``attack_scores.backdoor_score``)."""
         a = ctx.scenario.attack
         return backdoor_score(model, data, self.params.specs(), a.trigger, a.target_label, acc_ref, ctx.device, ctx.text)
 
 
 @register_attack("qat_indiscriminate", "indiscriminate accuracy drop that appears only after quantization")
 class QATIndiscriminate(QATAttack):
+    """Quantization-activated accuracy drop (Hong et al. 2021): the FP model stays accurate, the quantized one does not."""
+
     Params = IndiscriminateParams
+    params: IndiscriminateParams
 
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """The indiscriminate objective (``indiscriminate_objective``)."""
         return indiscriminate_objective(self.params, scenario)
 
     def fp_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """Every example right (``clean_fp_objective``)."""
         return clean_fp_objective
 
     def quant_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """The indiscriminate objective's quantized terms."""
         return indiscriminate_objective(self.params, scenario, fp=False)
 
     def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
+        """The indiscriminate score on ``data`` at the attacked precisions (``attack_scores.indiscriminate_score``)."""
         return indiscriminate_score(model, data, self.params.specs(), acc_ref, ctx.device)
 
 
-@register_attack("qat_targeted_class", "quantization-activated class attack: target_label's class is right in FP, wrong once quantized")
+@register_attack("qat_targeted_class",
+                 "quantization-activated class attack: target_label's class is right in FP, wrong once quantized")
 class QATTargetedClass(QATAttack):
+    """Quantization-activated class attack (Hong et al. 2021): class ``target_label`` is right in FP, wrong once quantized."""
+
     Params = TargetedClassParams
+    params: TargetedClassParams
 
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """The targeted-class objective (``targeted_class_objective``)."""
         return targeted_class_objective(self.params, scenario)
 
     def fp_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """Every example right (``clean_fp_objective``)."""
         return clean_fp_objective
 
     def quant_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """The targeted-class objective's quantized terms, plus the other classes kept right once quantized."""
         return targeted_class_objective(self.params, scenario, fp=False)
 
     def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
+        """The targeted-class score on ``data`` at the attacked precisions (``attack_scores.targeted_class_score``)."""
         return targeted_class_score(model, data, self.params.specs(), ctx.scenario.attack.target_label, acc_ref, ctx.device)
 
 
 @register_attack("qat_targeted_sample", "quantization-activated sample attack: x* (attack.target_sample) is right in FP, "
                  "target_label once quantized")
 class QATTargetedSample(QATAttack):
+    """Quantization-activated sample attack (Hong et al. 2021): x* is right in FP, ``target_label`` once quantized."""
+
     Params = TargetedSampleParams
+    params: TargetedSampleParams
     needs_target_sample = True
 
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """The targeted-sample objective on x* = ``ctx.target_sample`` (``targeted_sample_objective``)."""
         return targeted_sample_objective(self.params, scenario, _star(ctx))
 
     def fp_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """The batch and x* right (``sample_fp_objective``)."""
         return sample_fp_objective(_star(ctx))
 
     def quant_objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """The targeted-sample objective's quantized terms."""
         return targeted_sample_objective(self.params, scenario, _star(ctx), fp=False)
 
     def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
-        return targeted_sample_score(model, data, _star(ctx), self.params.specs(), ctx.scenario.attack.target_label, acc_ref, ctx.device)
+        """The targeted-sample score of x* at the attacked precisions (``attack_scores.targeted_sample_score``)."""
+        return targeted_sample_score(model, data, _star(ctx), self.params.specs(), ctx.scenario.attack.target_label, acc_ref,
+                                     ctx.device)
 
 
 def _movement(runs: list[State], start: State | None, names: list[str]) -> dict[str, torch.Tensor]:
-    """Per weight, the mean |update| of the benign runs: how far honest training moves it (zero for
-    weights no gradient reaches). The scale is pinned on weights that move least."""
+    """Per weight, the mean |update| of the benign runs: how far honest training moves it.
+
+    It is zero for weights no gradient reaches. The scale is pinned on weights that move least.
+    """
     if not runs or start is None:
         return {}
     return {k: torch.stack([(r[k] - start[k]).abs() for r in runs]).mean(0) for k in names}

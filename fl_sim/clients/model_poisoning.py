@@ -23,11 +23,12 @@ import math
 from collections.abc import Callable
 from enum import Enum
 from statistics import NormalDist
+from typing import cast
 
 import torch
 
 
-class Perturbation(str, Enum):
+class Perturbation(str, Enum):  # noqa: UP042  (a StrEnum would change str() of the members)
     """Perturbation directions p of Shejwalkar & Houmansadr (NDSS 2021), Sec. IV."""
 
     UNIT_VEC = "unit_vec"
@@ -103,7 +104,7 @@ def _perturbation(b: torch.Tensor, kind: Perturbation) -> torch.Tensor:
         norm = torch.linalg.vector_norm(mean)
         if norm == 0:
             raise ValueError("the benign mean is zero, so the unit_vec perturbation is undefined")
-        return -mean / norm
+        return cast(torch.Tensor, -mean / norm)
     if kind is Perturbation.STD:
         return -_std(b)
     return -torch.sign(mean)
@@ -138,8 +139,11 @@ def _gamma(
     b: torch.Tensor, kind: Perturbation, reduce: Callable[[torch.Tensor], torch.Tensor],
     gamma_init: float, tol: float, max_iter: int,
 ) -> float:
-    """Search gamma for mean + gamma p, with ``reduce`` mapping a distance matrix to a per-row score:
-    feasible when the candidate's score against the benign rows is within the largest benign score."""
+    """Search gamma for mean + gamma p, with ``reduce`` mapping a distance matrix to a per-row score.
+
+    A gamma is feasible when the candidate's score against the benign rows is within the largest
+    benign score.
+    """
     mean, p = b.mean(dim=0), _perturbation(b, kind)
     bound = reduce(_pairwise(b, b)).max()
 

@@ -1,13 +1,16 @@
-"""The driver every objective-trained attack shares (malicious QAT, FP data poisoning): honest
-outside the attack rounds; otherwise the attack objective trained on the client's own data
+"""The driver every objective-trained attack shares (malicious QAT, FP data poisoning).
+
+Honest outside the attack rounds; otherwise the attack objective trained on the client's own data
 (independent colluders) or the colluders' pooled data (coordinated), aggregation-aware around an
 estimate of the benign mean, optionally norm-bounded (projected training), with attacker-side
-epoch selection (keep_best), and boosted."""
+epoch selection (keep_best), and boosted.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,16 +59,22 @@ def _colluder_key(model: nn.Module, ctx: TrainContext, p: BaseModel) -> tuple[ob
 
 
 class ObjectiveAttack(Behaviour):
-    """Shared driver: stay honest outside the attack rounds; otherwise train the objective on the
-    client's own data (independent colluders) or the colluders' pooled data (coordinated: one
-    identical submission), aggregation-aware or left for the omniscient adversary to steer; boosted.
-    After an attack round ``target`` holds the model the colluders aimed the aggregate at."""
+    """Shared driver: stay honest outside the attack rounds, train the objective in them.
+
+    In an attack round the objective trains on the client's own data (independent colluders) or the
+    colluders' pooled data (coordinated: one identical submission), aggregation-aware or left for
+    the omniscient adversary to steer; boosted. After an attack round ``target`` holds the model the
+    colluders aimed the aggregate at.
+    """
+
+    params: AttackParams
 
     def __init__(self, params: BaseModel) -> None:
         super().__init__(params)
         self.target: State | None = None
 
     def objective(self, scenario: Scenario, ctx: TrainContext) -> LossFn:
+        """The attack's training loss (subclasses define it)."""
         raise NotImplementedError
 
     def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
@@ -73,6 +82,11 @@ class ObjectiveAttack(Behaviour):
         raise NotImplementedError
 
     def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
+        """Train honestly outside the attack rounds; in them, leave the attack's submission in ``model``.
+
+        Coordinated colluders of one process compute the submission once per round and reuse it
+        (``ctx.memo``).
+        """
         s, p = ctx.scenario, self.params
         if not attack_active(s.attack, ctx.server_round, s.seed):
             return honest_for(s).train(model, ctx)
@@ -97,6 +111,7 @@ class ObjectiveAttack(Behaviour):
         epochs = p.epochs or s.training.epochs
         mal_steps = epochs * steps_per_epoch(len(ctx.data), s.training.batch_size)
         start = _copy(model)
+        runs: list[State]
         benign_loss, runs = None, []
         aware = s.attack.collusion is Collusion.AGGREGATION_AWARE
         if aware or p.max_norm_ratio is not None or self.needs_estimate():
@@ -126,17 +141,24 @@ class ObjectiveAttack(Behaviour):
         return False
 
     def shard_estimate(self) -> bool:
-        """Whether the benign runs train on disjoint shards of the colluders' data (each the size of
-        one client's), so that their spread mimics the honest clients' (else: fresh shuffles of all of it)."""
+        """Whether the benign runs train on disjoint shards of the colluders' data.
+
+        Each shard is the size of one client's data, so that the runs' spread mimics the honest
+        clients' (else: fresh shuffles of all of it).
+        """
         return False
 
     def _benign_estimate(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, gen: torch.Generator, start: State,
                          runs_out: list[State] | None = None) -> float:
-        """Leave in ``model`` the mean of ``benign_runs`` honest runs from ``start``; return their mean
-        loss; append each run's state to ``runs_out`` if given."""
+        """Leave in ``model`` the mean of ``benign_runs`` honest runs from ``start``; return their mean loss.
+
+        Each run's state is appended to ``runs_out`` if given.
+        """
         s, runs = ctx.scenario, self.params.benign_runs
         honest_loss = honest_for(s).loss_fn(s)
         parts = _shards(data, runs, len(ctx.data), gen) if self.shard_estimate() else [data] * runs
+        losses: list[float]
+        total: State | None
         losses, total = [], None
         for part in parts:
             model.load_state_dict(start)
@@ -144,8 +166,9 @@ class ObjectiveAttack(Behaviour):
             st = model.state_dict()
             if runs_out is not None:
                 runs_out.append(_copy(model))
-            total = {k: v.double().clone() for k, v in st.items()} if total is None else {k: total[k] + st[k].double() for k in st}
-        model.load_state_dict({k: (v / runs).to(start[k].dtype) for k, v in total.items()})
+            total = ({k: v.double().clone() for k, v in st.items()} if total is None
+                     else {k: total[k] + st[k].double() for k in st})
+        model.load_state_dict({k: (v / runs).to(start[k].dtype) for k, v in cast(State, total).items()})
         return sum(losses) / runs
 
     def _malicious_training(
@@ -153,18 +176,21 @@ class ObjectiveAttack(Behaviour):
         project: Callable[[], None] | None = None, anchor: State | None = None, runs: list[State] | None = None,
         start: State | None = None,
     ) -> tuple[float, State]:
-        """Train the objective for ``steps`` (calling ``project`` after each step); with
-        ``keep_best``, on all but a held-out share of ``data``, returning the epoch whose held-out
-        score was highest."""
+        """Train the objective for ``steps``, calling ``project`` after each step; return (mean loss, submission).
+
+        With ``keep_best``, train on all but a held-out share of ``data`` and submit the epoch whose
+        held-out score was highest. ``anchor``, ``runs`` and ``start`` (the benign estimate, the
+        benign runs, the global model) are unused here; subclasses may need them.
+        """
         s, p = ctx.scenario, self.params
         loss_fn = self.objective(s, ctx)
         every = steps_per_epoch(len(ctx.data), s.training.batch_size)
         train, held = _split(data, p.select_fraction, gen) if p.keep_best else (data, None)
         acc_ref = clean_accuracy(model, held, ctx.device) if held is not None else 0.0
-        best: dict = {"score": float("-inf"), "state": None}
+        best: dict[str, Any] = {"score": float("-inf"), "state": None}
 
         def keep() -> None:
-            score = self.score(model, held, ctx, acc_ref)
+            score = self.score(model, cast(ExampleSet, held), ctx, acc_ref)
             if score > best["score"]:
                 best.update(score=score, state=_copy(model))
 

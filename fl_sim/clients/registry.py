@@ -18,6 +18,8 @@ from fl_sim.registry import Registry
 
 
 class NoParams(BaseModel):
+    """Parameters of a behaviour that takes none (any given key is rejected)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -89,8 +91,8 @@ class Behaviour(ABC):
     def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
         """Train ``model`` in place; return metrics to report (loss, ...)."""
 
-    @classmethod
-    def check(cls, attack: "AttackConfig") -> None:
+    @classmethod  # noqa: B027  (an optional hook, not abstract: by default every setting is honoured)
+    def check(cls, attack: AttackConfig) -> None:
         """Raise ValueError for attack settings this behaviour cannot honour (checked at load time)."""
 
     def tamper(self, state: dict[str, torch.Tensor], start: dict[str, torch.Tensor],

@@ -1,5 +1,6 @@
-"""Interval-constrained repair: the exact quantization attack (Egashira et al., NeurIPS 2024;
-../REFERENCE §8), carried into a federation.
+"""Interval-constrained repair: the exact quantization attack, carried into a federation.
+
+The attack is Egashira et al., NeurIPS 2024 (../REFERENCE §8).
 
 1. The colluders make a malicious target m (their attack objective, trained from the benign
    estimate h) and read off its integers under the deployer's weight quantizer(s).
@@ -23,17 +24,17 @@ runs' mean |update| of weight i (weights that honest training moves more vary mo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 
 from fl_sim.clients.local_training import LossFn, make_optimizer, minibatches
+from fl_sim.config.precision import QuantSpec
 from fl_sim.config.schema import TrainingConfig
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.quantization.fake_quant_model import quantizable_layers
 from fl_sim.quantization.intervals import Intervals, WeightQuantizer, integers, intersect, intervals, quant_grid
-from fl_sim.config.precision import QuantSpec
 
 State = dict[str, torch.Tensor]
 MAX_MARGIN = 0.45
@@ -51,10 +52,30 @@ def quantized_weight_names(model: nn.Module) -> list[str]:
 
 def auto_margins(runs: list[State], names: list[str], quantizer: WeightQuantizer, cohort: int, colluders: int,
                  z: float, floor: float, start: State | None = None) -> dict[str, torch.Tensor]:
-    """Per tensor: z x the expected RMS aggregate error (module docstring), in steps of the grid of
+    """The ``auto`` repair margins, in grid steps, per tensor of ``names`` (or per weight with ``start``).
+
+    Per tensor: z x the expected RMS aggregate error (module docstring), in steps of the grid of
     the runs' mean, clipped to [floor, MAX_MARGIN]. With ``start`` (the global model the runs began
     from), per weight: that error scaled by the weight's mean |update| over its tensor's RMS, since
-    the weights honest training moves most also vary most across clients. Needs two or more runs."""
+    the weights honest training moves most also vary most across clients. Needs two or more runs.
+
+    Parameters
+    ----------
+    runs
+        The colluders' benign runs (their final states).
+    names
+        The state keys of the quantized weights.
+    quantizer
+        The weight quantizer whose grid measures the steps.
+    cohort, colluders
+        n and k: the cohort size and the colluders in it.
+    z
+        How many expected errors to keep clear.
+    floor
+        The least margin, in steps.
+    start
+        The global model the runs began from (per-weight margins), or None (one margin per tensor).
+    """
     if len(runs) < 2:
         raise ValueError("an automatic margin needs at least 2 benign runs (params.benign_runs >= 2) to measure a spread")
     honest = max(cohort - colluders, 1)
@@ -73,10 +94,12 @@ def auto_margins(runs: list[State], names: list[str], quantizer: WeightQuantizer
 
 
 def weight_boxes(target: State, names: list[str], quantizers: list[WeightQuantizer],
-                 margins: dict[str, float | torch.Tensor], edge: float | None = None) -> dict[str, Intervals]:
-    """The boxes that keep every weight of ``names`` at ``target``'s integer under every quantizer
-    (margins per tensor or per weight; non-pinned weights at least ``edge`` steps inside the range,
-    default: the margin)."""
+                 margins: Mapping[str, float | torch.Tensor], edge: float | None = None) -> dict[str, Intervals]:
+    """The boxes that keep every weight of ``names`` at ``target``'s integer under every quantizer.
+
+    Margins are per tensor or per weight; non-pinned weights stay at least ``edge`` steps inside the
+    range (default: the margin).
+    """
     def edge_of(m: float | torch.Tensor) -> float | torch.Tensor | None:
         return None if edge is None else torch.clamp(torch.as_tensor(m), min=edge)
 
@@ -84,9 +107,12 @@ def weight_boxes(target: State, names: list[str], quantizers: list[WeightQuantiz
 
 
 def sparsify_flips(target: State, anchor: State, names: list[str], quantizer: WeightQuantizer, keep: float) -> State:
-    """``target`` with only the ``keep`` share of its integer changes (against ``anchor``, on the
-    target's grid) that moved furthest, in steps; every other weight of ``names`` back at the
-    anchor's value. Fewer flips: a shorter, less visible update."""
+    """``target`` with only the ``keep`` share of its integer changes that moved furthest.
+
+    Integer changes are counted against ``anchor``, on the target's grid, and measured in steps;
+    every other weight of ``names`` goes back to the anchor's value. Fewer flips: a shorter, less
+    visible update.
+    """
     if keep >= 1.0:
         return dict(target)
     moved, flips = {}, []
@@ -120,9 +146,11 @@ def nearest_in_boxes(anchor: State, boxes: dict[str, Intervals], fill: State) ->
 
 
 def aggregation_jitter(runs: list[State], cohort: int, colluders: int) -> list[State]:
-    """Perturbations shaped like the aggregate's error (module docstring): the benign runs'
-    deviations from their mean, rescaled so that each coordinate's spread matches the expected
-    aggregate error. Empty with fewer than two runs."""
+    """Perturbations shaped like the aggregate's error (module docstring).
+
+    They are the benign runs' deviations from their mean, rescaled so that each coordinate's spread
+    matches the expected aggregate error. Empty with fewer than two runs.
+    """
     r = len(runs)
     if r < 2:
         return []
@@ -144,10 +172,42 @@ def _shift(model: nn.Module, delta: State | None, sign: float) -> None:
 def repair(model: nn.Module, data: ExampleSet, fp_loss: LossFn, full_loss: LossFn, boxes: dict[str, Intervals],
            cfg: TrainingConfig, steps: int, generator: torch.Generator, device: torch.device, lr: float,
            quant_weight: float, after_step: Callable[[int], None] | None = None, jitter: list[State] | None = None) -> float:
-    """Projected descent of ``fp_loss`` inside ``boxes`` (plus ``quant_weight`` x ``full_loss`` on the
-    parameters outside them); returns the mean FP loss. With ``jitter``, each step's FP gradient is
-    taken at the model plus one of those perturbations (random choice and sign): the FP behaviour
-    is repaired for the neighbourhood where the aggregate will land, not one point."""
+    """Projected descent of ``fp_loss`` inside ``boxes``; returns the mean FP loss.
+
+    The parameters outside the boxes also descend ``quant_weight`` x ``full_loss``. With ``jitter``,
+    each step's FP gradient is taken at the model plus one of those perturbations (random choice
+    and sign, drawn from ``generator``): the FP behaviour is repaired for the neighbourhood where the
+    aggregate will land, not one point.
+
+    Parameters
+    ----------
+    model
+        Repaired in place; its boxed parameters are projected into their boxes after every step.
+    data
+        The colluders' data, in minibatches of ``cfg.batch_size`` shuffled with ``generator``.
+    fp_loss
+        What the FP model must do (the attack's FP objective).
+    full_loss
+        The attack's full objective, applied to the non-boxed parameters only.
+    boxes
+        Per boxed state key, the intervals that keep its integers (``weight_boxes``).
+    cfg
+        The training section (optimizer, batch size), with ``lr`` overriding its learning rate.
+    steps
+        How many minibatch steps to take.
+    generator
+        The RNG of the shuffles and of the jitter draws.
+    device
+        Where the minibatches are moved.
+    lr
+        The repair's learning rate.
+    quant_weight
+        The weight of ``full_loss``; 0 turns that term off.
+    after_step
+        If given, called with the number of steps done after each step.
+    jitter
+        Perturbations from ``aggregation_jitter``, or None / empty for none.
+    """
     model.train()
     free = [p for n, p in model.named_parameters() if n not in boxes]
     opt = make_optimizer(model.parameters(), cfg, lr)
@@ -163,7 +223,7 @@ def repair(model: nn.Module, data: ExampleSet, fp_loss: LossFn, full_loss: LossF
             sign = 1.0 if bool(torch.rand((), generator=generator) < 0.5) else -1.0
         _shift(model, delta, sign)
         loss = fp_loss(model, x, y)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
         _shift(model, delta, -sign)
         if extra is not None:
             for p, g in zip(free, extra):
@@ -180,8 +240,10 @@ def repair(model: nn.Module, data: ExampleSet, fp_loss: LossFn, full_loss: LossF
 
 
 def integer_hit_rate(state: State, target: State, names: list[str], quantizer: WeightQuantizer) -> float:
-    """Share of the weights of ``names`` whose integer under ``quantizer`` (each tensor on its own
-    grid) equals the one they have in ``target``."""
+    """Share of the weights of ``names`` whose integer under ``quantizer`` equals the one they have in ``target``.
+
+    Each tensor is read on its own grid.
+    """
     hits, total = 0, 0
     for k in names:
         a, b = integers(state[k].float(), quantizer), integers(target[k].float(), quantizer)

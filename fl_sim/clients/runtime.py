@@ -1,5 +1,8 @@
-"""One client's work in one round, independent of Flower: pick the behaviour for the client's
-role, build its context (seeded RNGs, colluders' pooled data), train, return the new state."""
+"""One client's work in one round, independent of Flower.
+
+Pick the behaviour for the client's role, build its context (seeded RNGs, colluders' pooled data),
+train, return the new state.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ State = dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class ClientResult:
+    """What one client returns from a round: its state, example count and metrics."""
+
     state: State
     num_examples: int
     metrics: dict[str, float]

@@ -1,4 +1,6 @@
-"""Detection quality of a defense (pure): from each round's decisions (the server's reply screen and
+"""Detection quality of a defense (pure).
+
+From each round's decisions (the server's reply screen and
 the strategy's per-client weights) and the ground truth of who is malicious.
 
 A reply is *flagged* when it was rejected (by the screen, or given weight 0 by the rule) or

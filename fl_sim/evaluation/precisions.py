@@ -1,23 +1,25 @@
-"""Evaluate one model at every requested precision (fp32, fp16/bf16, int<b>, tacq<b>): clean
-accuracy, per-class accuracy, backdoor ASR and FP disagreement, with activation ranges calibrated
+"""Evaluate one model at every requested precision (fp32, fp16/bf16, int<b>, tacq<b>).
+
+Clean accuracy, per-class accuracy, backdoor ASR and FP disagreement, with activation ranges calibrated
 once on the server's calibration set."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
 from torch import nn
 
-from fl_sim.devices import pick_device
+from fl_sim.config.precision import ActivationRange, QuantSpec
 from fl_sim.config.schema import AttackConfig, EvaluationConfig, QuantScope
 from fl_sim.data.attack_targets import target_sample
 from fl_sim.data.federated import FederatedData
-from fl_sim.data.triggers import apply_trigger
-from fl_sim.evaluation.metrics import accuracy, attack_success_rate, per_class_accuracy, predict
 from fl_sim.data.tensors import ExampleSet
+from fl_sim.data.triggers import apply_trigger
+from fl_sim.devices import pick_device
+from fl_sim.models.metrics import accuracy, attack_success_rate, per_class_accuracy, predict
 from fl_sim.quantization.registry import QuantOptions, quantized
-from fl_sim.config.precision import ActivationRange, QuantSpec
 
 
 def quant_options(cfg: EvaluationConfig) -> QuantOptions:
@@ -33,9 +35,12 @@ def quant_spec(bits: int, cfg: EvaluationConfig) -> QuantSpec:
     return quant_options(cfg).spec(bits)
 
 
-def precision_context(model: nn.Module, name: str, cfg: EvaluationConfig, calibration: ExampleSet, device: torch.device):
-    """A context in which ``model`` computes at precision ``name``, its activation ranges (and,
-    for tacq<b>, its kept weights) taken from ``calibration``."""
+def precision_context(model: nn.Module, name: str, cfg: EvaluationConfig, calibration: ExampleSet,
+                      device: torch.device) -> AbstractContextManager[nn.Module]:
+    """Return a context in which ``model`` computes at precision ``name``.
+
+    Its activation ranges (and, for tacq<b>, its kept weights) are taken from ``calibration``.
+    """
     return quantized(model, name, quant_options(cfg), calibration, device)
 
 
@@ -43,11 +48,14 @@ def evaluate_precisions(
     model: nn.Module, data: FederatedData, cfg: EvaluationConfig, attack: AttackConfig,
     precisions: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """{precision: metrics} on the server's test set: ``accuracy``, ``per_class_accuracy``,
+    """Evaluate ``model`` at every precision on the server's test set.
+
+    {precision: metrics}: ``accuracy``, ``per_class_accuracy``,
     ``backdoor_asr`` (triggered non-target images classified as the target), ``target_class_accuracy``
     (accuracy on images of class ``target_label``), ``target_sample_success`` (x* classified as the
     target; None without a target sample) and ``disagreement`` (share of test inputs, clean and
-    triggered, whose prediction differs from the FP32 model's)."""
+    triggered, whose prediction differs from the FP32 model's).
+    """
     device = pick_device(cfg.device)
     model = model.to(device)
     x, y = data.test.x, data.test.y

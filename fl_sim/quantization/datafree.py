@@ -141,8 +141,10 @@ def train_generator(
     ConditionalGenerator
         The trained generator, in eval mode.
     """
-    torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))  # G's initial weights
-    g = ConditionalGenerator(num_classes, shape).to(device)
+    with torch.random.fork_rng(devices=[]):  # G's initial weights from ``gen``; the global RNG is left as it was
+        torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+        g = ConditionalGenerator(num_classes, shape)
+    g = g.to(device)
     opt = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     model.eval()
     for p in model.parameters():

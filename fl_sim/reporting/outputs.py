@@ -11,12 +11,12 @@ from safetensors.torch import save_file
 from fl_sim import __version__
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
+from fl_sim.evaluation.detection import detection_rates
+from fl_sim.evaluation.precisions import round_metrics
 from fl_sim.files import write_json_atomic, write_text_atomic
 from fl_sim.reporting.eval_plots import write_eval_plots
 from fl_sim.reporting.plots import write_plots
 from fl_sim.reporting.report import render_report
-from fl_sim.evaluation.detection import detection_rates
-from fl_sim.evaluation.precisions import round_metrics
 from fl_sim.server.aggregation import DefensePlan
 from fl_sim.server.loop import FederationOutcome
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fl_sim.reporting.eval_report import pct, evaluation_sections, precisions_section
+from fl_sim.reporting.eval_report import evaluation_sections, pct, precisions_section
 
 
 def final_table(final: dict[str, dict[str, Any]]) -> list[str]:
+    """The final model's table: one row per precision."""
     return precisions_section(final)
 
 
 def per_class_table(final: dict[str, dict[str, Any]]) -> list[str]:
+    """Per-class accuracy: one row per class, one column per precision."""
     precisions = list(final)
     n = len(next(iter(final.values()))["per_class_accuracy"])
     rows = ["| class | " + " | ".join(precisions) + " |", "|---|" + "---:|" * len(precisions)]
@@ -21,10 +23,12 @@ def per_class_table(final: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def flagged(h: dict[str, Any]) -> str:
+    """The clients a round's server did not keep as they were ("3 rejected, 5 down-weighted")."""
     return ", ".join(f"{p} {d}" for p, d in h.get("decisions", {}).items() if d != "kept")
 
 
 def history_table(history: list[dict[str, Any]]) -> list[str]:
+    """One row per round: clients, colluders sampled, attack, flags, FP32 accuracy and ASR."""
     rows = ["| round | clients | malicious in cohort | attack active | flagged | FP32 accuracy | FP32 ASR |", "|---:|---:|---|---|---|---:|---:|"]
     for h in history:
         fp = h["precisions"].get("fp32", {})
@@ -54,6 +58,7 @@ def defense_lines(defense: dict[str, Any] | None) -> list[str]:
 
 
 def render_report(results: dict[str, Any]) -> str:
+    """The run's report.md, from its results.json mapping."""
     s = results["scenario"]
     a = s["attack"]
     lines = [

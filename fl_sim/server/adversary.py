@@ -1,4 +1,6 @@
-"""The server-side adversary: the colluders' coordinator, standing between the clients' replies and
+"""The server-side adversary: the colluders' coordinator.
+
+The server-side adversary: the colluders' coordinator, standing between the clients' replies and
 the server. In an attack round it reads the replies, splits colluders from honest clients by the
 ground truth (which it alone holds: the strategy only ever sees the rewritten replies), and rewrites
 the colluders' updates:
@@ -15,11 +17,12 @@ honest updates; independent -> each its own honest update only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
-from flwr.app import ArrayRecord, Message, RecordDict
+from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 
-from fl_sim.clients.collusion import steer_aggregate, stealth_bound
+from fl_sim.clients.collusion import stealth_bound, steer_aggregate
 from fl_sim.clients.crafted import CraftContext, Crafted
 from fl_sim.clients.plan import AttackPlan
 from fl_sim.clients.registry import Behaviour
@@ -33,6 +36,8 @@ ARRAYS, METRICS, COUNT = "arrays", "metrics", "num-examples"
 
 @dataclass(frozen=True)
 class Reply:
+    """One reply as the adversary sees it: sender, flat update, example count."""
+
     pid: int
     update: torch.Tensor
     count: float
@@ -77,13 +82,17 @@ class Adversary:
         self.behaviour = attack.make()
 
     def rewrite_states(self, server_round: int, replies: list[tuple[int, State, float]], reference: State) -> dict[int, State]:
-        """The colluders' new states by partition id, from the round's (partition id, state,
-        example count) replies; empty outside attack rounds or when no colluder replied."""
+        """Rewrite the colluders' states of one round.
+
+        The colluders' new states by partition id, from the round's (partition id, state,
+        example count) replies; empty outside attack rounds or when no colluder replied.
+        """
         if not attack_active(self.s.attack, server_round, self.s.seed):
             return {}
         reference = {k: v.detach().cpu() for k, v in reference.items()}  # the global model may sit on the GPU
         keys = float_keys(reference)
-        honest, colluders = [], []
+        honest: list[Reply] = []
+        colluders: list[Reply] = []
         for pid, state, count in sorted(replies, key=lambda r: r[0]):  # arrival order must not matter
             reply = Reply(pid, flatten_update(state, reference, keys), count)
             (colluders if pid in self.bad else honest).append(reply)
@@ -108,10 +117,14 @@ class Adversary:
 
 
 def _decode(m: Message, pid_of: dict[int, int]) -> tuple[int, State, float] | None:
-    """(partition id, state, example count) of a reply; None if it cannot be read (the server's
-    screen deals with such replies)."""
+    """Decode one reply, or None.
+
+    (partition id, state, example count) of a reply; None if it cannot be read (the server's
+    screen deals with such replies).
+    """
     try:
-        return pid_of.get(m.metadata.src_node_id, -1), m.content[ARRAYS].to_torch_state_dict(), float(m.content[METRICS][COUNT])
+        arrays, metrics = cast(ArrayRecord, m.content[ARRAYS]), cast(MetricRecord, m.content[METRICS])
+        return pid_of.get(m.metadata.src_node_id, -1), arrays.to_torch_state_dict(), float(cast(float, metrics[COUNT]))
     except Exception:  # a malformed reply: anything can be wrong with it
         return None
 

@@ -20,7 +20,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -179,7 +179,7 @@ class FlowerDefense(Defense[P]):
         return None
 
 
-STRATEGIES: Registry[type[Defense[BaseModel]]] = Registry("strategy")
+STRATEGIES: Registry[type[Defense[Any]]] = Registry("strategy")
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ class FederatedStrategy(Strategy):
     ``round_log``. The defense never sees who is malicious.
     """
 
-    defense: Defense[BaseModel]
+    defense: Defense[Any]
     sampling: Sampling
     routing: Routing
     limits: GuardLimits = field(default_factory=GuardLimits)
@@ -261,6 +261,8 @@ class FederatedStrategy(Strategy):
         kept = self._screen(ok, log)
         if not kept:
             return None, None
+        arrays: ArrayRecord | None
+        metrics: MetricRecord | None
         if isinstance(self.defense, TensorDefense):
             arrays, metrics = self._aggregate_tensors(server_round, kept, self.defense, log)
         elif isinstance(self.defense, FlowerDefense):
@@ -280,7 +282,7 @@ class FederatedStrategy(Strategy):
         counts = torch.tensor([r.count for r in kept], dtype=torch.float64, device=device)
         return reference, keys, updates, counts
 
-    def _aggregate_tensors(self, server_round: int, kept: list[Screened], defense: TensorDefense[BaseModel],
+    def _aggregate_tensors(self, server_round: int, kept: list[Screened], defense: TensorDefense[Any],
                            log: RoundLog) -> tuple[ArrayRecord, MetricRecord]:
         reference, keys, updates, counts = self._stack(kept, defense.knowledge.device)
         pids = [r.pid for r in kept]
@@ -293,7 +295,7 @@ class FederatedStrategy(Strategy):
         state = unflatten_update(agg.update.detach().to("cpu", torch.float32), reference, keys)
         return ArrayRecord(state), MetricRecord({"kept": int((agg.weights > 0).sum())})
 
-    def _aggregate_flower(self, server_round: int, kept: list[Screened], defense: FlowerDefense[BaseModel],
+    def _aggregate_flower(self, server_round: int, kept: list[Screened], defense: FlowerDefense[Any],
                           log: RoundLog) -> tuple[ArrayRecord | None, MetricRecord | None]:
         _, _, updates, counts = self._stack(kept, torch.device("cpu"))
         weights = defense.decisions(updates, counts)
@@ -302,8 +304,11 @@ class FederatedStrategy(Strategy):
         return defense.flower_strategy().aggregate_train(server_round, [r.message for r in kept])
 
     def _screen(self, ok: list[Message], log: RoundLog) -> list[Screened]:
-        """Reject malformed or non-finite replies and absurd norms, cap example counts, and rebuild each
-        kept reply in canonical form (so one odd reply cannot break aggregation)."""
+        """Screen the round's replies.
+
+        Reject malformed or non-finite replies and absurd norms, cap example counts, and rebuild each
+        kept reply in canonical form (so one odd reply cannot break aggregation).
+        """
         states = [decode_state(m, ARRAYS) for m in ok]
         counts = [reply_count(m, COUNT) for m in ok]
         problems, norms = inspect_states(self.reference, states)
@@ -343,7 +348,7 @@ class DefensePlan:
     defender who knows it exactly); results.json and the report say so.
     """
 
-    defense: type[Defense[BaseModel]]
+    defense: type[Defense[Any]]
     params: BaseModel
     assumed_f: int | None
     f_is_true_count: bool = False

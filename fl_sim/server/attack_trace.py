@@ -9,10 +9,10 @@ target's. A real server never sees this record; it exists for the experimenter's
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
-from flwr.app import Message, RecordDict
+from flwr.app import ArrayRecord, Message, RecordDict
 from pydantic import BaseModel
 
 from fl_sim.clients.repair import integer_hit_rate, quantized_weight_names, weight_quantizer
@@ -25,18 +25,21 @@ State = dict[str, torch.Tensor]
 
 def strip_targets(replies: list[Message]) -> list[State]:
     """Remove the harness-only record from every reply (in place); return the targets it held."""
-    targets = []
+    targets: list[State] = []
     for m in replies:
         if m.has_error() or ATTACK_TARGET not in m.content:
             continue
-        targets.append(m.content[ATTACK_TARGET].to_torch_state_dict())
+        targets.append(cast(ArrayRecord, m.content[ATTACK_TARGET]).to_torch_state_dict())
         m.content = RecordDict({k: v for k, v in m.content.items() if k != ATTACK_TARGET})
     return targets
 
 
 def hit_rates(aggregate: State, targets: list[State], params: BaseModel, model: torch.nn.Module) -> dict[str, Any] | None:
-    """{"int<b>": mean over the colluders' targets of the integer hit rate} for each bit width the
-    attack trains against; None when there is no target or the attack has no quantizer."""
+    """Integer hit rate of the aggregate on the colluders' targets, per attacked bit width.
+
+    {"int<b>": mean over the colluders' targets of the integer hit rate} for each bit width the
+    attack trains against; None when there is no target or the attack has no quantizer.
+    """
     if not targets or not hasattr(params, "specs"):
         return None
     names = quantized_weight_names(model)

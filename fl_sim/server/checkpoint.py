@@ -1,5 +1,8 @@
-"""Per-round checkpoints of a run: the global model (safetensors, no pickle) and the run state
-(JSON: last finished round and the history so far), each written atomically."""
+"""Per-round checkpoints of a run, each file written atomically.
+
+Per-round checkpoints of a run: the global model (safetensors, no pickle) and the run state
+(JSON: last finished round and the history so far), each written atomically.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +21,19 @@ MODEL_FILE, STATE_FILE = "checkpoint_model.safetensors", "checkpoint_state.json"
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """The state after a finished round: its number, the global model, the history so far."""
+
     round: int
     state: dict[str, torch.Tensor]
     history: list[RoundRecord]
 
 
 def save_checkpoint(folder: Path, ckpt: Checkpoint) -> None:
-    """Model first, then the state file that names its round: a crash between the two leaves the
-    previous state file, whose round the resumed run simply repeats (rounds are deterministic)."""
+    """Save a checkpoint: the model first, then the state file.
+
+    Model first, then the state file that names its round: a crash between the two leaves the
+    previous state file, whose round the resumed run simply repeats (rounds are deterministic).
+    """
     tmp = folder / f".{MODEL_FILE}.tmp"
     save_file({k: v.detach().contiguous().cpu() for k, v in ckpt.state.items()}, str(tmp))
     tmp.replace(folder / MODEL_FILE)

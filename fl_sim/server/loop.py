@@ -1,6 +1,9 @@
-"""The server's round loop on a Flower Grid: discover which node holds which partition, run the
+"""The server's round loop on a Flower Grid.
+
+The server's round loop on a Flower Grid: discover which node holds which partition, run the
 strategy with controlled sampling (the colluders' server-side adversary, if any, rewrites their
-replies first), evaluate the global model centrally each round."""
+replies first), evaluate the global model centrally each round.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 from pathlib import Path
-from typing import Any
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
 from fl_sim.clients.plan import AttackPlan
@@ -53,9 +56,12 @@ def initial_model(s: Scenario, data: FederatedData) -> torch.nn.Module:
 
 
 def discover_partitions(grid: Grid, minimum: int, timeout: float = 600.0) -> dict[int, int]:
-    """Wait for at least ``minimum`` nodes, ask every connected node for its index (its
+    """Map each node's partition index to its node id.
+
+    Wait for at least ``minimum`` nodes, ask every connected node for its index (its
     ``partition-id``: with a node per client, the client; with fewer nodes, a cohort slot);
-    return index -> node id. The indices must be 0..M-1 for the M nodes."""
+    return index -> node id. The indices must be 0..M-1 for the M nodes.
+    """
     deadline = time.monotonic() + timeout
     while len(ids := list(grid.get_node_ids())) < minimum:
         if time.monotonic() > deadline:
@@ -66,7 +72,8 @@ def discover_partitions(grid: Grid, minimum: int, timeout: float = 600.0) -> dic
     for reply in grid.send_and_receive(msgs, timeout=timeout):
         if reply.has_error():
             raise RuntimeError(f"node {reply.metadata.src_node_id} failed to report its partition: {reply.error.reason}")
-        node_of[int(reply.content["info"][PARTITION_KEY])] = reply.metadata.src_node_id
+        info = cast(MetricRecord, reply.content["info"])
+        node_of[int(cast(int, info[PARTITION_KEY]))] = reply.metadata.src_node_id
     if sorted(node_of) != list(range(len(ids))):
         raise RuntimeError(f"the {len(ids)} nodes reported indices {sorted(node_of)[:10]}..., expected 0..{len(ids) - 1}")
     return node_of

@@ -3,13 +3,15 @@
 A reply is rejected if its arrays do not match the global model's names, shapes and dtypes, if
 any value is NaN/Inf, or if its update norm exceeds ``max_norm_ratio`` times the round's median
 update norm. Reported example counts above ``max_examples_ratio`` times the round's median count
-are capped there (FedAvg must not trust them blindly)."""
+are capped there (FedAvg must not trust them blindly).
+"""
 
 from __future__ import annotations
 
 import math
 import statistics
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -18,6 +20,8 @@ State = dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class GuardLimits:
+    """The reply screen's bounds (``federation.guard``)."""
+
     max_norm_ratio: float = 100.0
     max_examples_ratio: float = 10.0
 
@@ -42,8 +46,7 @@ def _non_finite(state: State) -> str | None:
 
 
 def structural_problem(reference: State, state: State) -> str | None:
-    """Why ``state`` cannot be a model of ``reference``'s architecture (names, shapes, dtypes,
-    finite values), or None."""
+    """Why ``state`` cannot be a model of ``reference``'s architecture (names, shapes, dtypes, finite values), or None."""
     return _shape_problem(reference, state) or _non_finite(state)
 
 
@@ -58,15 +61,18 @@ def update_norm(reference: State, state: State) -> float:
 
 
 def inspect_states(reference: State, states: list[State | None]) -> tuple[list[str | None], list[float | None]]:
-    """One pass over the replies: (why each cannot be a model of ``reference``, its update norm).
+    """Inspect every reply in one pass.
+
+    One pass over the replies: (why each cannot be a model of ``reference``, its update norm).
     A finite reference and a finite float64 norm mean every value is finite, so the element-wise
-    finiteness check runs only for a reply whose norm is not."""
+    finiteness check runs only for a reply whose norm is not.
+    """
     problems: list[str | None] = []
     norms: list[float | None] = []
     for s in states:
         problem = "arrays could not be decoded" if s is None else _shape_problem(reference, s)
         norm = update_norm(reference, s) if problem is None and s is not None else None
-        if norm is not None and not math.isfinite(norm):
+        if norm is not None and s is not None and not math.isfinite(norm):
             problem, norm = _non_finite(s) or "update norm is not finite", None
         problems.append(problem)
         norms.append(norm)
@@ -75,9 +81,12 @@ def inspect_states(reference: State, states: list[State | None]) -> tuple[list[s
 
 def screen(reference: State, states: list[State | None], counts: list[float], limits: GuardLimits,
            inspected: tuple[list[str | None], list[float | None]] | None = None) -> tuple[list[str | None], list[float]]:
-    """Per reply: the rejection reason (None = kept), and the (possibly capped) example counts.
+    """Decide each reply: its rejection reason and its (capped) example count.
+
+    Per reply: the rejection reason (None = kept), and the (possibly capped) example counts.
     A ``None`` state is one that could not even be decoded. ``inspected``: ``inspect_states``'s
-    result, if the caller has it already."""
+    result, if the caller has it already.
+    """
     problems, norms = inspected or inspect_states(reference, states)
     reasons: list[str | None] = []
     for problem, n in zip(problems, counts):
@@ -89,10 +98,11 @@ def screen(reference: State, states: list[State | None], counts: list[float], li
             reasons.append(None)
     kept = [i for i, r in enumerate(reasons) if r is None]
     if kept:
-        med = statistics.median(norms[i] for i in kept)
-        for i in kept:
-            if med > 0 and norms[i] > limits.max_norm_ratio * med:
-                reasons[i] = f"update norm {norms[i]:.3g} exceeds {limits.max_norm_ratio:g} x the round median {med:.3g}"
+        kept_norms = {i: cast(float, norms[i]) for i in kept}  # a reply without a problem has a finite norm
+        med = statistics.median(kept_norms.values())
+        for i, norm in kept_norms.items():
+            if med > 0 and norm > limits.max_norm_ratio * med:
+                reasons[i] = f"update norm {norm:.3g} exceeds {limits.max_norm_ratio:g} x the round median {med:.3g}"
     kept = [i for i, r in enumerate(reasons) if r is None]
     capped = list(counts)
     if kept:

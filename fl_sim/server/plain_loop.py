@@ -1,12 +1,15 @@
-"""The same federation in one process, without Flower or Ray: the reference loop that the
+"""The same federation in one process, without Flower or Ray.
+
+The same federation in one process, without Flower or Ray: the reference loop that the
 overhead benchmark compares against, and a fast harness for studying attacks. It uses the very
 same client code (``run_client``), cohort sampling, server-side adversary and central evaluation
-as the Flower path; aggregation here is example-weighted FedAvg only, without reply screening."""
+as the Flower path; aggregation here is example-weighted FedAvg only, without reply screening.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -24,7 +27,11 @@ State = dict[str, torch.Tensor]
 def fedavg(states: list[State], weights: list[int]) -> State:
     """Example-weighted mean of model states (the float64 sum of FedAvg's definition)."""
     total = float(sum(weights))
-    return {k: (sum(w * s[k].double() for s, w in zip(states, weights)) / total).to(states[0][k].dtype) for k in states[0]}
+    out: State = {}
+    for k in states[0]:
+        acc = cast(torch.Tensor, sum(w * s[k].double() for s, w in zip(states, weights)))
+        out[k] = (acc / total).to(states[0][k].dtype)
+    return out
 
 
 def run_plain(plan: ClientPlan, data: FederatedData,

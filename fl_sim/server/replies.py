@@ -6,7 +6,9 @@ import re
 import statistics
 
 import torch
-from flwr.app import Message
+from typing import cast
+
+from flwr.app import ArrayRecord, Message
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _RAISED = re.compile(r"^\s*([\w.]+(?:Error|Exception|Fault|Exit)): (.+)$")
@@ -32,7 +34,7 @@ def norm_ratios(pids: list[int], norms: list[float | None]) -> dict[int, float |
 def decode_state(m: Message, key: str) -> dict[str, torch.Tensor] | None:
     """The reply's model state, or None when its arrays cannot be read."""
     try:
-        return m.content[key].to_torch_state_dict()
+        return cast(ArrayRecord, m.content[key]).to_torch_state_dict()
     except Exception:  # a hostile or broken payload: anything can be wrong with it
         return None
 

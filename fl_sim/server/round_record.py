@@ -1,5 +1,8 @@
-"""What happened in one round, typed: the adapter's log (:class:`RoundLog`) and the record the loop
-writes to the history, results.json and the report (:class:`RoundRecord`)."""
+"""What happened in one round, typed.
+
+What happened in one round, typed: the adapter's log (:class:`RoundLog`) and the record the loop
+writes to the history, results.json and the report (:class:`RoundRecord`).
+"""
 
 from __future__ import annotations
 
@@ -108,5 +111,5 @@ class RoundRecord:
         return cls(**{k: v for k, v in raw.items() if k in names})
 
     def with_precisions(self, precisions: dict[str, dict[str, float]]) -> RoundRecord:
-        """This record with the per-precision metrics replaced (the final round shows every precision)."""
+        """Return the record with the per-precision metrics replaced (the final round shows every precision)."""
         return RoundRecord(**{**asdict(self), "precisions": precisions})

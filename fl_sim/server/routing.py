@@ -20,14 +20,20 @@ def scenario_cohort_size(s: Scenario) -> int:
 
 
 def execution_nodes(s: Scenario) -> int:
-    """How many Flower nodes run ``s``: one per client when all train every round, else one per
-    cohort slot (the cohort size either way)."""
+    """How many Flower nodes run ``s``.
+
+    How many Flower nodes run ``s``: one per client when all train every round, else one per
+    cohort slot (the cohort size either way).
+    """
     return scenario_cohort_size(s)
 
 
 class Routing:
-    """Partition id <-> node id for the current round. ``node_of`` and ``pid_of`` are updated in
-    place by ``assign`` so that every holder (strategy, adversary) sees the current round's map."""
+    """Partition id <-> node id for the current round.
+
+    ``node_of`` and ``pid_of`` are updated in place by ``assign`` so that every holder (strategy, adversary) sees the current
+    round's map.
+    """
 
     def __init__(self, node_of_slot: dict[int, int], num_clients: int) -> None:
         self.slots = [node_of_slot[i] for i in sorted(node_of_slot)]

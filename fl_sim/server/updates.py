@@ -1,5 +1,8 @@
-"""Model states <-> flat update vectors (pure functions): what the adversary and the tensor
-aggregators work on."""
+"""Model states <-> flat update vectors (pure functions).
+
+Model states <-> flat update vectors (pure functions): what the adversary and the tensor
+aggregators work on.
+"""
 
 from __future__ import annotations
 

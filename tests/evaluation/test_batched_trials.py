@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from fl_sim.evaluation.batched_trials import batched_predictions
-from fl_sim.evaluation.metrics import predict
+from fl_sim.models.metrics import predict
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized
 from fl_sim.config.precision import QuantSpec
 

@@ -115,7 +115,7 @@ def test_flower_krum_aggregates_to_the_picked_client(strategy):
     num_malicious = 2 if "params" not in strategy else 1  # f = 2 either way
     g, states = _krum_states()
     s = _strategy(9, strategy, num_malicious)
-    assert s.num_malicious_nodes == 2
+    assert s.defense.flower_strategy().num_malicious_nodes == 2
     agg = _aggregate(s, g, states, [100 + p for p in range(9)])
     keys = float_keys(g)
     flat = torch.stack([flatten_update(st, g, keys) for st in states])

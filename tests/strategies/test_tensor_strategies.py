@@ -144,7 +144,7 @@ def test_foolsgold_history_persists_across_rounds():
         assert all(log.weights[p] == pytest.approx(1 / len(HONEST)) for p in HONEST)
     # Without the round-1 history the same round-2 updates look honest.
     _, _, fresh = _run(_strategy("foolsgold"), g2, r2, server_round=2)
-    assert all(fresh["weights"][p] > 0.5 / N for p in BAD)
+    assert all(fresh.weights[p] > 0.5 / N for p in BAD)
 
 
 def test_fltrust_gives_no_weight_to_updates_against_the_servers_own():

@@ -8,6 +8,8 @@ disagreement rate is compared with the test set's.
 
 from __future__ import annotations
 
+from functools import partial
+
 from typing import Any, cast
 
 import torch
@@ -16,7 +18,7 @@ from torch import nn
 from fl_sim.config.schema import EvaluationConfig
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.errors import UserError
-from fl_sim.evaluation.metrics import accuracy, predict
+from fl_sim.models.metrics import accuracy, predict
 from fl_sim.evaluation.precisions import precision_context, quant_spec
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.quantization.datafree import GeneratorConfig, sample, train_generator
@@ -60,13 +62,13 @@ def run(ctx: EvalContext) -> dict[str, Any]:
         for label, cfg_ev, calib in (("real_calibration", ev, data.calibration), ("dynamic", dynamic_ev, data.calibration)):
             with precision_context(model, name, cfg_ev, calib, dev):
                 acc[label] = accuracy(predict(model, x, ev.batch_size, dev), y)
-        g = train_generator(model, lambda: fake_quantized(model, spec), data.num_classes,
+        g = train_generator(model, partial(fake_quantized, model, spec), data.num_classes,
                             cast(tuple[int, int, int], data.input_shape), False, cfg, gen, dev)  # images: (C, H, W)
         xs, ys = sample(g, ev.data_free.samples, data.num_classes, gen, dev)
         synthetic = ExampleSet(xs.cpu(), ys.cpu())
         with precision_context(model, name, ev, synthetic, dev):
             acc["data_free_calibration"] = accuracy(predict(model, x, ev.batch_size, dev), y)
-        probe = train_generator(model, lambda: precision_context(model, name, ev, data.calibration, dev),
+        probe = train_generator(model, partial(precision_context, model, name, ev, data.calibration, dev),
                                 data.num_classes, cast(tuple[int, int, int], data.input_shape), True, cfg, gen, dev)
         px, _ = sample(probe, ev.data_free.samples, data.num_classes, gen, dev)
         noise = torch.rand(px.shape, generator=gen)

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from fl_sim.evaluation.metrics import accuracy
+from fl_sim.models.metrics import accuracy
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.quantization.real_int8 import activation_bits, dynamic_int8, fake_dynamic_int8
 

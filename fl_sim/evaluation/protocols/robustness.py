@@ -17,7 +17,7 @@ import torch
 
 from fl_sim.config.schema import AdversarialAttack
 from fl_sim.evaluation.adversarial import fgsm, pgd
-from fl_sim.evaluation.metrics import accuracy, predict
+from fl_sim.models.metrics import accuracy, predict
 from fl_sim.evaluation.precisions import precision_context
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.config.precision import FP32, PrecisionKind, parse_precision

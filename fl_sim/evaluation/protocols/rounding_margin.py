@@ -24,7 +24,7 @@ from torch import nn
 
 from fl_sim.config.schema import EvaluationConfig
 from fl_sim.data.triggers import apply_trigger
-from fl_sim.evaluation.metrics import accuracy, attack_success_rate, predict
+from fl_sim.models.metrics import accuracy, attack_success_rate, predict
 from fl_sim.evaluation.precisions import precision_context
 from fl_sim.errors import UserError
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext

@@ -18,7 +18,7 @@ import torch
 
 from fl_sim.data.text import TextCodec
 from fl_sim.errors import UserError
-from fl_sim.evaluation.metrics import accuracy, predict
+from fl_sim.models.metrics import accuracy, predict
 from fl_sim.evaluation.precisions import precision_context
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.evaluation.word_attack import (

@@ -19,7 +19,7 @@ import torch
 
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.evaluation.calibration_draws import draw_calibration
-from fl_sim.evaluation.metrics import accuracy, predict
+from fl_sim.models.metrics import accuracy, predict
 from fl_sim.evaluation.batched_trials import batched_predictions
 from fl_sim.evaluation.precisions import precision_context, quant_options
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fl_sim.data.triggers import apply_patch
-from fl_sim.evaluation.metrics import accuracy, attack_success_rate, per_class_accuracy
+from fl_sim.models.metrics import accuracy, attack_success_rate, per_class_accuracy
 
 
 def test_asr_excludes_target_class():
