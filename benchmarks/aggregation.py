@@ -27,7 +27,7 @@ from strategies.dnc import dnc
 from strategies.flame import flame
 from strategies.fltrust import fltrust
 from strategies.foolsgold import foolsgold
-from strategies.krum import krum_scores, multikrum_select
+from strategies.krum import multikrum_select
 from strategies.norm_clipping import norm_clipping
 from strategies.rfa import geometric_median
 

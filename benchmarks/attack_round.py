@@ -50,10 +50,21 @@ def main() -> None:
         res = [run_client(honest_s, data, pid, rnd, state, cohort, torch.device("cpu")) for pid in cohort]
         state = fedavg([r.state for r in res], [r.num_examples for r in res])
     attack_round = s.attack.start_round
-    qat = load(args.scenario, [
-        "attack.params.method=qat", f"attack.params.epochs={args.qat_epochs}", "attack.params.keep_best=true",
-        "attack.params.benign_runs=4", "attack.params.margin=0.1"]).clients
-    variants = {"honest client": (w.clients, honest_id), "repair colluder": (w.clients, bad[0]), "qat colluder (former recipe)": (qat, bad[0])}
+    qat = load(
+        args.scenario,
+        [
+            "attack.params.method=qat",
+            f"attack.params.epochs={args.qat_epochs}",
+            "attack.params.keep_best=true",
+            "attack.params.benign_runs=4",
+            "attack.params.margin=0.1",
+        ],
+    ).clients
+    variants = {
+        "honest client": (w.clients, honest_id),
+        "repair colluder": (w.clients, bad[0]),
+        "qat colluder (former recipe)": (qat, bad[0]),
+    }
     times: dict[str, list[float]] = {k: [] for k in variants}
     print(f"scenario {s.name}: round {attack_round}, {len(cohort)} clients, colluders {bad}, torch threads 1")
     for _ in range(args.repeats):

@@ -12,8 +12,13 @@ import torch
 def data_section(data_path: str | None) -> dict[str, Any]:
     """Embedded digits by default; an IDX folder (e.g. MNIST: 20k train / 2k test) when given."""
     if data_path:
-        return {"source": "idx", "path": data_path, "calibration_size": 256, "max_train_examples": 20000,
-                "max_test_examples": 2000}
+        return {
+            "source": "idx",
+            "path": data_path,
+            "calibration_size": 256,
+            "max_train_examples": 20000,
+            "max_test_examples": 2000,
+        }
     return {"source": "digits", "calibration_size": 128}
 
 

@@ -18,10 +18,10 @@ import torch
 import fl_sim.wiring  # noqa: F401  (loads the registered components)
 from fl_sim.config.loader import validate_dict
 from fl_sim.data.federated import federated_data
-from fl_sim.models.metrics import predict
 from fl_sim.devices import pick_device
 from fl_sim.evaluation.protocols import EvalContext
 from fl_sim.evaluation.protocols.worst_case import run as worst_case
+from fl_sim.models.metrics import predict
 from fl_sim.server.loop import initial_model
 
 
@@ -33,10 +33,23 @@ def main() -> None:
     args = ap.parse_args()
     data = {"source": "digits", "calibration_size": 128}
     if args.data_path:
-        data = {"source": "idx", "path": args.data_path, "calibration_size": 256, "max_train_examples": 20000, "max_test_examples": 2000}
-    s = validate_dict({"name": "bench-eval", "seed": 0, "data": data, "federation": {"num_clients": 20},
-                       "evaluation": {"precisions": ["fp32", "int8", "int4"], "device": args.device,
-                                      "worst_case": {"draws": args.draws}}}, "bench")
+        data = {
+            "source": "idx",
+            "path": args.data_path,
+            "calibration_size": 256,
+            "max_train_examples": 20000,
+            "max_test_examples": 2000,
+        }
+    s = validate_dict(
+        {
+            "name": "bench-eval",
+            "seed": 0,
+            "data": data,
+            "federation": {"num_clients": 20},
+            "evaluation": {"precisions": ["fp32", "int8", "int4"], "device": args.device, "worst_case": {"draws": args.draws}},
+        },
+        "bench",
+    )
     fd = federated_data(s.data, s.federation.num_clients, s.seed)
     device = pick_device(args.device)
     model = initial_model(s, fd).to(device)
@@ -54,8 +67,10 @@ def main() -> None:
         torch.cuda.synchronize()
     wc = time.perf_counter() - t
     n_prec = len(out["summary"])
-    print(f"setup: data {fd.name}, test set {len(fd.test)}, {s.federation.num_clients} clients x "
-          f"{s.evaluation.worst_case.client_examples} examples, K={args.draws}, {n_prec} quantized precisions, device {device}")
+    print(
+        f"setup: data {fd.name}, test set {len(fd.test)}, {s.federation.num_clients} clients x "
+        f"{s.evaluation.worst_case.client_examples} examples, K={args.draws}, {n_prec} quantized precisions, device {device}"
+    )
     print(f"one FP32 test pass: {fp_pass * 1000:.1f} ms")
     print(f"worst-case protocol: {wc:.2f} s ({wc / (args.draws * n_prec) * 1000:.1f} ms per draw and precision)")
     print(f"ratio: {wc / (args.draws * n_prec * fp_pass):.2f}")

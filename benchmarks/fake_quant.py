@@ -19,24 +19,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import os
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from bench_common import add_device_args, check_device_args, data_section, setup, sync
 from torch import nn
 
-from bench_common import add_device_args, check_device_args, data_section, setup, sync
 import fl_sim.wiring  # noqa: F401  (loads the registered components)
 from fl_sim.config.loader import validate_dict
+from fl_sim.config.precision import Granularity, PrecisionKind, parse_precision
 from fl_sim.config.schema import EvaluationConfig, QuantScope, Scenario
 from fl_sim.data.federated import FederatedData
-from fl_sim.devices import pick_device
 from fl_sim.evaluation.precisions import precision_context
 from fl_sim.quantization.real_int8 import dynamic_int8, fake_dynamic_int8
-from fl_sim.config.precision import Granularity, PrecisionKind, parse_precision
 from fl_sim.server.loop import initial_model
 
 CPU = torch.device("cpu")
@@ -57,15 +55,15 @@ def scenario(args: argparse.Namespace) -> Scenario:
     return validate_dict({"name": "bench-fake-quant", "seed": 0, "data": data, "federation": {"num_clients": 10}}, "bench")
 
 
-
 def fixed_batch(fd: FederatedData, size: int) -> torch.Tensor:
     """``size`` test images drawn (with replacement) by a seeded generator."""
     idx = torch.randint(len(fd.test), (size,), generator=torch.Generator().manual_seed(0))
     return fd.test.x[idx]
 
 
-def fake_quant_variants(base: nn.Module, precisions: list[str], fd: FederatedData, device: torch.device,
-                        stack: contextlib.ExitStack) -> list[Variant]:
+def fake_quant_variants(
+    base: nn.Module, precisions: list[str], fd: FederatedData, device: torch.device, stack: contextlib.ExitStack
+) -> list[Variant]:
     """int<b> x {per-tensor, per-channel} x {weights only, weights and activations}, each on its own
     copy of ``base`` with its evaluation context entered on ``stack`` (calibration happens here)."""
     out = []
@@ -84,9 +82,10 @@ def kernel_variants(base: nn.Module, stack: contextlib.ExitStack) -> list[Varian
     """PyTorch's real dynamic int8 Linear kernel and the fake twin that should compute the same (CPU)."""
     twin = copy.deepcopy(base).cpu().eval()
     stack.enter_context(fake_dynamic_int8(twin))
-    return [Variant("real int8 kernel (dynamic, Linear only)", dynamic_int8(base), CPU),
-            Variant("fake twin of the int8 kernel", twin, CPU)]
-
+    return [
+        Variant("real int8 kernel (dynamic, Linear only)", dynamic_int8(base), CPU),
+        Variant("fake twin of the int8 kernel", twin, CPU),
+    ]
 
 
 @torch.no_grad()
@@ -153,9 +152,11 @@ def main() -> None:
             variants.append(Variant("fp32", copy.deepcopy(base), CPU))
         variants += kernel_variants(base, stack)
         run(variants, on_device.__getitem__, args.reps, args.warmup)
-    print(f"setup: device {device}, torch threads {torch.get_num_threads()} (load average {load:.1f}), "
-          f"model {s.model.name} on {fd.name}, batch {args.batch_size}, median of {args.reps} forwards after "
-          f"{args.warmup} warm-up, quantized engine {torch.backends.quantized.engine}")
+    print(
+        f"setup: device {device}, torch threads {torch.get_num_threads()} (load average {load:.1f}), "
+        f"model {s.model.name} on {fd.name}, batch {args.batch_size}, median of {args.reps} forwards after "
+        f"{args.warmup} warm-up, quantized engine {torch.backends.quantized.engine}"
+    )
     report(variants)
 
 

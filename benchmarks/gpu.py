@@ -22,14 +22,14 @@ import time
 from collections.abc import Callable
 
 import torch
-
 from bench_common import add_device_args, check_device_args, data_section, prepare, sync
+
 from fl_sim.clients.runtime import run_client
 from fl_sim.config.loader import validate_dict
+from fl_sim.config.precision import parse_precision
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData, federated_data
 from fl_sim.evaluation.precisions import evaluate_precisions
-from fl_sim.config.precision import parse_precision
 from fl_sim.server.loop import initial_model
 from fl_sim.wiring import wire
 
@@ -39,13 +39,17 @@ NO_GPU = "GPU: not available on this machine (torch.cuda.is_available() is False
 
 def scenario(args: argparse.Namespace, device: str) -> Scenario:
     data = data_section(args.data_path)
-    return validate_dict({
-        "name": "bench-gpu", "seed": 0, "data": data, "federation": {"num_clients": args.clients},
-        "training": {"epochs": args.epochs, "batch_size": args.batch_size},
-        "evaluation": {"precisions": args.precisions, "device": device},
-    }, "bench")
-
-
+    return validate_dict(
+        {
+            "name": "bench-gpu",
+            "seed": 0,
+            "data": data,
+            "federation": {"num_clients": args.clients},
+            "training": {"epochs": args.epochs, "batch_size": args.batch_size},
+            "evaluation": {"precisions": args.precisions, "device": device},
+        },
+        "bench",
+    )
 
 
 def median_seconds(work: Callable[[], object], device: torch.device, repeats: int) -> float:
@@ -74,7 +78,11 @@ def evaluation_work(s: Scenario, fd: FederatedData, state: State) -> Callable[[]
 
 
 def measure(
-    args: argparse.Namespace, fd: FederatedData, start: State, trained: State, device: torch.device,
+    args: argparse.Namespace,
+    fd: FederatedData,
+    start: State,
+    trained: State,
+    device: torch.device,
 ) -> tuple[float, float]:
     """(seconds of training from ``start``, seconds of evaluating ``trained``) on ``device``."""
     s = scenario(args, device.type)
@@ -111,10 +119,12 @@ def main() -> None:
     fd = federated_data(s.data, s.federation.num_clients, s.seed)
     client = fd.clients[0]
     gpu = f" + cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else ""
-    print(f"setup: devices cpu{gpu}, torch threads {torch.get_num_threads()} (load average {load:.1f}), "
-          f"model {s.model.name} on {fd.name}, client 0: {len(client)} examples x {args.epochs} epochs, "
-          f"batch {args.batch_size}; evaluation: {len(fd.test)} test images (+ triggered copies) at "
-          f"{', '.join(args.precisions)}, batch {s.evaluation.batch_size}; median of {args.repeats}")
+    print(
+        f"setup: devices cpu{gpu}, torch threads {torch.get_num_threads()} (load average {load:.1f}), "
+        f"model {s.model.name} on {fd.name}, client 0: {len(client)} examples x {args.epochs} epochs, "
+        f"batch {args.batch_size}; evaluation: {len(fd.test)} test images (+ triggered copies) at "
+        f"{', '.join(args.precisions)}, batch {s.evaluation.batch_size}; median of {args.repeats}"
+    )
     start = {k: v.clone() for k, v in initial_model(s, fd).state_dict().items()}
     trained = train_client(s, fd, start, torch.device("cpu"))  # the model both devices evaluate
     cpu_train, cpu_eval = measure(args, fd, start, trained, torch.device("cpu"))

@@ -27,21 +27,31 @@ from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import federated_data
 from fl_sim.evaluation.precisions import evaluate_precisions
 from fl_sim.runner import run_scenario
-from fl_sim.wiring import wire
 from fl_sim.server.plain_loop import run_plain
+from fl_sim.wiring import wire
 
 
 def scenario(args: argparse.Namespace, clients: int) -> Scenario:
     data = {"source": "digits", "calibration_size": 128}
     if args.data_path:
-        data = {"source": "idx", "path": args.data_path, "calibration_size": 256,
-                "max_train_examples": args.train_examples, "max_test_examples": 2000}
-    return validate_dict({
-        "name": "overhead", "seed": 0, "data": data,
-        "federation": {"num_clients": clients, "rounds": args.rounds},
-        "training": {"optimizer": "sgd", "lr": 0.05, "epochs": 1, "batch_size": 32},
-        "evaluation": {"precisions": ["fp32"]},
-    }, "overhead")
+        data = {
+            "source": "idx",
+            "path": args.data_path,
+            "calibration_size": 256,
+            "max_train_examples": args.train_examples,
+            "max_test_examples": 2000,
+        }
+    return validate_dict(
+        {
+            "name": "overhead",
+            "seed": 0,
+            "data": data,
+            "federation": {"num_clients": clients, "rounds": args.rounds},
+            "training": {"optimizer": "sgd", "lr": 0.05, "epochs": 1, "batch_size": 32},
+            "evaluation": {"precisions": ["fp32"]},
+        },
+        "overhead",
+    )
 
 
 def time_plain(s: Scenario) -> list[float]:
@@ -79,15 +89,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--train-examples", type=int, default=20000, help="with --data-path: training examples used")
     args = ap.parse_args()
-    print(f"setup: {args.rounds} rounds, every client trains every round (1 epoch, batch 32), data "
-          f"{args.data_path or 'digits'}, torch threads {torch.get_num_threads()}; fl-sim: 1 CPU per client actor")
+    print(
+        f"setup: {args.rounds} rounds, every client trains every round (1 epoch, batch 32), data "
+        f"{args.data_path or 'digits'}, torch threads {torch.get_num_threads()}; fl-sim: 1 CPU per client actor"
+    )
     for n in args.clients:
         s = scenario(args, n)
         data = federated_data(s.data, n, s.seed)
         plain = time_plain(s)
         total, rounds = time_flsim(s)
-        print(f"{n} clients ({sum(data.client_sizes())} client examples): s per round, plain loop "
-              f"{_fmt(plain)}; fl-sim {_fmt(rounds)}; fl-sim whole run {total:.2f} s")
+        print(
+            f"{n} clients ({sum(data.client_sizes())} client examples): s per round, plain loop "
+            f"{_fmt(plain)}; fl-sim {_fmt(rounds)}; fl-sim whole run {total:.2f} s"
+        )
         print(f"{n} clients ratio (rounds): {sum(rounds) / sum(plain):.2f}")
         print(f"{n} clients ratio (total):  {total / sum(plain):.2f}")
 

@@ -19,24 +19,22 @@ avoids OpenMP threads waiting on each other (the setup line prints the load aver
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from dataclasses import dataclass, field
 
 import torch
+from bench_common import add_device_args, check_device_args, data_section, setup, sync
 from torch import nn
 
-from bench_common import add_device_args, check_device_args, data_section, setup, sync
 import fl_sim.wiring  # noqa: F401  (loads the registered components)
 from fl_sim.clients.local_training import LossFn, make_optimizer
 from fl_sim.clients.objective_attack import ObjectiveAttack
 from fl_sim.clients.registry import BEHAVIOURS, TrainContext
 from fl_sim.config.loader import validate_dict
+from fl_sim.config.precision import MAX_BITS, MIN_BITS
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
-from fl_sim.devices import pick_device
-from fl_sim.config.precision import MAX_BITS, MIN_BITS
 from fl_sim.seeding import torch_generator
 from fl_sim.server.loop import initial_model
 
@@ -58,11 +56,16 @@ class Variant:
 
 def scenario(args: argparse.Namespace) -> Scenario:
     data = data_section(args.data_path)
-    return validate_dict({
-        "name": "bench-qat-step", "seed": 0, "data": data, "federation": {"num_clients": 10},
-        "training": {"batch_size": args.batch_size, "qat": {"enabled": True, "bits": args.qat_bits}},
-    }, "bench")
-
+    return validate_dict(
+        {
+            "name": "bench-qat-step",
+            "seed": 0,
+            "data": data,
+            "federation": {"num_clients": 10},
+            "training": {"batch_size": args.batch_size, "qat": {"enabled": True, "bits": args.qat_bits}},
+        },
+        "bench",
+    )
 
 
 def behaviour_loss(name: str, params: dict, s: Scenario, fd: FederatedData, device: torch.device) -> LossFn:
@@ -70,8 +73,16 @@ def behaviour_loss(name: str, params: dict, s: Scenario, fd: FederatedData, devi
     cls = BEHAVIOURS.get(name)
     behaviour = cls(cls.Params(**params))
     if isinstance(behaviour, ObjectiveAttack):
-        ctx = TrainContext(scenario=s, server_round=1, partition_id=0, data=fd.clients[0], cohort_size=1,
-                           device=device, generator=torch_generator(s.seed, "bench"), num_classes=fd.num_classes)
+        ctx = TrainContext(
+            scenario=s,
+            server_round=1,
+            partition_id=0,
+            data=fd.clients[0],
+            cohort_size=1,
+            device=device,
+            generator=torch_generator(s.seed, "bench"),
+            num_classes=fd.num_classes,
+        )
         return behaviour.objective(s, ctx)
     return behaviour.loss_fn(s)
 
@@ -79,8 +90,7 @@ def behaviour_loss(name: str, params: dict, s: Scenario, fd: FederatedData, devi
 def plan(args: argparse.Namespace) -> list[tuple[str, str, dict, int]]:
     """(row label, behaviour, params, simulated bit widths) for every row of the table."""
     act = {"activations": args.activations}
-    rows = [("honest (FP32 cross-entropy)", "honest", {}, 0),
-            (f"honest_qat int{args.qat_bits}", "honest_qat", {}, 1)]
+    rows = [("honest (FP32 cross-entropy)", "honest", {}, 0), (f"honest_qat int{args.qat_bits}", "honest_qat", {}, 1)]
     rows += [(f"qat_indiscriminate bits=[{b}]", "qat_indiscriminate", {"bits": [b], **act}, 1) for b in args.bits]
     for name in ("qat_indiscriminate", "qat_backdoor"):
         bits = BEHAVIOURS.get(name).Params().bits
@@ -98,7 +108,6 @@ def batches(fd: FederatedData, n: int, size: int, device: torch.device) -> list[
         idx = torch.randint(len(y), (size,), generator=gen)
         out.append((x[idx].to(device), y[idx].to(device)))
     return out
-
 
 
 def timed_step(v: Variant, batch: Batch, device: torch.device) -> float:
@@ -119,9 +128,16 @@ def build_variants(args: argparse.Namespace, s: Scenario, fd: FederatedData, dev
     out = []
     for label, name, params, widths in plan(args):
         model = initial_model(s, fd).to(device).train()
-        out.append(Variant(label, widths, behaviour_loss(name, params, s, fd, device), model,
-                           make_optimizer(model.parameters(), s.training),
-                           {k: v.detach().clone() for k, v in model.state_dict().items()}))
+        out.append(
+            Variant(
+                label,
+                widths,
+                behaviour_loss(name, params, s, fd, device),
+                model,
+                make_optimizer(model.parameters(), s.training),
+                {k: v.detach().clone() for k, v in model.state_dict().items()},
+            )
+        )
     return out
 
 
@@ -154,8 +170,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--bits", type=int, nargs="+", default=[8, 6, 4, 2], help="single simulated bit widths")
     ap.add_argument("--qat-bits", type=int, default=8, help="training.qat.bits of the honest QAT row")
-    ap.add_argument("--activations", default="dynamic", choices=["dynamic", "calibrated"],
-                    help="the attack's activation ranges (calibrated: a calibration pass inside each step)")
+    ap.add_argument(
+        "--activations",
+        default="dynamic",
+        choices=["dynamic", "calibrated"],
+        help="the attack's activation ranges (calibrated: a calibration pass inside each step)",
+    )
     add_device_args(ap)
     args = ap.parse_args()
     if min(args.steps, args.batch_size, args.threads) < 1 or args.warmup < 0:
@@ -172,9 +192,11 @@ def main() -> None:
     device, load, s, fd = setup(args, scenario)
     variants = build_variants(args, s, fd, device)
     run(variants, batches(fd, args.warmup + args.steps, args.batch_size, device), args.warmup, device)
-    print(f"setup: device {device}, torch threads {torch.get_num_threads()} (load average {load:.1f}), "
-          f"model {s.model.name} on {fd.name}, batch {args.batch_size}, optimizer {s.training.optimizer.value}, "
-          f"attack activations {args.activations}, median of {args.steps} steps after {args.warmup} warm-up")
+    print(
+        f"setup: device {device}, torch threads {torch.get_num_threads()} (load average {load:.1f}), "
+        f"model {s.model.name} on {fd.name}, batch {args.batch_size}, optimizer {s.training.optimizer.value}, "
+        f"attack activations {args.activations}, median of {args.steps} steps after {args.warmup} warm-up"
+    )
     report(variants)
 
 

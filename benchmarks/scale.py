@@ -41,7 +41,7 @@ class PeakMemory:
             self.peak = max(self.peak, tree_rss_mb() or 0.0)
             self._stop.wait(self._every)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self._thread.start()
         return self
 
@@ -52,8 +52,10 @@ class PeakMemory:
 
 def measure(n: int, args: argparse.Namespace, extra: list[str] | None = None) -> tuple[float, float, int]:
     """Run ``n`` clients; print its figures; return (median s/round, peak MiB, client examples)."""
-    w = load(SCENARIO, [f"federation.num_clients={n}", f"federation.rounds={args.rounds}",
-                                 f"data.path={args.data_path}", *(extra or [])])
+    w = load(
+        SCENARIO,
+        [f"federation.num_clients={n}", f"federation.rounds={args.rounds}", f"data.path={args.data_path}", *(extra or [])],
+    )
     logging.getLogger("flwr").setLevel(logging.WARNING)
     _cached.cache_clear()  # each measurement starts without the previous one's data in this process
     gc.collect()
@@ -66,11 +68,15 @@ def measure(n: int, args: argparse.Namespace, extra: list[str] | None = None) ->
     sampled = len(hist[1]["cohort"])
     mems = [h["memory_mb"] for h in hist[1:]]
     label = f"{n:>5} clients{' (' + ', '.join(extra) + ')' if extra else ''}"
-    print(f"{label}, {sampled} per round: s/round median {statistics.median(per_round):.2f} "
-          f"(rounds: {', '.join(f'{x:.1f}' for x in per_round)}); whole run {total:.1f} s; "
-          f"final FP32 accuracy {100 * res['final']['fp32']['accuracy']:.1f}%")
-    print(f"{label} memory: peak {mem.peak:.0f} MiB; at the end of rounds 1..{args.rounds}: "
-          f"{', '.join(f'{m:.0f}' for m in mems)} MiB (last - first: {mems[-1] - mems[0]:+.0f} MiB)")
+    print(
+        f"{label}, {sampled} per round: s/round median {statistics.median(per_round):.2f} "
+        f"(rounds: {', '.join(f'{x:.1f}' for x in per_round)}); whole run {total:.1f} s; "
+        f"final FP32 accuracy {100 * res['final']['fp32']['accuracy']:.1f}%"
+    )
+    print(
+        f"{label} memory: peak {mem.peak:.0f} MiB; at the end of rounds 1..{args.rounds}: "
+        f"{', '.join(f'{m:.0f}' for m in mems)} MiB (last - first: {mems[-1] - mems[0]:+.0f} MiB)"
+    )
     return statistics.median(per_round), mem.peak, sum(res["data"]["client_sizes"])
 
 
@@ -82,20 +88,29 @@ def main() -> None:
     args = ap.parse_args()
     if not Path(args.data_path).is_dir():
         raise SystemExit(f"scale.py: error: --data-path {args.data_path} is not a folder (MNIST IDX files)")
-    print(f"setup: {SCENARIO.relative_to(REPO)}, {args.rounds} rounds, 10% of clients per round, "
-          f"data {args.data_path}; memory = this process + its children (local Ray instance)")
+    print(
+        f"setup: {SCENARIO.relative_to(REPO)}, {args.rounds} rounds, 10% of clients per round, "
+        f"data {args.data_path}; memory = this process + its children (local Ray instance)"
+    )
     figures = {n: measure(n, args) for n in args.clients}
     small, large = min(figures), max(figures)
     if small != large:
-        print(f"ratio: s/round {figures[large][0] / figures[small][0]:.2f}, peak memory "
-              f"{figures[large][1] / figures[small][1]:.2f} ({large} clients over {small})")
+        print(
+            f"ratio: s/round {figures[large][0] / figures[small][0]:.2f}, peak memory "
+            f"{figures[large][1] / figures[small][1]:.2f} ({large} clients over {small})"
+        )
         # The same cohort (10% of the largest population) and the same examples per client, but a
         # population of only that cohort: what the population size itself costs per round.
         cohort = large // 10
-        base = measure(cohort, args, ["federation.fraction_train=1.0",
-                                      f"data.max_train_examples={figures[large][2] * cohort // large + 256}"])  # + the server's 256
-        print(f"ratio: s/round {figures[large][0] / base[0]:.2f}, peak memory {figures[large][1] / base[1]:.2f} "
-              f"({large} clients, {cohort} per round, over {cohort} clients all training with as much data each)")
+        base = measure(
+            cohort,
+            args,
+            ["federation.fraction_train=1.0", f"data.max_train_examples={figures[large][2] * cohort // large + 256}"],
+        )  # + the server's 256
+        print(
+            f"ratio: s/round {figures[large][0] / base[0]:.2f}, peak memory {figures[large][1] / base[1]:.2f} "
+            f"({large} clients, {cohort} per round, over {cohort} clients all training with as much data each)"
+        )
 
 
 if __name__ == "__main__":

@@ -25,36 +25,80 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser (``fl-sim --help``)."""
-    p = _Parser(prog="fl-sim", description="Federated learning under quantization: colluding malicious-QAT clients, "
-                "robust aggregation, and per-precision evaluation of the global model.")
+    p = _Parser(
+        prog="fl-sim",
+        description="Federated learning under quantization: colluding malicious-QAT clients, "
+        "robust aggregation, and per-precision evaluation of the global model.",
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run a scenario on Flower's simulation engine and write its results")
     run.add_argument("scenario", nargs="?", help="scenario YAML file (omit with --resume)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last finished round")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a scenario key by its dotted path, e.g. --set data.path=/data/mnist (repeatable)")
-    run.add_argument("--out", help="run directory (default: <output_dir>/<name>-<timestamp>); with --seeds, the folder "
-                     "that holds one run per seed (seed-<N>/) and summary.json / summary.md")
-    run.add_argument("--seeds", type=int, nargs="+", metavar="N", help="run the scenario once per seed and report the "
-                     "final figures as mean +- std; seeds already finished in --out are not rerun")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key by its dotted path, e.g. --set data.path=/data/mnist (repeatable)",
+    )
+    run.add_argument(
+        "--out",
+        help="run directory (default: <output_dir>/<name>-<timestamp>); with --seeds, the folder "
+        "that holds one run per seed (seed-<N>/) and summary.json / summary.md",
+    )
+    run.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="run the scenario once per seed and report the "
+        "final figures as mean +- std; seeds already finished in --out are not rerun",
+    )
     run.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
-    run.add_argument("--ray-address", metavar="HOST:PORT", help="run the clients on the existing Ray cluster at this "
-                     "address (default: $RAY_ADDRESS, else a private local Ray instance)")
-    run.add_argument("--num-cpus", type=int, metavar="N", help="CPUs of the private local Ray instance "
-                     "(default: all of this machine's); ignored with --ray-address")
+    run.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="run the clients on the existing Ray cluster at this "
+        "address (default: $RAY_ADDRESS, else a private local Ray instance)",
+    )
+    run.add_argument(
+        "--num-cpus",
+        type=int,
+        metavar="N",
+        help="CPUs of the private local Ray instance (default: all of this machine's); ignored with --ray-address",
+    )
     ev = sub.add_parser("eval", help="run evaluation protocols on a finished run's global model (no retraining)")
     ev.add_argument("run_dir", metavar="RUN_DIR")
-    ev.add_argument("--protocol", dest="protocols", action="append", default=[], metavar="NAME",
-                    help="protocol to run (repeatable; default: the run's evaluation.protocols); see `fl-sim list protocols`")
-    ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override an evaluation.* key (or data.path), e.g. --set evaluation.worst_case.draws=10")
-    sw = sub.add_parser("sweep", help="run a grid of scenarios (attack x defense x ... x seed) on Ray; "
-                        "resumable; writes one table, heatmaps and a summary")
+    ev.add_argument(
+        "--protocol",
+        dest="protocols",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="protocol to run (repeatable; default: the run's evaluation.protocols); see `fl-sim list protocols`",
+    )
+    ev.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an evaluation.* key (or data.path), e.g. --set evaluation.worst_case.draws=10",
+    )
+    sw = sub.add_parser(
+        "sweep",
+        help="run a grid of scenarios (attack x defense x ... x seed) on Ray; "
+        "resumable; writes one table, heatmaps and a summary",
+    )
     sw.add_argument("sweep", metavar="SWEEP.yaml")
     sw.add_argument("--out", help="sweep directory (default: runs/sweeps/<name>); finished cells there are not rerun")
-    sw.add_argument("--ray-address", metavar="HOST:PORT", help="run the cells on the existing Ray cluster at this "
-                    "address (default: $RAY_ADDRESS, else a local Ray instance)")
+    sw.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="run the cells on the existing Ray cluster at this address (default: $RAY_ADDRESS, else a local Ray instance)",
+    )
     sw.add_argument("--report-only", action="store_true", help="run nothing: rebuild the table, heatmaps and summary")
     val = sub.add_parser("validate", help="check a scenario file and print its resolved form")
     val.add_argument("scenario")
@@ -113,10 +157,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         w = _load(args)
         run_dir = choose_run_dir(w.scenario, args.out, args.force)
     s = w.scenario
-    print(f"fl-sim: running {s.name!r}: {s.federation.num_clients} clients ({s.attack.num_malicious} malicious), "
-          f"{s.federation.rounds} rounds, strategy {s.strategy.name}", file=sys.stderr)
-    results = run_scenario(w, run_dir, verbose=args.verbose, resume=bool(args.resume),
-                           ray_address=args.ray_address, num_cpus=args.num_cpus)
+    print(
+        f"fl-sim: running {s.name!r}: {s.federation.num_clients} clients ({s.attack.num_malicious} malicious), "
+        f"{s.federation.rounds} rounds, strategy {s.strategy.name}",
+        file=sys.stderr,
+    )
+    results = run_scenario(
+        w, run_dir, verbose=args.verbose, resume=bool(args.resume), ray_address=args.ray_address, num_cpus=args.num_cpus
+    )
     for name, m in results["final"].items():
         print(f"{name:>6}: accuracy {100 * m['accuracy']:.2f}%  backdoor ASR {100 * m['backdoor_asr']:.2f}%")
     print(f"results: {run_dir}/results.json  report: {run_dir}/report.md")
@@ -167,8 +215,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     unfinished = [r["cell"] for r in rows if r["status"] != DONE]
     print(f"{len(rows) - len(unfinished)} of {len(rows)} cells done; summary: {out / SUMMARY}")
     if unfinished:
-        print(f"fl-sim: {len(unfinished)} cells not done (see {out / SUMMARY}); run the same command again to retry them",
-              file=sys.stderr)
+        print(
+            f"fl-sim: {len(unfinished)} cells not done (see {out / SUMMARY}); run the same command again to retry them",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -191,7 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # Ray's future default; silences its warning
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "eval": cmd_eval, "sweep": cmd_sweep, "validate": cmd_validate, "list": cmd_list}[args.command](args)
+        return {"run": cmd_run, "eval": cmd_eval, "sweep": cmd_sweep, "validate": cmd_validate, "list": cmd_list}[args.command](
+            args
+        )
     except UserError as exc:
         print(f"fl-sim: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

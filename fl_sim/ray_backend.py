@@ -24,16 +24,21 @@ def resolve_address(address: str | None) -> str:
     return address or os.environ.get("RAY_ADDRESS") or LOCAL
 
 
-def backend_config(s: Scenario, address: str | None = None, num_cpus: float | None = None,
-                   verbose: bool = False) -> dict[str, Any]:
+def backend_config(
+    s: Scenario, address: str | None = None, num_cpus: float | None = None, verbose: bool = False
+) -> dict[str, Any]:
     """Flower's ``backend_config``: per-client resources from the scenario and Ray's init args.
 
     ``num_cpus`` caps a local instance (a sweep cell gets the CPUs its task reserved); it is
     ignored when joining a cluster, whose size is the cluster's.
     """
     res = s.federation.client_resources
-    init: dict[str, Any] = {"address": resolve_address(address), "logging_level": logging.ERROR,
-                            "log_to_driver": verbose, "include_dashboard": False}
+    init: dict[str, Any] = {
+        "address": resolve_address(address),
+        "logging_level": logging.ERROR,
+        "log_to_driver": verbose,
+        "include_dashboard": False,
+    }
     if init["address"] != LOCAL:
         del init["include_dashboard"]  # a cluster's dashboard is the cluster's business
     elif num_cpus is not None:
@@ -49,5 +54,9 @@ def cluster_info(address: str | None = None) -> dict[str, Any]:
         return {"address": resolve_address(address), "nodes": None, "cpus": None, "gpus": None}
     nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]  # ray leaves it unannotated
     total = ray.cluster_resources()  # type: ignore[no-untyped-call]  # ray leaves it unannotated
-    return {"address": resolve_address(address), "nodes": len(nodes),
-            "cpus": float(total.get("CPU", 0.0)), "gpus": float(total.get("GPU", 0.0))}
+    return {
+        "address": resolve_address(address),
+        "nodes": len(nodes),
+        "cpus": float(total.get("CPU", 0.0)),
+        "gpus": float(total.get("GPU", 0.0)),
+    }

@@ -61,7 +61,9 @@ def _prepare_stage(s: Scenario, run_dir: Path, resume: bool) -> Path:
     if not resume:
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir(parents=True)
-        (stage / INCOMPLETE_MARKER).write_text("this run has not finished; continue it with: fl-sim run --resume " + str(run_dir) + "\n")
+        (stage / INCOMPLETE_MARKER).write_text(
+            "this run has not finished; continue it with: fl-sim run --resume " + str(run_dir) + "\n"
+        )
         write_json_atomic(stage / SCENARIO_FILE, s.model_dump(mode="json"))
     return stage
 
@@ -101,8 +103,14 @@ def execute(grid: Grid, w: Wiring, run_dir: Path, resume: bool = False, ray_addr
     return results
 
 
-def run_scenario(w: Wiring, run_dir: Path, verbose: bool = False, resume: bool = False,
-                 ray_address: str | None = None, num_cpus: float | None = None) -> dict[str, Any]:
+def run_scenario(
+    w: Wiring,
+    run_dir: Path,
+    verbose: bool = False,
+    resume: bool = False,
+    ray_address: str | None = None,
+    num_cpus: float | None = None,
+) -> dict[str, Any]:
     """Run ``w`` on Flower's simulation engine and write its outputs to ``run_dir``.
 
     The clients run on a private local Ray instance (``num_cpus`` caps it), or on the existing
@@ -143,8 +151,13 @@ def run_scenario(w: Wiring, run_dir: Path, verbose: bool = False, resume: bool =
     if not verbose:  # client failures are recorded per round and shown in the progress line instead
         flwr_logger.setLevel(logging.CRITICAL)
     try:
-        run_simulation(server_app=make_server_app(job), client_app=make_client_app(lambda _: plan),
-                       num_supernodes=execution_nodes(s), backend_config=backend, verbose_logging=verbose)
+        run_simulation(
+            server_app=make_server_app(job),
+            client_app=make_client_app(lambda _: plan),
+            num_supernodes=execution_nodes(s),
+            backend_config=backend,
+            verbose_logging=verbose,
+        )
     finally:
         flwr_logger.setLevel(old)
     if not done.done():

@@ -75,8 +75,10 @@ def _check_modality(s: Scenario) -> None:
     text_data, text_model = s.data.source in TEXT_SOURCES, s.model.name in TEXT_MODELS
     if text_data != text_model:
         what = "a text dataset" if text_data else "an image dataset"
-        raise ValueError(f"model {s.model.name!r} does not fit data.source {s.data.source!r} ({what}): text datasets "
-                         f"({', '.join(sorted(TEXT_SOURCES))}) need a text model ({', '.join(sorted(TEXT_MODELS))})")
+        raise ValueError(
+            f"model {s.model.name!r} does not fit data.source {s.data.source!r} ({what}): text datasets "
+            f"({', '.join(sorted(TEXT_SOURCES))}) need a text model ({', '.join(sorted(TEXT_MODELS))})"
+        )
     if text_model and not s.model.pretrained:
         raise ValueError(f"model {s.model.name!r} needs model.pretrained (a Hugging Face name, a folder, or 'minilm')")
     if not text_model and s.model.pretrained:
@@ -87,14 +89,18 @@ def _attack_behaviour(a: AttackConfig) -> tuple[type[Behaviour], BaseModel]:
     """The attack's class and parsed parameters, after the checks that need the class."""
     _named("attacks", a.behaviour, "attack.behaviour")
     if a.behaviour not in components.MALICIOUS:
-        raise ValueError(f"attack.behaviour: {a.behaviour!r} is not an attack (attacks: {', '.join(sorted(components.MALICIOUS))})")
+        raise ValueError(
+            f"attack.behaviour: {a.behaviour!r} is not an attack (attacks: {', '.join(sorted(components.MALICIOUS))})"
+        )
     cls = components.BEHAVIOURS.get(a.behaviour)
     params = _parse(cls.Params, a.params, "attack.params", f"behaviour {a.behaviour!r}")
     if cls.needs_target_sample and a.target_sample is None:
         raise ValueError(f"attack: behaviour {a.behaviour!r} needs attack.target_sample (a test-set index)")
     if a.stealth.enabled and a.collusion is not Collusion.OMNISCIENT and not cls.crafted:
-        raise ValueError(f"attack.stealth needs collusion 'omniscient' for behaviour {a.behaviour!r} (the bounds are taken "
-                         "against the benign updates; client-side QAT attacks bound their norm with params.max_norm_ratio)")
+        raise ValueError(
+            f"attack.stealth needs collusion 'omniscient' for behaviour {a.behaviour!r} (the bounds are taken "
+            "against the benign updates; client-side QAT attacks bound their norm with params.max_norm_ratio)"
+        )
     try:
         cls.check(a)
     except ValueError as exc:
@@ -129,8 +135,9 @@ def wire(s: Scenario) -> Wiring:
     size = scenario_cohort_size(s)
     roles = tuple(malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious))
     clients = ClientPlan(s, AttackPlan(roles, attack_cls, attack_params), honest, honest.Params(), size)
-    return Wiring(s, clients, _defense(s), tuple(parse_precision(p) for p in s.evaluation.precisions),
-                  tuple(s.evaluation.protocols))
+    return Wiring(
+        s, clients, _defense(s), tuple(parse_precision(p) for p in s.evaluation.precisions), tuple(s.evaluation.protocols)
+    )
 
 
 def wire_or_fail(s: Scenario, origin: str) -> Wiring:

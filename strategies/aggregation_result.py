@@ -12,8 +12,16 @@ import torch
 
 from fl_sim.server.aggregation import Aggregate
 
-__all__ = ["Aggregate", "check_updates", "check_vector", "check_weights", "cosine_similarity",
-           "gaussian_noise", "median", "weighted_mean"]
+__all__ = [
+    "Aggregate",
+    "check_updates",
+    "check_vector",
+    "check_weights",
+    "cosine_similarity",
+    "gaussian_noise",
+    "median",
+    "weighted_mean",
+]
 
 
 def check_updates(updates: torch.Tensor) -> torch.Tensor:
@@ -56,9 +64,7 @@ def check_vector(vector: torch.Tensor, d: int, device: torch.device, name: str) 
     return v
 
 
-def weighted_mean(
-    x: torch.Tensor, w: torch.Tensor, keep: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def weighted_mean(x: torch.Tensor, w: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean of the rows of ``x`` kept by the bool mask ``keep`` (all if None), weighted by ``w``.
 
     Returns (mean, normalized weights with 0 for dropped rows); a zero mean and all-zero weights when

@@ -23,8 +23,9 @@ class BulyanDefense(FlowerDefense[AssumedF]):
         """Bulyan needs n >= 4f + 3 clients per round."""
         f = assumed_f or 0
         if cohort_size < 4 * f + 3:
-            raise ValueError(f"bulyan needs at least 4f+3 = {4 * f + 3} clients per round for f = {f}, "
-                             f"the cohort has {cohort_size}")
+            raise ValueError(
+                f"bulyan needs at least 4f+3 = {4 * f + 3} clients per round for f = {f}, the cohort has {cohort_size}"
+            )
 
     def flower_strategy(self) -> Strategy:
         """Flower's Bulyan."""

@@ -74,8 +74,9 @@ from fl_sim.server.aggregation import (  # noqa: E402
 class CenteredClippingParams(NoParams):
     """The clipping radius and the number of clipping iterations."""
 
-    tau: float | None = Field(None, gt=0, description="clipping radius (default: the median distance of the updates to the "
-                              "center)")
+    tau: float | None = Field(
+        None, gt=0, description="clipping radius (default: the median distance of the updates to the center)"
+    )
     iterations: int = Field(1, ge=1)
 
 

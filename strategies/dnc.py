@@ -77,9 +77,7 @@ def dnc(
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     num_kept = n - math.floor(filter_frac * num_malicious)
     if num_kept < 1:
-        raise ValueError(
-            f"filter_frac * num_malicious = {filter_frac * num_malicious} removes all n={n} updates; it must be < n"
-        )
+        raise ValueError(f"filter_frac * num_malicious = {filter_frac * num_malicious} removes all n={n} updates; it must be < n")
     keep = torch.ones(n, dtype=torch.bool, device=x.device)
     b = min(sub_dim, d)
     for _ in range(iterations):
@@ -122,5 +120,12 @@ class DnCDefense(TensorDefense[DnCParams]):
     def aggregate(self, r: RoundInput) -> Aggregate:
         """Remove the SVD outliers, average the rest."""
         p, gen = self.params, self.knowledge.generator("dnc", r.server_round)
-        return dnc(r.updates, r.weights, assumed_f(self.knowledge), gen, sub_dim=p.sub_dim, iterations=p.iterations,
-                   filter_frac=p.filter_frac)
+        return dnc(
+            r.updates,
+            r.weights,
+            assumed_f(self.knowledge),
+            gen,
+            sub_dim=p.sub_dim,
+            iterations=p.iterations,
+            filter_frac=p.filter_frac,
+        )

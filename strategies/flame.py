@@ -54,9 +54,11 @@ def majority_cluster(updates: torch.Tensor, min_cluster_size: int | None = None,
     dist = (1.0 - cosine_similarity(x)).clamp(0.0, 2.0)
     dist.fill_diagonal_(0.0)
     dist = (dist + dist.T) / 2  # exact symmetry for sklearn
-    labels = HDBSCAN(
-        min_cluster_size=mcs, min_samples=min_samples, metric="precomputed", allow_single_cluster=True, copy=True
-    ).fit(dist.cpu().numpy()).labels_
+    labels = (
+        HDBSCAN(min_cluster_size=mcs, min_samples=min_samples, metric="precomputed", allow_single_cluster=True, copy=True)
+        .fit(dist.cpu().numpy())
+        .labels_
+    )
     found = labels[labels >= 0]
     if found.size == 0:
         return torch.zeros(n, dtype=torch.bool, device=x.device)

@@ -59,8 +59,9 @@ from fl_sim.server.updates import flatten_update  # noqa: E402
 class FLTrustParams(NoParams):
     """How long the server trains on its root set."""
 
-    root_epochs: int | None = Field(None, ge=1, description="epochs over the root set for the server update "
-                                    "(default: training.epochs)")
+    root_epochs: int | None = Field(
+        None, ge=1, description="epochs over the root set for the server update (default: training.epochs)"
+    )
 
 
 def server_update(server: ServerKnowledge, r: RoundInput, epochs: int) -> torch.Tensor:
@@ -71,14 +72,16 @@ def server_update(server: ServerKnowledge, r: RoundInput, epochs: int) -> torch.
     root = server.calibration
     model = server.model_at(r.reference, torch.zeros(r.updates.shape[1]), r.keys)
     steps = epochs * steps_per_epoch(len(root), server.training.batch_size)
-    train_steps(model, root, cross_entropy_loss, server.training, steps, server.generator("fltrust", r.server_round),
-                server.device)
+    train_steps(
+        model, root, cross_entropy_loss, server.training, steps, server.generator("fltrust", r.server_round), server.device
+    )
     trained = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return flatten_update(trained, r.reference, r.keys).to(r.updates.device)
 
 
-@STRATEGIES.register("fltrust", "FLTrust: trust = ReLU(cos) to the server's root-data update, magnitudes normalised "
-                     "(Cao et al. 2021)")
+@STRATEGIES.register(
+    "fltrust", "FLTrust: trust = ReLU(cos) to the server's root-data update, magnitudes normalised (Cao et al. 2021)"
+)
 class FLTrustDefense(TensorDefense[FLTrustParams]):
     """FLTrust against the server's own root-data update."""
 

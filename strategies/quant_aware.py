@@ -43,8 +43,15 @@ def robust_z(scores: torch.Tensor) -> torch.Tensor:
     return (s - med) / (_MAD_SCALE * torch.clamp(mad, min=1e-12))
 
 
-def screen_scores(updates: torch.Tensor, weights: torch.Tensor, scores: torch.Tensor, z_threshold: float,
-                  min_ratio: float, downweight: bool, min_score: float = 0.0) -> Aggregate:
+def screen_scores(
+    updates: torch.Tensor,
+    weights: torch.Tensor,
+    scores: torch.Tensor,
+    z_threshold: float,
+    min_ratio: float,
+    downweight: bool,
+    min_score: float = 0.0,
+) -> Aggregate:
     """Aggregate ``updates`` (n, d) leaving out (or down-weighting) those whose quantization ``scores`` are high outliers.
 
     Parameters
@@ -154,8 +161,11 @@ def quantization_score(model: torch.nn.Module, x: torch.Tensor, bits: list[int],
     return worst
 
 
-@STRATEGIES.register("quant_aware", "fl_sim's quantization-aware screen: rejects updates whose model's quantized twin "
-                     "disagrees with its FP self far more than the others' do")
+@STRATEGIES.register(
+    "quant_aware",
+    "fl_sim's quantization-aware screen: rejects updates whose model's quantized twin "
+    "disagrees with its FP self far more than the others' do",
+)
 class QuantAwareDefense(TensorDefense[QuantAwareParams]):
     """Score each candidate model's quantized twin against its FP self; reject the outliers."""
 
@@ -165,6 +175,8 @@ class QuantAwareDefense(TensorDefense[QuantAwareParams]):
         """Score every candidate, screen the outliers, average the rest."""
         p, server = self.params, self.knowledge
         x = server_inputs(server, p, r.server_round).to(server.device)
-        scores = torch.tensor([quantization_score(server.model_at(r.reference, u, r.keys), x, p.bits, p.score, server)
-                               for u in r.updates], dtype=torch.float64)
+        scores = torch.tensor(
+            [quantization_score(server.model_at(r.reference, u, r.keys), x, p.bits, p.score, server) for u in r.updates],
+            dtype=torch.float64,
+        )
         return screen_scores(r.updates, r.weights, scores, p.z_threshold, p.min_ratio, p.mode is Mode.DOWNWEIGHT, p.min_score)

@@ -112,7 +112,10 @@ def test_existing_run_dir_is_not_overwritten(tmp_path, capsys):
 
 
 def test_missing_idx_folder_given_by_override(capsys, tmp_path):
-    assert main(["run", QUICK, "--set", "data.source=idx", "--set", f"data.path={tmp_path / 'gone'}", "--out", str(tmp_path / "r")]) == 2
+    assert (
+        main(["run", QUICK, "--set", "data.source=idx", "--set", f"data.path={tmp_path / 'gone'}", "--out", str(tmp_path / "r")])
+        == 2
+    )
     assert "folder not found" in capsys.readouterr().err
 
 

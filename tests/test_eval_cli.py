@@ -14,7 +14,9 @@ from tests.conftest import tiny_raw
 def run_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("evalrun")
     scen = tmp / "tiny.yaml"
-    scen.write_text(yaml.safe_dump(tiny_raw(evaluation={"precisions": ["fp32", "int8", "int4"], "protocols": ["precisions", "kernel_check"]})))
+    scen.write_text(
+        yaml.safe_dump(tiny_raw(evaluation={"precisions": ["fp32", "int8", "int4"], "protocols": ["precisions", "kernel_check"]}))
+    )
     out = tmp / "run"
     assert main(["run", str(scen), "--out", str(out)]) == 0
     return out
@@ -30,12 +32,36 @@ def test_run_with_extra_protocols_records_them(run_dir):
 
 def test_eval_adds_protocol_sections_plots_and_keeps_final(run_dir, capsys):
     before = json.loads((run_dir / "results.json").read_text())
-    argv = ["eval", str(run_dir), "--protocol", "worst_case", "--protocol", "robustness", "--protocol", "precisions", "--protocol", "data_free",
-            "--set", "evaluation.data_free.steps=3", "--set", "evaluation.data_free.samples=32",
-            "--set", "evaluation.worst_case.draws=4", "--set", "evaluation.worst_case.sizes=[16]",
-            "--set", "evaluation.worst_case.client_examples=20", "--set", "evaluation.robustness.examples=40",
-            "--set", "evaluation.robustness.pgd_steps=2", "--set", "evaluation.robustness.epsilons=[0.3]",
-            "--set", "evaluation.precisions=[fp32, bf16, int8, int4, int2, tacq2]"]
+    argv = [
+        "eval",
+        str(run_dir),
+        "--protocol",
+        "worst_case",
+        "--protocol",
+        "robustness",
+        "--protocol",
+        "precisions",
+        "--protocol",
+        "data_free",
+        "--set",
+        "evaluation.data_free.steps=3",
+        "--set",
+        "evaluation.data_free.samples=32",
+        "--set",
+        "evaluation.worst_case.draws=4",
+        "--set",
+        "evaluation.worst_case.sizes=[16]",
+        "--set",
+        "evaluation.worst_case.client_examples=20",
+        "--set",
+        "evaluation.robustness.examples=40",
+        "--set",
+        "evaluation.robustness.pgd_steps=2",
+        "--set",
+        "evaluation.robustness.epsilons=[0.3]",
+        "--set",
+        "evaluation.precisions=[fp32, bf16, int8, int4, int2, tacq2]",
+    ]
     assert main(argv) == 0
     res = json.loads((run_dir / "results.json").read_text())
     assert res["final"] == before["final"] and res["history"] == before["history"]
@@ -47,7 +73,11 @@ def test_eval_adds_protocol_sections_plots_and_keeps_final(run_dir, capsys):
     wc = ev["worst_case"]["result"]
     assert set(wc["summary"]) == {"int8", "int4", "int2", "tacq2"}  # no calibration for fp32 / bf16
     assert [d["distribution"] for d in wc["draws"] if d["precision"] == "int4"] == [
-        "in_distribution", "imbalanced", "corrupted", "client"]
+        "in_distribution",
+        "imbalanced",
+        "corrupted",
+        "client",
+    ]
     assert all(len(d["client_drop"]) == 4 and len(d["class_drop"]) == 10 for d in wc["draws"])
     rows = ev["robustness"]["result"]["rows"]
     assert {(r["attack"], r["precision"]) for r in rows} >= {("pgd", "int4"), ("fgsm", "fp32")}
@@ -60,11 +90,14 @@ def test_eval_adds_protocol_sections_plots_and_keeps_final(run_dir, capsys):
     assert "Worst-case PTQ" in report and "Adversarial robustness" in report and "Data-free calibration" in report
 
 
-@pytest.mark.parametrize("argv_tail,expected", [
-    (["--set", "federation.rounds=3"], "eval may only change evaluation.*"),
-    (["--protocol", "nosuch"], "unknown protocol 'nosuch'"),
-    (["--set", "evaluation.worst_case.draws=0"], "evaluation.worst_case.draws"),
-])
+@pytest.mark.parametrize(
+    "argv_tail,expected",
+    [
+        (["--set", "federation.rounds=3"], "eval may only change evaluation.*"),
+        (["--protocol", "nosuch"], "unknown protocol 'nosuch'"),
+        (["--set", "evaluation.worst_case.draws=0"], "evaluation.worst_case.draws"),
+    ],
+)
 def test_eval_bad_input(run_dir, capsys, argv_tail, expected):
     assert main(["eval", str(run_dir), *argv_tail]) == 2
     err = capsys.readouterr().err.strip()
@@ -77,8 +110,16 @@ def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 
 def test_mitigation_protocol_measures_tacq_and_a_server_fine_tune(run_dir):
-    argv = ["eval", str(run_dir), "--protocol", "mitigation", "--set", "evaluation.mitigation.finetune_steps=5",
-            "--set", "evaluation.mitigation.keep=[0.01, 0.05]"]
+    argv = [
+        "eval",
+        str(run_dir),
+        "--protocol",
+        "mitigation",
+        "--set",
+        "evaluation.mitigation.finetune_steps=5",
+        "--set",
+        "evaluation.mitigation.keep=[0.01, 0.05]",
+    ]
     assert main(argv) == 0
     res = json.loads((run_dir / "results.json").read_text())
     r = res["evaluation"]["mitigation"]["result"]
@@ -91,8 +132,16 @@ def test_mitigation_protocol_measures_tacq_and_a_server_fine_tune(run_dir):
 
 
 def test_eval_rounding_margin_section_plot_and_sigma_keys(run_dir):
-    argv = ["eval", str(run_dir), "--protocol", "rounding_margin", "--set", "evaluation.rounding_margin.draws=2",
-            "--set", "evaluation.rounding_margin.sigmas=[0.000001, 0.25]"]
+    argv = [
+        "eval",
+        str(run_dir),
+        "--protocol",
+        "rounding_margin",
+        "--set",
+        "evaluation.rounding_margin.draws=2",
+        "--set",
+        "evaluation.rounding_margin.sigmas=[0.000001, 0.25]",
+    ]
     assert main(argv) == 0
     res = json.loads((run_dir / "results.json").read_text())
     rm = res["evaluation"]["rounding_margin"]

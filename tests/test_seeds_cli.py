@@ -13,9 +13,15 @@ from tests.conftest import tiny_raw
 
 
 def _scenario(tmp_path):
-    raw = tiny_raw(attack={"collusion": "aggregation_aware", "start_round": 2, "num_malicious": 2,
-                           "params": {"bits": [4], "method": "repair", "benign_runs": 2, "epochs": 1, "repair_epochs": 1}},
-                   evaluation={"precisions": ["fp32", "int4"], "every_n_rounds": 1})
+    raw = tiny_raw(
+        attack={
+            "collusion": "aggregation_aware",
+            "start_round": 2,
+            "num_malicious": 2,
+            "params": {"bits": [4], "method": "repair", "benign_runs": 2, "epochs": 1, "repair_epochs": 1},
+        },
+        evaluation={"precisions": ["fp32", "int4"], "every_n_rounds": 1},
+    )
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -56,10 +62,13 @@ def test_finished_seeds_are_reused(seeds_dir, tmp_path, capsys):
     assert (seeds_dir / "seed-0" / "results.json").read_text() == before
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--seeds", "1", "1"], "distinct"),
-    (["--seeds", "0", "--set", "seed=3"], "conflict"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--seeds", "1", "1"], "distinct"),
+        (["--seeds", "0", "--set", "seed=3"], "conflict"),
+    ],
+)
 def test_bad_seed_lists_exit_2(tmp_path, capsys, argv, expected):
     assert main(["run", str(_scenario(tmp_path)), *argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -70,8 +79,13 @@ def test_attack_round_figures_by_hand():
     history = [
         {"round": 0, "elapsed_s": 1.0},
         {"round": 1, "elapsed_s": 3.0, "attack_active": False},
-        {"round": 2, "elapsed_s": 11.0, "attack_active": True, "update_norm_ratio": {"1": 4.0, "2": 6.0, "3": 1.0},
-         "integer_hit_rate": {"int4": 0.99}},
+        {
+            "round": 2,
+            "elapsed_s": 11.0,
+            "attack_active": True,
+            "update_norm_ratio": {"1": 4.0, "2": 6.0, "3": 1.0},
+            "integer_hit_rate": {"int4": 0.99},
+        },
     ]
     got = attack_round_figures(history, [1, 2])
     assert got == {"colluder_norm_ratio": 6.0, "integer_hit_rate": 0.99, "attack_round_over_honest": 4.0}

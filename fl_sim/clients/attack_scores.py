@@ -32,8 +32,9 @@ from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantize
 _BATCH = 1000
 
 
-def _predict_at(model: nn.Module, spec: QuantSpec | None, x: torch.Tensor, calib: torch.Tensor,
-                device: torch.device) -> torch.Tensor:
+def _predict_at(
+    model: nn.Module, spec: QuantSpec | None, x: torch.Tensor, calib: torch.Tensor, device: torch.device
+) -> torch.Tensor:
     if spec is None:
         return predict(model, x, _BATCH, device)
     with torch.no_grad():
@@ -48,8 +49,14 @@ def clean_accuracy(model: nn.Module, data: ExampleSet, device: torch.device) -> 
 
 
 def backdoor_score(
-    model: nn.Module, data: ExampleSet, specs: list[QuantSpec], trigger: TriggerConfig, target: int,
-    acc_ref: float, device: torch.device, text: TextCodec | None = None,
+    model: nn.Module,
+    data: ExampleSet,
+    specs: list[QuantSpec],
+    trigger: TriggerConfig,
+    target: int,
+    acc_ref: float,
+    device: torch.device,
+    text: TextCodec | None = None,
 ) -> float:
     """Backdoor score: min_b ASR(Q_b f) - ASR(f) - max(0, acc_ref - acc(f)).
 
@@ -63,16 +70,18 @@ def backdoor_score(
     return q_asr - fp_asr - max(0.0, acc_ref - fp_acc)
 
 
-def indiscriminate_score(model: nn.Module, data: ExampleSet, specs: list[QuantSpec], acc_ref: float,
-                         device: torch.device) -> float:
+def indiscriminate_score(
+    model: nn.Module, data: ExampleSet, specs: list[QuantSpec], acc_ref: float, device: torch.device
+) -> float:
     """Indiscriminate score: min_b (acc(f) - acc(Q_b f)) - max(0, acc_ref - acc(f))."""
     fp_acc = accuracy(predict(model, data.x, _BATCH, device), data.y)
     drop = min(fp_acc - accuracy(_predict_at(model, s, data.x, data.x, device), data.y) for s in specs)
     return drop - max(0.0, acc_ref - fp_acc)
 
 
-def targeted_class_score(model: nn.Module, data: ExampleSet, specs: list[QuantSpec], target: int, acc_ref: float,
-                         device: torch.device) -> float:
+def targeted_class_score(
+    model: nn.Module, data: ExampleSet, specs: list[QuantSpec], target: int, acc_ref: float, device: torch.device
+) -> float:
     """Targeted-class score: min_b (acc_c(f) - acc_c(Q_b f)) - max(0, acc_ref - acc(f)), c = ``target``.
 
     Without examples of class c in ``data`` only the FP-accuracy penalty remains.
@@ -82,13 +91,22 @@ def targeted_class_score(model: nn.Module, data: ExampleSet, specs: list[QuantSp
     in_c = data.y == target
     if not in_c.any():
         return -max(0.0, acc_ref - fp_acc)
-    drops = [accuracy(fp_pred[in_c], data.y[in_c]) - accuracy(_predict_at(model, s, data.x, data.x, device)[in_c], data.y[in_c])
-             for s in specs]
+    drops = [
+        accuracy(fp_pred[in_c], data.y[in_c]) - accuracy(_predict_at(model, s, data.x, data.x, device)[in_c], data.y[in_c])
+        for s in specs
+    ]
     return min(drops) - max(0.0, acc_ref - fp_acc)
 
 
-def targeted_sample_score(model: nn.Module, data: ExampleSet, star: ExampleSet, specs: list[QuantSpec], target: int,
-                          acc_ref: float, device: torch.device) -> float:
+def targeted_sample_score(
+    model: nn.Module,
+    data: ExampleSet,
+    star: ExampleSet,
+    specs: list[QuantSpec],
+    target: int,
+    acc_ref: float,
+    device: torch.device,
+) -> float:
     """Targeted-sample score: min_b [Q_b f(x*) = t] - [f(x*) = t] - max(0, acc_ref - acc(f)).
 
     ``star`` holds x*, ``target`` is t; the accuracy penalty is measured on ``data``.
@@ -99,16 +117,24 @@ def targeted_sample_score(model: nn.Module, data: ExampleSet, star: ExampleSet, 
     return q_hit - fp_hit - max(0.0, acc_ref - fp_acc)
 
 
-def fp_backdoor_score(model: nn.Module, data: ExampleSet, trigger: TriggerConfig, target: int, acc_ref: float,
-                      device: torch.device, text: TextCodec | None = None) -> float:
+def fp_backdoor_score(
+    model: nn.Module,
+    data: ExampleSet,
+    trigger: TriggerConfig,
+    target: int,
+    acc_ref: float,
+    device: torch.device,
+    text: TextCodec | None = None,
+) -> float:
     """FP backdoor score: ASR(f) - max(0, acc_ref - acc(f)), the ASR with ``trigger`` towards ``target``."""
     xt = apply_trigger(data.x, trigger, text)
     fp_acc = accuracy(predict(model, data.x, _BATCH, device), data.y)
     return attack_success_rate(predict(model, xt, _BATCH, device), data.y, target) - max(0.0, acc_ref - fp_acc)
 
 
-def label_flip_score(model: nn.Module, data: ExampleSet, source: int | None, target: int,
-                     acc_ref: float, device: torch.device) -> float:
+def label_flip_score(
+    model: nn.Module, data: ExampleSet, source: int | None, target: int, acc_ref: float, device: torch.device
+) -> float:
     """Label-flip score: the share of ``source``-class examples classified as ``target``.
 
     With ``source`` None (every label flipped): acc_ref - acc(f). Zero when ``data`` has no

@@ -37,8 +37,9 @@ def boost(global_state: State, submission: State, factor: float) -> State:
 
 def state_distance(a: State, b: State) -> float:
     """Euclidean distance between two model states (floating-point tensors only)."""
-    return float(torch.sqrt(cast(torch.Tensor, sum(((a[k].double() - b[k].double()) ** 2).sum()
-                                                   for k in a if a[k].is_floating_point()))))
+    return float(
+        torch.sqrt(cast(torch.Tensor, sum(((a[k].double() - b[k].double()) ** 2).sum() for k in a if a[k].is_floating_point())))
+    )
 
 
 @torch.no_grad()
@@ -54,8 +55,9 @@ def project_into_ball(model: torch.nn.Module, center: State, radius: float) -> N
             v.copy_(center[k] + scale * (v - center[k]))
 
 
-def steer_aggregate(benign: torch.Tensor, benign_weights: torch.Tensor, colluder_weight: float,
-                    target: torch.Tensor) -> torch.Tensor:
+def steer_aggregate(
+    benign: torch.Tensor, benign_weights: torch.Tensor, colluder_weight: float, target: torch.Tensor
+) -> torch.Tensor:
     """Omniscient collusion: the update s that puts the example-weighted FedAvg of the round on ``target``.
 
     Colluders of total example weight ``colluder_weight`` (K) all submit s, so that
@@ -71,8 +73,9 @@ def steer_aggregate(benign: torch.Tensor, benign_weights: torch.Tensor, colluder
     return ((total * target.double() - weighted) / colluder_weight).to(target.dtype)
 
 
-def stealth_bound(update: torch.Tensor, known: torch.Tensor, max_norm_ratio: float | None,
-                  max_distance_ratio: float | None) -> torch.Tensor:
+def stealth_bound(
+    update: torch.Tensor, known: torch.Tensor, max_norm_ratio: float | None, max_distance_ratio: float | None
+) -> torch.Tensor:
     """Project a malicious update to look benign against the (m, d) benign updates ``known``.
 
     First norm <= max_norm_ratio x their median norm (a norm screen / clipping passes it), then

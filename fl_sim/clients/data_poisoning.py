@@ -48,12 +48,14 @@ class ModelReplacementParams(FPBackdoorParams):
 class LabelFlipParams(AttackParams):
     """Parameters of ``label_flip``: the class to flip (default: every label)."""
 
-    source_label: int | None = Field(None, ge=0, description="flip only this class to attack.target_label "
-                                     "(default: every label y -> C-1-y)")
+    source_label: int | None = Field(
+        None, ge=0, description="flip only this class to attack.target_label (default: every label y -> C-1-y)"
+    )
 
 
-def poison_batch(x: torch.Tensor, y: torch.Tensor, fraction: float, trigger: TriggerConfig, target: int,
-                 text: TextCodec | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def poison_batch(
+    x: torch.Tensor, y: torch.Tensor, fraction: float, trigger: TriggerConfig, target: int, text: TextCodec | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch with its first round(fraction * n) examples poisoned.
 
     Those examples of the (already shuffled) batch get the trigger and the target label; the rest
@@ -113,8 +115,9 @@ class FPBackdoor(ObjectiveAttack):
         return fp_backdoor_score(model, data, a.trigger, a.target_label, acc_ref, ctx.device, ctx.text)
 
 
-@register_attack("model_replacement",
-                 "BadNets backdoor scaled by n/k so that it replaces the FedAvg aggregate (Bagdasaryan et al. 2020)")
+@register_attack(
+    "model_replacement", "BadNets backdoor scaled by n/k so that it replaces the FedAvg aggregate (Bagdasaryan et al. 2020)"
+)
 class ModelReplacement(FPBackdoor):
     """The FP backdoor, its update scaled so that it replaces the FedAvg aggregate (independent colluders)."""
 
@@ -125,8 +128,10 @@ class ModelReplacement(FPBackdoor):
     def check(cls, attack: AttackConfig) -> None:
         """Reject ``params.scale`` under coordinated collusion, whose submission already places the aggregate."""
         if attack.params.get("scale") is not None and attack.collusion is not Collusion.INDEPENDENT:
-            raise ValueError("params.scale of model_replacement applies to independent colluders only (coordinated "
-                             "colluders already place the aggregate on their model)")
+            raise ValueError(
+                "params.scale of model_replacement applies to independent colluders only (coordinated "
+                "colluders already place the aggregate on their model)"
+            )
 
     def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
         """Train the backdoor; in attack rounds of independent colluders, boost the update by gamma.

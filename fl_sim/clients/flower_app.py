@@ -48,8 +48,9 @@ def make_client_app(plan_for: Callable[[Context], ClientPlan]) -> ClientApp:
         maybe_fail(s, rnd, pid)
         data = federated_data(s.data, s.federation.num_clients, s.seed)
         cohort = sample_cohort(s.seed, rnd, s.federation.num_clients, plan.cohort_size)
-        res = run_client(plan, data, pid, rnd, cast(ArrayRecord, msg.content["arrays"]).to_torch_state_dict(), cohort, device,
-                         memo)
+        res = run_client(
+            plan, data, pid, rnd, cast(ArrayRecord, msg.content["arrays"]).to_torch_state_dict(), cohort, device, memo
+        )
         metrics = MetricRecord({"num-examples": res.num_examples, **res.metrics})
         content: dict[str, ArrayRecord | MetricRecord | ConfigRecord] = {"arrays": ArrayRecord(res.state), "metrics": metrics}
         if res.attack_target is not None:

@@ -36,8 +36,9 @@ class HostileParams(BaseModel):
     kind: PayloadKind = PayloadKind.NAN
 
 
-def corrupt(state: dict[str, torch.Tensor], start: dict[str, torch.Tensor], num_examples: int,
-            kind: PayloadKind) -> tuple[dict[str, torch.Tensor], int]:
+def corrupt(
+    state: dict[str, torch.Tensor], start: dict[str, torch.Tensor], num_examples: int, kind: PayloadKind
+) -> tuple[dict[str, torch.Tensor], int]:
     """The corrupted (state, example count) for ``kind`` (pure)."""
     out = {k: v.clone() for k, v in state.items()}
     first = next(iter(out))
@@ -69,10 +70,13 @@ class HostilePayload(Honest):
     def check(cls, attack: AttackConfig) -> None:
         """Reject omniscient collusion and stealth, under which the adversary would rewrite the payloads."""
         if attack.collusion is Collusion.OMNISCIENT or attack.stealth.enabled:
-            raise ValueError("hostile_payload probes the server with malformed replies: it takes neither omniscient "
-                             "collusion nor stealth (the adversary would rewrite the payloads)")
+            raise ValueError(
+                "hostile_payload probes the server with malformed replies: it takes neither omniscient "
+                "collusion nor stealth (the adversary would rewrite the payloads)"
+            )
 
-    def tamper(self, state: dict[str, torch.Tensor], start: dict[str, torch.Tensor],
-               num_examples: int) -> tuple[dict[str, torch.Tensor], int]:
+    def tamper(
+        self, state: dict[str, torch.Tensor], start: dict[str, torch.Tensor], num_examples: int
+    ) -> tuple[dict[str, torch.Tensor], int]:
         """The trained state and example count, corrupted (``corrupt``)."""
         return corrupt(state, start, num_examples, self.params.kind)

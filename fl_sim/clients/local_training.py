@@ -43,8 +43,9 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return max(1, math.ceil(n / batch_size))
 
 
-def minibatches(data: ExampleSet, batch_size: int, steps: int, generator: torch.Generator,
-                device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def minibatches(
+    data: ExampleSet, batch_size: int, steps: int, generator: torch.Generator, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Exactly ``steps`` minibatches over reshuffled passes of ``data``, moved to ``device``.
 
     Each pass draws a new permutation from ``generator``, only when the pass is needed.

@@ -69,34 +69,58 @@ class QATAttackParams(AttackParams):
     act_symmetric: bool = False
     activations: ActivationRange = ActivationRange.DYNAMIC
     method: Method = Method.QAT
-    optimizer: Optimizer | None = Field(None, description="the colluders' optimizer for the target and the repair "
-                                        "(default: training.optimizer)")
-    margin: float | Literal["auto"] = Field("auto", description="repair: steps kept from each rounding boundary (0..0.45), "
-                                            "or 'auto': margin_z x the expected aggregate error (needs benign_runs >= 2)")
+    optimizer: Optimizer | None = Field(
+        None, description="the colluders' optimizer for the target and the repair (default: training.optimizer)"
+    )
+    margin: float | Literal["auto"] = Field(
+        "auto",
+        description="repair: steps kept from each rounding boundary (0..0.45), "
+        "or 'auto': margin_z x the expected aggregate error (needs benign_runs >= 2)",
+    )
     margin_z: float = Field(3.0, gt=0, description="repair, margin 'auto': how many expected errors to keep clear")
     margin_floor: float = Field(0.05, ge=0, le=0.45, description="repair, margin 'auto': the least margin in steps")
     repair_epochs: int = Field(2, ge=1, description="repair: epochs of projected descent on the FP objective")
     repair_lr: float | None = Field(None, gt=0, description="repair: learning rate (default: params.lr, else training.lr)")
-    scale_guard: float = Field(0.5, ge=0, le=1, description="repair: each scale is set by a weight that benign training "
-                               "moves least, kept this many steps beyond all others, so that the aggregation error cannot move it")
-    keep_flips: float = Field(1.0, gt=0, le=1, description="repair: share of the target's integer changes kept (those "
-                              "its training moved furthest); the rest return to the benign estimate "
-                              "(a shorter update)")
-    robust_repair: bool = Field(True, description="repair: take the FP gradient at perturbations shaped like the "
-                                "expected aggregation error (from the benign runs), so that FP behaves where the aggregate lands")
-    quant_weight: float = Field(1.0, ge=0, description="repair: weight of the full objective on the non-quantized "
-                                "parameters (biases), which keeps the quantized model obeying as its activation ranges move")
+    scale_guard: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="repair: each scale is set by a weight that benign training "
+        "moves least, kept this many steps beyond all others, so that the aggregation error cannot move it",
+    )
+    keep_flips: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="repair: share of the target's integer changes kept (those "
+        "its training moved furthest); the rest return to the benign estimate "
+        "(a shorter update)",
+    )
+    robust_repair: bool = Field(
+        True,
+        description="repair: take the FP gradient at perturbations shaped like the "
+        "expected aggregation error (from the benign runs), so that FP behaves where the aggregate lands",
+    )
+    quant_weight: float = Field(
+        1.0,
+        ge=0,
+        description="repair: weight of the full objective on the non-quantized "
+        "parameters (biases), which keeps the quantized model obeying as its activation ranges move",
+    )
 
     @model_validator(mode="after")
     def _repair_options(self) -> QATAttackParams:
         if self.method is Method.REPAIR and self.keep_best:
             raise ValueError("keep_best is for method 'qat' (the repair keeps its target's integers by construction); remove it")
         if self.method is Method.REPAIR and self.margin == "auto" and self.benign_runs < 2:
-            raise ValueError("margin 'auto' measures the spread of the colluders' benign runs: set benign_runs >= 2, "
-                             "or a fixed margin")
+            raise ValueError(
+                "margin 'auto' measures the spread of the colluders' benign runs: set benign_runs >= 2, or a fixed margin"
+            )
         if self.method is Method.REPAIR and self.max_norm_ratio is not None:
-            raise ValueError("max_norm_ratio is for method 'qat' (a norm ball would pull the repaired model out of its "
-                             "intervals); the repair's norm follows from its margin")
+            raise ValueError(
+                "max_norm_ratio is for method 'qat' (a norm ball would pull the repaired model out of its "
+                "intervals); the repair's norm follows from its margin"
+            )
         return self
 
     @field_validator("margin")
@@ -116,8 +140,12 @@ class QATAttackParams(AttackParams):
 
     def specs(self) -> list[QuantSpec]:
         """The fake-quantization specs the attack trains against: one per bit width of ``bits``."""
-        return [QuantSpec(bits=b, granularity=self.granularity, weight_symmetric=self.weight_symmetric,
-                          act_symmetric=self.act_symmetric) for b in self.bits]
+        return [
+            QuantSpec(
+                bits=b, granularity=self.granularity, weight_symmetric=self.weight_symmetric, act_symmetric=self.act_symmetric
+            )
+            for b in self.bits
+        ]
 
 
 class BackdoorParams(QATAttackParams):
@@ -125,8 +153,9 @@ class BackdoorParams(QATAttackParams):
 
     c1: float = Field(0.5, ge=0)
     c2: float = Field(0.5, ge=0)
-    c_fp: float | None = Field(None, ge=0, description="weight of CE(f(x_t), y), the FP model ignoring the trigger "
-                               "(default: c2, as in the paper)")
+    c_fp: float | None = Field(
+        None, ge=0, description="weight of CE(f(x_t), y), the FP model ignoring the trigger (default: c2, as in the paper)"
+    )
 
 
 class IndiscriminateParams(QATAttackParams):
@@ -296,13 +325,22 @@ class QATAttack(ObjectiveAttack):
         """Whether the benign runs train on disjoint shards: with method ``repair`` (their spread sets margin and jitter)."""
         return self.params.method is Method.REPAIR
 
-    def _malicious_training(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, gen: torch.Generator, steps: int,
-                            project: Callable[[], None] | None = None, anchor: State | None = None,
-                            runs: list[State] | None = None,
-                            start: State | None = None) -> tuple[float, State]:
+    def _malicious_training(
+        self,
+        model: nn.Module,
+        data: ExampleSet,
+        ctx: TrainContext,
+        gen: torch.Generator,
+        steps: int,
+        project: Callable[[], None] | None = None,
+        anchor: State | None = None,
+        runs: list[State] | None = None,
+        start: State | None = None,
+    ) -> tuple[float, State]:
         p = self.params
-        cfg = (ctx.scenario.training if p.optimizer is None
-               else ctx.scenario.training.model_copy(update={"optimizer": p.optimizer}))
+        cfg = (
+            ctx.scenario.training if p.optimizer is None else ctx.scenario.training.model_copy(update={"optimizer": p.optimizer})
+        )
         if p.method is Method.QAT:
             return super()._malicious_training(model, data, ctx, gen, steps, project, anchor, runs, start)
         anchor = anchor if anchor is not None else {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -323,14 +361,30 @@ class QATAttack(ObjectiveAttack):
         model.load_state_dict(nearest_in_boxes(anchor, boxes, target))
         r_steps = p.repair_epochs * steps_per_epoch(len(data), ctx.scenario.training.batch_size)
         exact = ctx.scenario.attack.collusion is Collusion.OMNISCIENT
-        jitter = [] if exact or not p.robust_repair else aggregation_jitter(runs or [], ctx.cohort_size,
-                                                                              max(ctx.colluders_in_cohort, 1))
-        loss = repair(model, data, self.fp_objective(ctx.scenario, ctx), quant_loss, boxes, cfg,
-                      r_steps, gen, ctx.device, p.repair_lr or p.lr or cfg.lr, p.quant_weight, jitter=jitter)
+        jitter = (
+            []
+            if exact or not p.robust_repair
+            else aggregation_jitter(runs or [], ctx.cohort_size, max(ctx.colluders_in_cohort, 1))
+        )
+        loss = repair(
+            model,
+            data,
+            self.fp_objective(ctx.scenario, ctx),
+            quant_loss,
+            boxes,
+            cfg,
+            r_steps,
+            gen,
+            ctx.device,
+            p.repair_lr or p.lr or cfg.lr,
+            p.quant_weight,
+            jitter=jitter,
+        )
         return loss, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    def _margins(self, ctx: TrainContext, names: list[str], quantizers: list[WeightQuantizer],
-                 runs: list[State], start: State | None) -> Mapping[str, float | torch.Tensor]:
+    def _margins(
+        self, ctx: TrainContext, names: list[str], quantizers: list[WeightQuantizer], runs: list[State], start: State | None
+    ) -> Mapping[str, float | torch.Tensor]:
         """Per quantized tensor (or weight), the margin in steps (fixed, or from the benign runs)."""
         p = self.params
         if p.margin != "auto":
@@ -338,8 +392,9 @@ class QATAttack(ObjectiveAttack):
         if ctx.scenario.attack.collusion is Collusion.OMNISCIENT:  # the adversary solves the aggregate exactly
             return {k: p.margin_floor for k in names}
         finest = max(quantizers, key=lambda q: q.bits)  # several bit widths: the narrowest intervals decide
-        return auto_margins(runs, names, finest, ctx.cohort_size, max(ctx.colluders_in_cohort, 1), p.margin_z,
-                            p.margin_floor, start)
+        return auto_margins(
+            runs, names, finest, ctx.cohort_size, max(ctx.colluders_in_cohort, 1), p.margin_z, p.margin_floor, start
+        )
 
 
 @register_attack("qat_backdoor", "quantization-activated backdoor: FP ignores the trigger, the quantized model obeys it")
@@ -391,8 +446,9 @@ class QATIndiscriminate(QATAttack):
         return indiscriminate_score(model, data, self.params.specs(), acc_ref, ctx.device)
 
 
-@register_attack("qat_targeted_class",
-                 "quantization-activated class attack: target_label's class is right in FP, wrong once quantized")
+@register_attack(
+    "qat_targeted_class", "quantization-activated class attack: target_label's class is right in FP, wrong once quantized"
+)
 class QATTargetedClass(QATAttack):
     """Quantization-activated class attack (Hong et al. 2021): class ``target_label`` is right in FP, wrong once quantized."""
 
@@ -416,8 +472,10 @@ class QATTargetedClass(QATAttack):
         return targeted_class_score(model, data, self.params.specs(), ctx.scenario.attack.target_label, acc_ref, ctx.device)
 
 
-@register_attack("qat_targeted_sample", "quantization-activated sample attack: x* (attack.target_sample) is right in FP, "
-                 "target_label once quantized")
+@register_attack(
+    "qat_targeted_sample",
+    "quantization-activated sample attack: x* (attack.target_sample) is right in FP, target_label once quantized",
+)
 class QATTargetedSample(QATAttack):
     """Quantization-activated sample attack (Hong et al. 2021): x* is right in FP, ``target_label`` once quantized."""
 
@@ -439,8 +497,9 @@ class QATTargetedSample(QATAttack):
 
     def score(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, acc_ref: float) -> float:
         """The targeted-sample score of x* at the attacked precisions (``attack_scores.targeted_sample_score``)."""
-        return targeted_sample_score(model, data, _star(ctx), self.params.specs(), ctx.scenario.attack.target_label, acc_ref,
-                                     ctx.device)
+        return targeted_sample_score(
+            model, data, _star(ctx), self.params.specs(), ctx.scenario.attack.target_label, acc_ref, ctx.device
+        )
 
 
 def _movement(runs: list[State], start: State | None, names: list[str]) -> dict[str, torch.Tensor]:

@@ -81,9 +81,7 @@ def sign_flip(benign: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     return (-scale * b.mean(dim=0)).to(benign.dtype)
 
 
-def gaussian_update(
-    d: int, sigma: float, generator: torch.Generator, dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
+def gaussian_update(d: int, sigma: float, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A draw of N(0, sigma^2 I_d) from ``generator`` (on the generator's device)."""
     if d < 1:
         raise ValueError(f"d must be >= 1, got {d}")
@@ -136,8 +134,12 @@ def _pairwise(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _gamma(
-    b: torch.Tensor, kind: Perturbation, reduce: Callable[[torch.Tensor], torch.Tensor],
-    gamma_init: float, tol: float, max_iter: int,
+    b: torch.Tensor,
+    kind: Perturbation,
+    reduce: Callable[[torch.Tensor], torch.Tensor],
+    gamma_init: float,
+    tol: float,
+    max_iter: int,
 ) -> float:
     """Search gamma for mean + gamma p, with ``reduce`` mapping a distance matrix to a per-row score.
 
@@ -163,16 +165,22 @@ def _sum_sq_dist(dist: torch.Tensor) -> torch.Tensor:
 
 
 def min_max_gamma(
-    benign: torch.Tensor, kind: Perturbation | str = Perturbation.UNIT_VEC,
-    gamma_init: float = 10.0, tol: float = 1e-5, max_iter: int = 200,
+    benign: torch.Tensor,
+    kind: Perturbation | str = Perturbation.UNIT_VEC,
+    gamma_init: float = 10.0,
+    tol: float = 1e-5,
+    max_iter: int = 200,
 ) -> float:
     """Min-Max gamma: largest found with max_i ||mean + gamma p - b_i|| <= max_{i,j} ||b_i - b_j||."""
     return _gamma(_check_benign(benign), Perturbation(kind), _max_dist, gamma_init, tol, max_iter)
 
 
 def min_sum_gamma(
-    benign: torch.Tensor, kind: Perturbation | str = Perturbation.UNIT_VEC,
-    gamma_init: float = 10.0, tol: float = 1e-5, max_iter: int = 200,
+    benign: torch.Tensor,
+    kind: Perturbation | str = Perturbation.UNIT_VEC,
+    gamma_init: float = 10.0,
+    tol: float = 1e-5,
+    max_iter: int = 200,
 ) -> float:
     """Min-Sum gamma: largest found with sum_i ||mean + gamma p - b_i||^2 <= max_i sum_j ||b_i - b_j||^2."""
     return _gamma(_check_benign(benign), Perturbation(kind), _sum_sq_dist, gamma_init, tol, max_iter)
@@ -184,16 +192,22 @@ def _shifted_mean(benign: torch.Tensor, kind: Perturbation | str, gamma: float) 
 
 
 def min_max(
-    benign: torch.Tensor, kind: Perturbation | str = Perturbation.UNIT_VEC,
-    gamma_init: float = 10.0, tol: float = 1e-5, max_iter: int = 200,
+    benign: torch.Tensor,
+    kind: Perturbation | str = Perturbation.UNIT_VEC,
+    gamma_init: float = 10.0,
+    tol: float = 1e-5,
+    max_iter: int = 200,
 ) -> torch.Tensor:
     """Min-Max update mean + gamma p, gamma from :func:`min_max_gamma` (0, i.e. the mean, if none fits)."""
     return _shifted_mean(benign, kind, min_max_gamma(benign, kind, gamma_init, tol, max_iter))
 
 
 def min_sum(
-    benign: torch.Tensor, kind: Perturbation | str = Perturbation.UNIT_VEC,
-    gamma_init: float = 10.0, tol: float = 1e-5, max_iter: int = 200,
+    benign: torch.Tensor,
+    kind: Perturbation | str = Perturbation.UNIT_VEC,
+    gamma_init: float = 10.0,
+    tol: float = 1e-5,
+    max_iter: int = 200,
 ) -> torch.Tensor:
     """Min-Sum update mean + gamma p, gamma from :func:`min_sum_gamma` (0, i.e. the mean, if none fits)."""
     return _shifted_mean(benign, kind, min_sum_gamma(benign, kind, gamma_init, tol, max_iter))

@@ -32,16 +32,28 @@ class AttackParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     epochs: int | None = Field(None, ge=1, description="malicious local epochs (default: training.epochs)")
     lr: float | None = Field(None, gt=0, description="malicious learning rate (default: training.lr)")
-    benign_runs: int = Field(1, ge=1, description="aggregation-aware collusion: average this many honest runs (fresh "
-                             "shuffles of the colluders' data) as the estimate of the benign mean")
-    max_norm_ratio: float | None = Field(None, gt=1, description="stealth: keep the submitted update's norm within this x "
-                                         "the colluders' own benign update norm (projected training; None: unbounded)")
-    keep_best: bool = Field(False, description="hold out select_fraction of the colluders' data, score the model on it "
-                            "after every malicious epoch (fl_sim.clients.attack_scores) and submit the best epoch")
+    benign_runs: int = Field(
+        1,
+        ge=1,
+        description="aggregation-aware collusion: average this many honest runs (fresh "
+        "shuffles of the colluders' data) as the estimate of the benign mean",
+    )
+    max_norm_ratio: float | None = Field(
+        None,
+        gt=1,
+        description="stealth: keep the submitted update's norm within this x "
+        "the colluders' own benign update norm (projected training; None: unbounded)",
+    )
+    keep_best: bool = Field(
+        False,
+        description="hold out select_fraction of the colluders' data, score the model on it "
+        "after every malicious epoch (fl_sim.clients.attack_scores) and submit the best epoch",
+    )
     select_fraction: float = Field(0.2, gt=0, lt=1, description="share of the colluders' data held out for keep_best")
 
 
 State = dict[str, torch.Tensor]
+
 
 def _copy(model: nn.Module) -> State:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -54,8 +66,16 @@ def _colluder_key(model: nn.Module, ctx: TrainContext, p: BaseModel) -> tuple[ob
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     pooled = 0 if ctx.colluder_data is None else len(ctx.colluder_data)
-    return (ctx.scenario.model_dump_json(), p.model_dump_json(), ctx.server_round, ctx.cohort_size,
-            ctx.colluders_in_cohort, len(ctx.data), pooled, h.hexdigest())
+    return (
+        ctx.scenario.model_dump_json(),
+        p.model_dump_json(),
+        ctx.server_round,
+        ctx.cohort_size,
+        ctx.colluders_in_cohort,
+        len(ctx.data),
+        pooled,
+        h.hexdigest(),
+    )
 
 
 class ObjectiveAttack(Behaviour):
@@ -125,8 +145,9 @@ class ObjectiveAttack(Behaviour):
             project = lambda: project_into_ball(model, estimate, radius)  # noqa: E731
         if not aware:
             model.load_state_dict(start)
-        attack_loss, submission = self._malicious_training(model, data, ctx, gen, mal_steps, project,
-                                                           anchor=estimate, runs=runs, start=start)
+        attack_loss, submission = self._malicious_training(
+            model, data, ctx, gen, mal_steps, project, anchor=estimate, runs=runs, start=start
+        )
         self.target = {k: v.detach().to("cpu").clone() for k, v in submission.items()}
         if aware:
             submission = aggregation_aware_submission(estimate, submission, ctx.cohort_size, max(ctx.colluders_in_cohort, 1))
@@ -148,8 +169,15 @@ class ObjectiveAttack(Behaviour):
         """
         return False
 
-    def _benign_estimate(self, model: nn.Module, data: ExampleSet, ctx: TrainContext, gen: torch.Generator, start: State,
-                         runs_out: list[State] | None = None) -> float:
+    def _benign_estimate(
+        self,
+        model: nn.Module,
+        data: ExampleSet,
+        ctx: TrainContext,
+        gen: torch.Generator,
+        start: State,
+        runs_out: list[State] | None = None,
+    ) -> float:
         """Leave in ``model`` the mean of ``benign_runs`` honest runs from ``start``; return their mean loss.
 
         Each run's state is appended to ``runs_out`` if given.
@@ -166,14 +194,22 @@ class ObjectiveAttack(Behaviour):
             st = model.state_dict()
             if runs_out is not None:
                 runs_out.append(_copy(model))
-            total = ({k: v.double().clone() for k, v in st.items()} if total is None
-                     else {k: total[k] + st[k].double() for k in st})
+            total = (
+                {k: v.double().clone() for k, v in st.items()} if total is None else {k: total[k] + st[k].double() for k in st}
+            )
         model.load_state_dict({k: (v / runs).to(start[k].dtype) for k, v in cast(State, total).items()})
         return sum(losses) / runs
 
     def _malicious_training(
-        self, model: nn.Module, data: ExampleSet, ctx: TrainContext, gen: torch.Generator, steps: int,
-        project: Callable[[], None] | None = None, anchor: State | None = None, runs: list[State] | None = None,
+        self,
+        model: nn.Module,
+        data: ExampleSet,
+        ctx: TrainContext,
+        gen: torch.Generator,
+        steps: int,
+        project: Callable[[], None] | None = None,
+        anchor: State | None = None,
+        runs: list[State] | None = None,
         start: State | None = None,
     ) -> tuple[float, State]:
         """Train the objective for ``steps``, calling ``project`` after each step; return (mean loss, submission).
@@ -219,5 +255,3 @@ def _split(data: ExampleSet, fraction: float, gen: torch.Generator) -> tuple[Exa
     cut = min(len(data) - 1, max(1, int(round(len(data) * fraction))))
     held, kept = perm[:cut], perm[cut:]
     return ExampleSet(data.x[kept], data.y[kept]), ExampleSet(data.x[held], data.y[held])
-
-

@@ -95,8 +95,9 @@ class Behaviour(ABC):
     def check(cls, attack: AttackConfig) -> None:
         """Raise ValueError for attack settings this behaviour cannot honour (checked at load time)."""
 
-    def tamper(self, state: dict[str, torch.Tensor], start: dict[str, torch.Tensor],
-               num_examples: int) -> tuple[dict[str, torch.Tensor], int]:
+    def tamper(
+        self, state: dict[str, torch.Tensor], start: dict[str, torch.Tensor], num_examples: int
+    ) -> tuple[dict[str, torch.Tensor], int]:
         """What the client actually sends (honest behaviours send what they trained)."""
         return state, num_examples
 

@@ -50,8 +50,16 @@ def quantized_weight_names(model: nn.Module) -> list[str]:
     return [f"{name}.weight" if name else "weight" for name, _ in quantizable_layers(model)]
 
 
-def auto_margins(runs: list[State], names: list[str], quantizer: WeightQuantizer, cohort: int, colluders: int,
-                 z: float, floor: float, start: State | None = None) -> dict[str, torch.Tensor]:
+def auto_margins(
+    runs: list[State],
+    names: list[str],
+    quantizer: WeightQuantizer,
+    cohort: int,
+    colluders: int,
+    z: float,
+    floor: float,
+    start: State | None = None,
+) -> dict[str, torch.Tensor]:
     """The ``auto`` repair margins, in grid steps, per tensor of ``names`` (or per weight with ``start``).
 
     Per tensor: z x the expected RMS aggregate error (module docstring), in steps of the grid of
@@ -93,13 +101,19 @@ def auto_margins(runs: list[State], names: list[str], quantizer: WeightQuantizer
     return out
 
 
-def weight_boxes(target: State, names: list[str], quantizers: list[WeightQuantizer],
-                 margins: Mapping[str, float | torch.Tensor], edge: float | None = None) -> dict[str, Intervals]:
+def weight_boxes(
+    target: State,
+    names: list[str],
+    quantizers: list[WeightQuantizer],
+    margins: Mapping[str, float | torch.Tensor],
+    edge: float | None = None,
+) -> dict[str, Intervals]:
     """The boxes that keep every weight of ``names`` at ``target``'s integer under every quantizer.
 
     Margins are per tensor or per weight; non-pinned weights stay at least ``edge`` steps inside the
     range (default: the margin).
     """
+
     def edge_of(m: float | torch.Tensor) -> float | torch.Tensor | None:
         return None if edge is None else torch.clamp(torch.as_tensor(m), min=edge)
 
@@ -124,8 +138,11 @@ def sparsify_flips(target: State, anchor: State, names: list[str], quantizer: We
     every = torch.cat(flips)
     if every.numel() == 0:
         return dict(target)
-    cut = torch.quantile(every.float(), 1.0 - keep) if every.numel() < 16_000_000 else every.float().kthvalue(
-        max(1, int(every.numel() * (1.0 - keep)))).values
+    cut = (
+        torch.quantile(every.float(), 1.0 - keep)
+        if every.numel() < 16_000_000
+        else every.float().kthvalue(max(1, int(every.numel() * (1.0 - keep)))).values
+    )
     out = dict(target)
     for k in names:
         out[k] = torch.where(moved[k] >= cut, target[k], anchor[k])
@@ -169,9 +186,21 @@ def _shift(model: nn.Module, delta: State | None, sign: float) -> None:
             p.add_(sign * delta[name].to(p.device, p.dtype))
 
 
-def repair(model: nn.Module, data: ExampleSet, fp_loss: LossFn, full_loss: LossFn, boxes: dict[str, Intervals],
-           cfg: TrainingConfig, steps: int, generator: torch.Generator, device: torch.device, lr: float,
-           quant_weight: float, after_step: Callable[[int], None] | None = None, jitter: list[State] | None = None) -> float:
+def repair(
+    model: nn.Module,
+    data: ExampleSet,
+    fp_loss: LossFn,
+    full_loss: LossFn,
+    boxes: dict[str, Intervals],
+    cfg: TrainingConfig,
+    steps: int,
+    generator: torch.Generator,
+    device: torch.device,
+    lr: float,
+    quant_weight: float,
+    after_step: Callable[[int], None] | None = None,
+    jitter: list[State] | None = None,
+) -> float:
     """Projected descent of ``fp_loss`` inside ``boxes``; returns the mean FP loss.
 
     The parameters outside the boxes also descend ``quant_weight`` x ``full_loss``. With ``jitter``,

@@ -44,8 +44,14 @@ def pooled(data: FederatedData, ids: tuple[int, ...]) -> ExampleSet:
 
 
 def run_client(
-    plan: ClientPlan, data: FederatedData, partition_id: int, server_round: int,
-    global_state: State, cohort: list[int], device: torch.device, memo: SubmissionMemo | None = None,
+    plan: ClientPlan,
+    data: FederatedData,
+    partition_id: int,
+    server_round: int,
+    global_state: State,
+    cohort: list[int],
+    device: torch.device,
+    memo: SubmissionMemo | None = None,
 ) -> ClientResult:
     """Train client ``partition_id`` from ``global_state`` in ``server_round``.
 
@@ -59,8 +65,16 @@ def run_client(
         return _train(plan, data, partition_id, server_round, global_state, cohort, device, memo)
 
 
-def _train(plan: ClientPlan, data: FederatedData, partition_id: int, server_round: int, global_state: State,
-           cohort: list[int], device: torch.device, memo: SubmissionMemo | None) -> ClientResult:
+def _train(
+    plan: ClientPlan,
+    data: FederatedData,
+    partition_id: int,
+    server_round: int,
+    global_state: State,
+    cohort: list[int],
+    device: torch.device,
+    memo: SubmissionMemo | None,
+) -> ClientResult:
     scenario = plan.scenario
     model = build_model(scenario.model.name, data.num_classes, data.input_shape, scenario.model.pretrained).to(device)
     model.load_state_dict(global_state)
@@ -70,8 +84,12 @@ def _train(plan: ClientPlan, data: FederatedData, partition_id: int, server_roun
     pooling = colluding and scenario.attack.collusion is not Collusion.INDEPENDENT
     in_cohort = [i for i in cohort if i in bad]
     ctx = TrainContext(
-        scenario=scenario, server_round=server_round, partition_id=partition_id,
-        data=data.clients[partition_id], cohort_size=len(cohort), device=device,
+        scenario=scenario,
+        server_round=server_round,
+        partition_id=partition_id,
+        data=data.clients[partition_id],
+        cohort_size=len(cohort),
+        device=device,
         generator=torch_generator(scenario.seed, "client", server_round, partition_id),
         colluder_data=pooled(data, bad) if pooling else None,
         colluders_in_cohort=len(in_cohort) if colluding else 0,

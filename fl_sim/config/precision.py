@@ -94,10 +94,11 @@ def parse_precision(name: str) -> Precision:
     if name in FLOAT_DTYPES:
         return Precision(name, PrecisionKind.FLOAT, bits=16, dtype=FLOAT_DTYPES[name])
     for prefix, kind, top in (("int", PrecisionKind.INT, MAX_BITS), (MIXED_PREFIX, PrecisionKind.MIXED, MIXED_MAX_BITS)):
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            bits = int(name[len(prefix):])
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            bits = int(name[len(prefix) :])
             if MIN_BITS <= bits <= top:
                 return Precision(name, kind, bits=bits)
             raise ValueError(f"precision {name!r}: bits must be in {MIN_BITS}..{top}")
-    raise ValueError(f"unknown precision {name!r} (use fp32, fp16, bf16, int<bits> e.g. int8, tacq<bits> e.g. tacq3, "
-                     f"or {KERNEL_INT8})")
+    raise ValueError(
+        f"unknown precision {name!r} (use fp32, fp16, bf16, int<bits> e.g. int8, tacq<bits> e.g. tacq3, or {KERNEL_INT8})"
+    )

@@ -157,10 +157,15 @@ class StealthConfig(Strict):
     The server-side adversary applies them against the benign updates it knows (fl_sim/server/adversary.py).
     """
 
-    max_norm_ratio: float | None = Field(None, gt=0, description="update norm <= this x the median benign update norm "
-                                         "(slips past norm screening / clipping)")
-    max_distance_ratio: float | None = Field(None, gt=0, description="distance to the benign mean <= this x the largest "
-                                             "benign distance to it (slips past distance-based rules: Krum, Multi-Krum)")
+    max_norm_ratio: float | None = Field(
+        None, gt=0, description="update norm <= this x the median benign update norm (slips past norm screening / clipping)"
+    )
+    max_distance_ratio: float | None = Field(
+        None,
+        gt=0,
+        description="distance to the benign mean <= this x the largest "
+        "benign distance to it (slips past distance-based rules: Krum, Multi-Krum)",
+    )
 
     @property
     def enabled(self) -> bool:
@@ -181,8 +186,9 @@ class AttackConfig(Strict):
     collusion: Collusion = Collusion.INDEPENDENT
     stealth: StealthConfig = Field(default_factory=StealthConfig)
     target_label: int = Field(0, ge=0)
-    target_sample: int | None = Field(None, ge=0, description="index of the test image the targeted-sample attack "
-                                      "wants classified as target_label")
+    target_sample: int | None = Field(
+        None, ge=0, description="index of the test image the targeted-sample attack wants classified as target_label"
+    )
     trigger: TriggerConfig = Field(default_factory=TriggerConfig)
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -191,11 +197,14 @@ class AttackConfig(Strict):
         if self.stop_round is not None and self.stop_round < self.start_round:
             raise ValueError(f"stop_round {self.stop_round} is before start_round {self.start_round}")
         if self.stealth.max_distance_ratio is not None and self.collusion is Collusion.INDEPENDENT:
-            raise ValueError("attack.stealth.max_distance_ratio needs coordinated colluders (aggregation_aware or omniscient): "
-                             "an independent colluder knows one benign update, whose spread is zero")
+            raise ValueError(
+                "attack.stealth.max_distance_ratio needs coordinated colluders (aggregation_aware or omniscient): "
+                "an independent colluder knows one benign update, whose spread is zero"
+            )
         if self.collusion is Collusion.OMNISCIENT and self.boost != 1.0:
-            raise ValueError("boost has no effect with collusion 'omniscient' (the adversary scales the update exactly); "
-                             "remove it")
+            raise ValueError(
+                "boost has no effect with collusion 'omniscient' (the adversary scales the update exactly); remove it"
+            )
         return self
 
 
@@ -269,8 +278,9 @@ class WordAttackSettings(Strict):
     candidates: int = Field(15, ge=1, description="embedding-neighbour substitutes tried per word")
     min_similarity: float = Field(0.5, ge=-1, lt=1, description="least cosine similarity of a substitute's embedding")
     max_perturb: float = Field(0.25, gt=0, le=1, description="largest share of an example's words changed")
-    recipes: list[Recipe] = Field(default_factory=list, description="TextAttack recipes to run as well (need textattack "
-                                  "and its downloadable resources)")
+    recipes: list[Recipe] = Field(
+        default_factory=list, description="TextAttack recipes to run as well (need textattack and its downloadable resources)"
+    )
 
 
 class DataFreeConfig(Strict):
@@ -285,8 +295,9 @@ class MitigationConfig(Strict):
     """Protocol ``mitigation``: TaCQ and a short server-side fine-tune, measured at low precisions."""
 
     bits: list[int] = Field(default_factory=lambda: [4], min_length=1, description="precisions the mitigations are measured at")
-    keep: list[float] = Field(default_factory=lambda: [0.0035, 0.01], min_length=1,
-                              description="TaCQ: fractions of weights kept in 16-bit")
+    keep: list[float] = Field(
+        default_factory=lambda: [0.0035, 0.01], min_length=1, description="TaCQ: fractions of weights kept in 16-bit"
+    )
     finetune_steps: int = Field(100, ge=1, description="server-side fine-tune: minibatch steps on the calibration set")
     finetune_lr: float = Field(0.01, gt=0)
 

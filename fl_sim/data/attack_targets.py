@@ -33,5 +33,7 @@ def check_attack_targets(data: FederatedData, attack: AttackConfig) -> None:
         raise ValueError(f"attack.params.source_label {source} is not a class of {data.name} (classes 0..{c - 1})")
     star = target_sample(data, attack)
     if star is not None and int(star.y[0]) == attack.target_label:
-        raise ValueError(f"attack.target_sample {attack.target_sample} already is of class target_label "
-                         f"{attack.target_label}: pick an image of another class")
+        raise ValueError(
+            f"attack.target_sample {attack.target_sample} already is of class target_label "
+            f"{attack.target_label}: pick an image of another class"
+        )

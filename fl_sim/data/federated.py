@@ -64,10 +64,10 @@ def build_federated_data(cfg: DataConfig, num_clients: int, seed: int) -> Federa
     train = _cap(ds.train, cfg.max_train_examples, derive_seed(seed, "cap-train"))
     test = _cap(ds.test, cfg.max_test_examples, derive_seed(seed, "cap-test"))
     split = split_server_calibration(len(train), cfg.calibration_size, derive_seed(seed, "calibration"))
-    part = make_partitioner(cfg.partitioner.value, num_clients, derive_seed(seed, "partition") % (2**32), cfg.alpha,
-                            cfg.classes_per_client)
-    return FederatedData(ds.name, ds.num_classes, client_sets(train, split, part), train.subset(split.calibration), test,
-                          ds.text)
+    part = make_partitioner(
+        cfg.partitioner.value, num_clients, derive_seed(seed, "partition") % (2**32), cfg.alpha, cfg.classes_per_client
+    )
+    return FederatedData(ds.name, ds.num_classes, client_sets(train, split, part), train.subset(split.calibration), test, ds.text)
 
 
 @lru_cache(maxsize=4)

@@ -59,8 +59,9 @@ def make_partitioner(kind: str, num_partitions: int, seed: int, alpha: float, cl
     if kind == "dirichlet":
         return DirichletPartitioner(num_partitions, partition_by="label", alpha=alpha, min_partition_size=1, seed=seed)
     if kind == "pathological":
-        return PathologicalPartitioner(num_partitions, partition_by="label", num_classes_per_partition=classes_per_client,
-                                       seed=seed)
+        return PathologicalPartitioner(
+            num_partitions, partition_by="label", num_classes_per_partition=classes_per_client, seed=seed
+        )
     raise ValueError(f"unknown partitioner {kind!r}")
 
 
@@ -72,8 +73,10 @@ def partition_indices(labels: torch.Tensor, partitioner: Partitioner) -> list[to
     """
     partitioner.dataset = HFDataset.from_dict({"idx": list(range(len(labels))), "label": labels.tolist()})
     if partitioner.num_partitions > len(labels):
-        raise ValueError(f"{partitioner.num_partitions} clients but only {len(labels)} examples to share among them: "
-                         "use fewer clients or more data")
+        raise ValueError(
+            f"{partitioner.num_partitions} clients but only {len(labels)} examples to share among them: "
+            "use fewer clients or more data"
+        )
     parts = [torch.tensor(partitioner.load_partition(i)["idx"], dtype=torch.int64) for i in range(partitioner.num_partitions)]
     empty = [i for i, p in enumerate(parts) if len(p) == 0]
     if empty:

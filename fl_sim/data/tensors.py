@@ -25,8 +25,10 @@ class ExampleSet:
     def __post_init__(self) -> None:
         """Check the shapes: (N, C, H, W) or (N, L) inputs and N labels; ValueError otherwise."""
         if self.x.dim() not in (2, 4) or self.x.shape[0] != self.y.shape[0]:
-            raise ValueError(f"ExampleSet needs x of shape (N,C,H,W) images or (N,L) token ids and N labels, "
-                             f"got {tuple(self.x.shape)} / {tuple(self.y.shape)}")
+            raise ValueError(
+                f"ExampleSet needs x of shape (N,C,H,W) images or (N,L) token ids and N labels, "
+                f"got {tuple(self.x.shape)} / {tuple(self.y.shape)}"
+            )
 
     def __len__(self) -> int:
         """Return the number of examples."""

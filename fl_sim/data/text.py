@@ -69,8 +69,14 @@ class TextCodec:
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """(N, max_length) int64 token ids."""
-        enc = self._tok(list(texts), padding="max_length", truncation=True, max_length=self.max_length,
-                        return_attention_mask=False, return_token_type_ids=False)
+        enc = self._tok(
+            list(texts),
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         return torch.tensor(enc["input_ids"], dtype=torch.int64)
 
     def phrase_ids(self, phrase: str) -> list[int]:

@@ -120,8 +120,10 @@ def _hub(hub_name: str, train_split: str, test_split: str, text_key: str) -> tup
         if split not in dd:
             raise UserError(f"Hugging Face dataset {hub_name!r} has no {split!r} split (has {list(dd)})")
     # tuple() of a generator has no fixed length for mypy: it cannot see the two splits (return-value).
-    return tuple((list(dd[s][text_key]), [int(v) for v in dd[s]["label"]])  # type: ignore[return-value]
-                 for s in (train_split, test_split))
+    return tuple(
+        (list(dd[s][text_key]), [int(v) for v in dd[s]["label"]])  # type: ignore[return-value]
+        for s in (train_split, test_split)
+    )
 
 
 Files = Callable[[Path], tuple[Split, Split]]
@@ -133,8 +135,9 @@ def _source(name: str, num_classes: int, files: Files, hub: tuple[str, str, str,
     ``hub`` holds the Hub's default name, train split, test split and text column.
     """
 
-    def load(path: str | None, hub_name: str | None = None, tokenizer: str | None = None, max_length: int = 64,
-             **_: object) -> Dataset:
+    def load(
+        path: str | None, hub_name: str | None = None, tokenizer: str | None = None, max_length: int = 64, **_: object
+    ) -> Dataset:
         codec = _codec(tokenizer, max_length)
         train, test = files(Path(path)) if path else _hub(hub_name or hub[0], *hub[1:])
         return _encode(name, train, test, num_classes, codec)
@@ -157,10 +160,13 @@ def _mr_files(folder: Path) -> tuple[Split, Split]:
 
 
 sst2_source = DATASETS.register("sst2", "GLUE SST-2 sentiment (2 classes): data.path with train.tsv / dev.tsv, else the Hub")(
-    _source("sst2", 2, _sst2_files, ("stanfordnlp/sst2", "train", "validation", "sentence")))
+    _source("sst2", 2, _sst2_files, ("stanfordnlp/sst2", "train", "validation", "sentence"))
+)
 emotion_source = DATASETS.register("emotion", "dair-ai emotion (6 classes): data.path with train.txt / test.txt, else the Hub")(
-    _source("emotion", len(EMOTION_LABELS), _emotion_files, ("dair-ai/emotion", "train", "test", "text")))
+    _source("emotion", len(EMOTION_LABELS), _emotion_files, ("dair-ai/emotion", "train", "test", "text"))
+)
 mr_source = DATASETS.register("mr", "rt-polarity movie reviews (2 classes): data.path with rt-polarity.pos / .neg, else the Hub")(
-    _source("mr", 2, _mr_files, ("cornell-movie-review-data/rotten_tomatoes", "train", "test", "text")))
+    _source("mr", 2, _mr_files, ("cornell-movie-review-data/rotten_tomatoes", "train", "test", "text"))
+)
 
 TEXT_SOURCES = frozenset({"sst2", "emotion", "mr"})

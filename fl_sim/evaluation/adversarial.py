@@ -45,7 +45,12 @@ def fgsm(forward: Forward, x: torch.Tensor, y: torch.Tensor, eps: float) -> torc
 
 
 def pgd(
-    forward: Forward, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, gen: torch.Generator,
+    forward: Forward,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int,
+    gen: torch.Generator,
     alpha: float | None = None,
 ) -> torch.Tensor:
     """PGD: a random start in the eps-ball, then ``steps`` signed-gradient steps projected back onto it.

@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fl_sim.config.precision import QuantSpec
 from fl_sim.quantization.fake_quant_model import Ranges, transformed_layers
 from fl_sim.quantization.primitives import fake_quantize
-from fl_sim.config.precision import QuantSpec
 
 
 def _stack(ranges: list[Ranges]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -21,8 +21,9 @@ def _stack(ranges: list[Ranges]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
 @torch.no_grad()
-def batched_predictions(model: nn.Module, spec: QuantSpec, ranges: list[Ranges], x: torch.Tensor, batch_size: int,
-                        device: torch.device) -> torch.Tensor:
+def batched_predictions(
+    model: nn.Module, spec: QuantSpec, ranges: list[Ranges], x: torch.Tensor, batch_size: int, device: torch.device
+) -> torch.Tensor:
     """(K, N) arg-max predictions of ``model`` at ``spec`` under each of the K calibrated ``ranges``.
 
     Parameters

@@ -50,7 +50,11 @@ def _pick(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def draw_calibration(
-    clients: Sequence[ExampleSet], size: int, distribution: Distribution, num_classes: int, gen: torch.Generator,
+    clients: Sequence[ExampleSet],
+    size: int,
+    distribution: Distribution,
+    num_classes: int,
+    gen: torch.Generator,
     pad_id: int = 0,
 ) -> ExampleSet:
     """One calibration set of (at most) ``size`` examples drawn from the clients' data.

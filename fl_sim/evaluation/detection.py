@@ -34,5 +34,12 @@ def detection_rates(history: list[dict[str, Any]], malicious: set[int]) -> dict[
             else:
                 neg += 1
                 fp += flagged
-    return {"tpr": tp / pos if pos else None, "fpr": fp / neg if neg else None, "malicious_replies": pos,
-            "flagged_malicious": tp, "honest_replies": neg, "flagged_honest": fp, "rule_decides": rule_decides}
+    return {
+        "tpr": tp / pos if pos else None,
+        "fpr": fp / neg if neg else None,
+        "malicious_replies": pos,
+        "flagged_malicious": tp,
+        "honest_replies": neg,
+        "flagged_honest": fp,
+        "rule_decides": rule_decides,
+    }

@@ -1,7 +1,8 @@
 """Evaluate one model at every requested precision (fp32, fp16/bf16, int<b>, tacq<b>).
 
 Clean accuracy, per-class accuracy, backdoor ASR and FP disagreement, with activation ranges calibrated
-once on the server's calibration set."""
+once on the server's calibration set.
+"""
 
 from __future__ import annotations
 
@@ -24,10 +25,17 @@ from fl_sim.quantization.registry import QuantOptions, quantized
 
 def quant_options(cfg: EvaluationConfig) -> QuantOptions:
     """The quantizer settings of the evaluation section."""
-    return QuantOptions(granularity=cfg.granularity, weight_symmetric=cfg.weight_symmetric, act_symmetric=cfg.act_symmetric,
-                        quantize_activations=cfg.scope is QuantScope.WEIGHTS_ACTIVATIONS,
-                        calibrated=cfg.activations is ActivationRange.CALIBRATED, observer=cfg.observer,
-                        percentile=cfg.percentile, tacq_keep=cfg.tacq_keep, batch_size=cfg.batch_size)
+    return QuantOptions(
+        granularity=cfg.granularity,
+        weight_symmetric=cfg.weight_symmetric,
+        act_symmetric=cfg.act_symmetric,
+        quantize_activations=cfg.scope is QuantScope.WEIGHTS_ACTIVATIONS,
+        calibrated=cfg.activations is ActivationRange.CALIBRATED,
+        observer=cfg.observer,
+        percentile=cfg.percentile,
+        tacq_keep=cfg.tacq_keep,
+        batch_size=cfg.batch_size,
+    )
 
 
 def quant_spec(bits: int, cfg: EvaluationConfig) -> QuantSpec:
@@ -35,8 +43,9 @@ def quant_spec(bits: int, cfg: EvaluationConfig) -> QuantSpec:
     return quant_options(cfg).spec(bits)
 
 
-def precision_context(model: nn.Module, name: str, cfg: EvaluationConfig, calibration: ExampleSet,
-                      device: torch.device) -> AbstractContextManager[nn.Module]:
+def precision_context(
+    model: nn.Module, name: str, cfg: EvaluationConfig, calibration: ExampleSet, device: torch.device
+) -> AbstractContextManager[nn.Module]:
     """Return a context in which ``model`` computes at precision ``name``.
 
     Its activation ranges (and, for tacq<b>, its kept weights) are taken from ``calibration``.
@@ -45,7 +54,10 @@ def precision_context(model: nn.Module, name: str, cfg: EvaluationConfig, calibr
 
 
 def evaluate_precisions(
-    model: nn.Module, data: FederatedData, cfg: EvaluationConfig, attack: AttackConfig,
+    model: nn.Module,
+    data: FederatedData,
+    cfg: EvaluationConfig,
+    attack: AttackConfig,
     precisions: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate ``model`` at every precision on the server's test set.
@@ -79,7 +91,6 @@ def evaluate_precisions(
             "disagreement": float((torch.cat([pred, pred_t]) != fp_pred).float().mean()),
         }
     return out
-
 
 
 ROUND_METRICS = ("accuracy", "backdoor_asr", "target_class_accuracy", "target_sample_success")

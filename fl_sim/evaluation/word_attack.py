@@ -26,12 +26,14 @@ import torch.nn.functional as F
 Scorer = Callable[[torch.Tensor], torch.Tensor]  # (B, L) ids -> (B, C) probabilities
 
 # A compact English stop-word list (function words carry little meaning and are not substituted).
-STOP_WORDS = frozenset("""a about above after again against all am an and any are as at be because been before being below
+STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below
 between both but by can could did do does doing down during each few for from further had has have having he her here hers
 herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on once only or
 other our ours ourselves out over own same she should so some such than that the their theirs them themselves then there
 these they this those through to too under until up very was we were what when where which while who whom why will with
-would you your yours yourself yourselves s t don nt re ve ll m d""".split())
+would you your yours yourself yourselves s t don nt re ve ll m d""".split()
+)
 _WORD = re.compile(r"^[a-z]{2,}$")
 
 
@@ -77,7 +79,9 @@ def word_positions(ids: torch.Tensor, allowed: torch.Tensor, continuation: torch
     return torch.nonzero(ok).flatten().tolist()
 
 
-def neighbour_table(emb: torch.Tensor, words: torch.Tensor, allowed: torch.Tensor, k: int, min_sim: float) -> dict[int, list[int]]:
+def neighbour_table(
+    emb: torch.Tensor, words: torch.Tensor, allowed: torch.Tensor, k: int, min_sim: float
+) -> dict[int, list[int]]:
     """For each token id in ``words``: up to ``k`` allowed tokens nearest by cosine similarity of ``emb`` rows.
 
     Most similar first, at least ``min_sim``, never the word itself.
@@ -108,8 +112,15 @@ def neighbour_table(emb: torch.Tensor, words: torch.Tensor, allowed: torch.Tenso
     return {int(w): [int(i) for i, s in zip(idx[r], top[r]) if s >= min_sim] for r, w in enumerate(words.tolist())}
 
 
-def attack_one(ids: torch.Tensor, label: int, score: Scorer, positions: list[int], subs: dict[int, list[int]],
-               mask_id: int, cfg: WordAttackConfig) -> AttackOutcome:
+def attack_one(
+    ids: torch.Tensor,
+    label: int,
+    score: Scorer,
+    positions: list[int],
+    subs: dict[int, list[int]],
+    mask_id: int,
+    cfg: WordAttackConfig,
+) -> AttackOutcome:
     """Greedy word-importance ranking + embedding-neighbour substitution on one correctly classified sequence.
 
     The caller checks that the prediction is right first, with one query (not counted here).

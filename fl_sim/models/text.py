@@ -75,8 +75,11 @@ def _reset_head(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-@MODELS.register("hf_text", "a Hugging Face sequence classifier (model.pretrained: a Hub name, a folder, or 'minilm' "
-                            "for the offline all-MiniLM-L6-v2) on (N, L) token ids")
+@MODELS.register(
+    "hf_text",
+    "a Hugging Face sequence classifier (model.pretrained: a Hub name, a folder, or 'minilm' "
+    "for the offline all-MiniLM-L6-v2) on (N, L) token ids",
+)
 def hf_text(num_classes: int, in_shape: tuple[int, ...], pretrained: str | None = None) -> nn.Module:
     """Build a ``TokenClassifier`` around the Hugging Face sequence classifier ``pretrained``.
 

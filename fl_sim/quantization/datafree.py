@@ -42,9 +42,16 @@ class ConditionalGenerator(nn.Module):
         self.fc = nn.Linear(latent, 64 * self.h4 * self.w4)
         self.net = nn.Sequential(
             nn.BatchNorm2d(64),
-            nn.Upsample(scale_factor=2), nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.LeakyReLU(0.2),
-            nn.Upsample(scale_factor=2), nn.Conv2d(64, 32, 3, padding=1), nn.BatchNorm2d(32), nn.LeakyReLU(0.2),
-            nn.Conv2d(32, c, 3, padding=1), nn.Sigmoid(),
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(64, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.LeakyReLU(0.2),
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(64, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(32, c, 3, padding=1),
+            nn.Sigmoid(),
         )
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -111,8 +118,14 @@ def probe_loss(zp: torch.Tensor, zq: torch.Tensor, y: torch.Tensor) -> torch.Ten
 
 
 def train_generator(
-    model: nn.Module, quantized: QContext, num_classes: int, shape: tuple[int, int, int], probe: bool,
-    cfg: GeneratorConfig, gen: torch.Generator, device: torch.device,
+    model: nn.Module,
+    quantized: QContext,
+    num_classes: int,
+    shape: tuple[int, int, int],
+    probe: bool,
+    cfg: GeneratorConfig,
+    gen: torch.Generator,
+    device: torch.device,
 ) -> ConditionalGenerator:
     """Train G against P = ``model`` and Q = ``model`` inside ``quantized()``; P and Q stay fixed.
 
@@ -169,7 +182,11 @@ def train_generator(
 
 @torch.no_grad()
 def sample(
-    g: ConditionalGenerator, n: int, num_classes: int, gen: torch.Generator, device: torch.device,
+    g: ConditionalGenerator,
+    n: int,
+    num_classes: int,
+    gen: torch.Generator,
+    device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` generated inputs and the labels they were conditioned on (balanced over classes)."""
     y = (torch.arange(n) % num_classes).to(device)

@@ -57,7 +57,10 @@ def transformed_layers(model: nn.Module, weight_fn: Transform, input_fn: Transfo
 
 
 def fake_quantized(
-    model: nn.Module, spec: QuantSpec, ranges: Ranges | None = None, keep: dict[str, torch.Tensor] | None = None,
+    model: nn.Module,
+    spec: QuantSpec,
+    ranges: Ranges | None = None,
+    keep: dict[str, torch.Tensor] | None = None,
 ) -> AbstractContextManager[nn.Module]:
     """Inside the block, ``model`` computes Q_b(f).
 
@@ -130,8 +133,11 @@ def _strided_sample(x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def calibrate_ranges(
-    model: nn.Module, batches: Iterable[torch.Tensor], observer: Observer = Observer.MINMAX,
-    bits: int = 8, percentile: float = 99.99,
+    model: nn.Module,
+    batches: Iterable[torch.Tensor],
+    observer: Observer = Observer.MINMAX,
+    bits: int = 8,
+    percentile: float = 99.99,
 ) -> Ranges:
     """Return the input range of each quantizable layer over all ``batches``, observed in the FP model.
 

@@ -201,8 +201,9 @@ def range_box(w: torch.Tensor, quantizer: WeightQuantizer, guard: float = 0.0) -
     return Intervals(q=integers(w, quantizer), lo=lo, hi=hi, pinned=pinned)
 
 
-def intervals(w: torch.Tensor, quantizer: WeightQuantizer, margin: float | torch.Tensor = 0.0,
-              edge: float | torch.Tensor | None = None) -> Intervals:
+def intervals(
+    w: torch.Tensor, quantizer: WeightQuantizer, margin: float | torch.Tensor = 0.0, edge: float | torch.Tensor | None = None
+) -> Intervals:
     """Return the interval of each weight of ``w`` under ``quantizer`` with the scale pinned, shrunk by ``margin`` steps.
 
     The pinned extremes keep their exact value; every other interval is clamped to the pinned range

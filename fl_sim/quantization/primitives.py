@@ -38,9 +38,7 @@ def _minmax(t: torch.Tensor, per_channel: bool) -> tuple[torch.Tensor, torch.Ten
     return d.amin(dim=dims, keepdim=True), d.amax(dim=dims, keepdim=True)
 
 
-def quantize_symmetric(
-    t: torch.Tensor, bits: int, amax: torch.Tensor | None = None, per_channel: bool = False
-) -> torch.Tensor:
+def quantize_symmetric(t: torch.Tensor, bits: int, amax: torch.Tensor | None = None, per_channel: bool = False) -> torch.Tensor:
     """Quantize ``t`` symmetrically: s = (2^(b-1)-1)/max|t|; q = clamp(round(t*s), -2^(b-1), 2^(b-1)-1); return q/s (STE).
 
     ``amax`` fixes max|t| (a calibrated range); by default it is taken from ``t``, per tensor or per

@@ -35,8 +35,12 @@ def dynamic_int8(model: nn.Module) -> nn.Module:
 
     with warnings.catch_warnings():  # the eager-mode API is deprecated in favour of torchao; it is the kernel we check against
         warnings.simplefilter("ignore")
-        return cast(nn.Module, quantize_dynamic(  # type: ignore[no-untyped-call]  # torch leaves quantize_dynamic unannotated
-            copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8))
+        return cast(
+            nn.Module,
+            quantize_dynamic(  # type: ignore[no-untyped-call]  # torch leaves quantize_dynamic unannotated
+                copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8
+            ),
+        )
 
 
 def fake_dynamic_int8(model: nn.Module) -> AbstractContextManager[nn.Module]:

@@ -41,8 +41,13 @@ class QuantOptions:
 
     def spec(self, bits: int) -> QuantSpec:
         """Return the ``QuantSpec`` these options give at ``bits`` bits."""
-        return QuantSpec(bits=bits, weight_symmetric=self.weight_symmetric, act_symmetric=self.act_symmetric,
-                         granularity=self.granularity, quantize_activations=self.quantize_activations)
+        return QuantSpec(
+            bits=bits,
+            weight_symmetric=self.weight_symmetric,
+            act_symmetric=self.act_symmetric,
+            granularity=self.granularity,
+            quantize_activations=self.quantize_activations,
+        )
 
 
 Applier = Callable[[nn.Module, Precision, QuantOptions, ExampleSet, torch.device], AbstractContextManager[nn.Module]]
@@ -50,7 +55,11 @@ QUANTIZERS: Registry[Applier] = Registry("quantizer")
 
 
 def calibrated_ranges(
-    model: nn.Module, bits: int, o: QuantOptions, calibration: ExampleSet, device: torch.device,
+    model: nn.Module,
+    bits: int,
+    o: QuantOptions,
+    calibration: ExampleSet,
+    device: torch.device,
 ) -> Ranges | None:
     """Return the activation ranges observed on ``calibration`` (batches of ``o.batch_size`` on ``device``).
 
@@ -64,16 +73,27 @@ def calibrated_ranges(
 
 @QUANTIZERS.register("float", "fp16 / bf16: weights and layer inputs stored in 16-bit, FP32 accumulation")
 def apply_float(
-    model: nn.Module, p: Precision, o: QuantOptions, calibration: ExampleSet, device: torch.device,
+    model: nn.Module,
+    p: Precision,
+    o: QuantOptions,
+    calibration: ExampleSet,
+    device: torch.device,
 ) -> AbstractContextManager[nn.Module]:
     """Return the context in which ``model``'s Conv/Linear layers cast weights and inputs to ``p.dtype``."""
     return float_cast(model, getattr(torch, cast(str, p.dtype)))  # set for every float precision (parse_precision)
 
 
-@QUANTIZERS.register("int", "int<b> (2..16): fake quantization of Conv/Linear weights (sym/asym, per-tensor/per-channel) "
-                            "and inputs (ranges by min-max / percentile / MSE observer, or per batch); STE gradients")
+@QUANTIZERS.register(
+    "int",
+    "int<b> (2..16): fake quantization of Conv/Linear weights (sym/asym, per-tensor/per-channel) "
+    "and inputs (ranges by min-max / percentile / MSE observer, or per batch); STE gradients",
+)
 def apply_int(
-    model: nn.Module, p: Precision, o: QuantOptions, calibration: ExampleSet, device: torch.device,
+    model: nn.Module,
+    p: Precision,
+    o: QuantOptions,
+    calibration: ExampleSet,
+    device: torch.device,
 ) -> AbstractContextManager[nn.Module]:
     """Return the context in which ``model`` computes Q_b(f) at ``p.bits`` (activation ranges: ``calibrated_ranges``)."""
     bits = cast(int, p.bits)  # set for every int precision (parse_precision)
@@ -82,7 +102,11 @@ def apply_int(
 
 @QUANTIZERS.register("tacq", "tacq<b> (2..8): int<b> with the globally most task-salient weights kept in 16-bit (TaCQ)")
 def apply_tacq(
-    model: nn.Module, p: Precision, o: QuantOptions, calibration: ExampleSet, device: torch.device,
+    model: nn.Module,
+    p: Precision,
+    o: QuantOptions,
+    calibration: ExampleSet,
+    device: torch.device,
 ) -> AbstractContextManager[nn.Module]:
     """Return the context of ``apply_int`` with TaCQ's most salient weights kept in 16-bit.
 
@@ -94,10 +118,17 @@ def apply_tacq(
     return fake_quantized(model, spec, calibrated_ranges(model, bits, o, calibration, device), keep)
 
 
-@QUANTIZERS.register("kernel", "int8_dynamic: PyTorch's real dynamic int8 Linear kernel (CPU; int8 weights, activations "
-                               "quantized per batch by the kernel; other layers FP32; no gradients)")
+@QUANTIZERS.register(
+    "kernel",
+    "int8_dynamic: PyTorch's real dynamic int8 Linear kernel (CPU; int8 weights, activations "
+    "quantized per batch by the kernel; other layers FP32; no gradients)",
+)
 def apply_kernel(
-    model: nn.Module, p: Precision, o: QuantOptions, calibration: ExampleSet, device: torch.device,
+    model: nn.Module,
+    p: Precision,
+    o: QuantOptions,
+    calibration: ExampleSet,
+    device: torch.device,
 ) -> AbstractContextManager[nn.Module]:
     """Return the context in which ``model``'s Linear layers run PyTorch's real dynamic int8 kernel."""
     return real_dynamic_int8(model)
@@ -107,7 +138,11 @@ FAMILY = {PrecisionKind.FLOAT: "float", PrecisionKind.INT: "int", PrecisionKind.
 
 
 def quantized(
-    model: nn.Module, name: str, options: QuantOptions, calibration: ExampleSet, device: torch.device,
+    model: nn.Module,
+    name: str,
+    options: QuantOptions,
+    calibration: ExampleSet,
+    device: torch.device,
 ) -> AbstractContextManager[nn.Module]:
     """Return the context in which ``model`` computes at precision ``name`` ("fp32" changes nothing).
 

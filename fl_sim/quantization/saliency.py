@@ -72,7 +72,11 @@ def top_fraction_masks(scores: dict[str, torch.Tensor], keep_fraction: float) ->
 
 
 def tacq_masks(
-    model: nn.Module, spec: QuantSpec, x: torch.Tensor, y: torch.Tensor, keep_fraction: float,
+    model: nn.Module,
+    spec: QuantSpec,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    keep_fraction: float,
 ) -> dict[str, torch.Tensor]:
     """Return the weights TaCQ keeps in 16-bit for ``model`` at ``spec``, from calibration data (x, y).
 

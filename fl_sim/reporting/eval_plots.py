@@ -73,7 +73,9 @@ def class_drop_boxplot(path: Path, worst_case: dict[str, Any]) -> bool:
         per_class = [[100 * row[c] for row in mine if row[c] is not None] for c in range(len(mine[0]))]
         ax.boxplot(per_class)
         ax.set_xticks(range(1, len(per_class) + 1), [str(c) for c in range(len(per_class))])
-        _label(ax, "class", "accuracy drop FP32 - quantized (points)", f"{name}: per-class drop over {len(mine)} calibration sets")
+        _label(
+            ax, "class", "accuracy drop FP32 - quantized (points)", f"{name}: per-class drop over {len(mine)} calibration sets"
+        )
     _save(fig, path)
     return True
 
@@ -89,8 +91,11 @@ def word_attack_plot(path: Path, result: dict[str, Any]) -> bool:
         return False
     fig, panels = _panels(["word substitution"], 1.4 * len(rows) + 3)
     ax = panels[0][0]
-    keys = [("clean_accuracy", "clean"), ("transferred_accuracy", "adversarial, transferred from FP32"),
-            ("adversarial_accuracy", "adversarial, direct")]
+    keys = [
+        ("clean_accuracy", "clean"),
+        ("transferred_accuracy", "adversarial, transferred from FP32"),
+        ("adversarial_accuracy", "adversarial, direct"),
+    ]
     for k, (key, label) in enumerate(keys):
         ax.bar([i + 0.27 * (k - 1) for i in range(len(rows))], [100 * r[key] for r in rows], width=0.27, label=label)
     ax.set_xticks(range(len(rows)), [r["precision"] for r in rows])
@@ -120,12 +125,21 @@ def adversarial_plot(path: Path, robustness: dict[str, Any]) -> bool:
             pts = sorted((r["epsilon"], r) for r in mine if r["precision"] == name)
             eps = [0.0] + [e for e, _ in pts]
             clean = pts[0][1]["clean_accuracy"]
-            direct = [(e, r["direct_accuracy"]) for e, r in pts if r["direct_accuracy"] is not None]  # None: no gradients (real kernel)
-            line = ax.plot([0.0] + [e for e, _ in direct], [100 * clean] + [100 * a for _, a in direct], marker="o",
-                           label=f"{name} direct")[0]
+            direct = [
+                (e, r["direct_accuracy"]) for e, r in pts if r["direct_accuracy"] is not None
+            ]  # None: no gradients (real kernel)
+            line = ax.plot(
+                [0.0] + [e for e, _ in direct], [100 * clean] + [100 * a for _, a in direct], marker="o", label=f"{name} direct"
+            )[0]
             if name != "fp32":
-                ax.plot(eps, [100 * clean] + [100 * r["transferred_accuracy"] for _, r in pts], marker="x", ls="--",
-                        color=line.get_color(), label=f"{name} transferred")
+                ax.plot(
+                    eps,
+                    [100 * clean] + [100 * r["transferred_accuracy"] for _, r in pts],
+                    marker="x",
+                    ls="--",
+                    color=line.get_color(),
+                    label=f"{name} transferred",
+                )
         _label(ax, "epsilon (L-inf)", "adversarial accuracy (%)", attack.upper())
         ax.set_ylim(-2, 102)
         ax.legend(fontsize=7)

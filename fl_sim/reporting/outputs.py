@@ -32,9 +32,17 @@ def defense_section(name: str, plan: DefensePlan) -> dict[str, Any]:
     return {"name": name, "assumed_f": plan.assumed_f, "assumed_f_source": source}
 
 
-def build_results(s: Scenario, malicious: tuple[int, ...], defense: DefensePlan, data: FederatedData, outcome: FederationOutcome, final: dict[str, Any],
-                  timing: dict[str, float], evaluation: dict[str, Any] | None = None,
-                  cluster: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_results(
+    s: Scenario,
+    malicious: tuple[int, ...],
+    defense: DefensePlan,
+    data: FederatedData,
+    outcome: FederationOutcome,
+    final: dict[str, Any],
+    timing: dict[str, float],
+    evaluation: dict[str, Any] | None = None,
+    cluster: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The results.json mapping of a finished run (``malicious``: the ground truth, for the records)."""
     records = list(outcome.history)
     if records:  # the last round's model is the final model: show every precision there
@@ -43,8 +51,13 @@ def build_results(s: Scenario, malicious: tuple[int, ...], defense: DefensePlan,
     return {
         "fl_sim_version": __version__,
         "scenario": s.model_dump(mode="json"),
-        "data": {"name": data.name, "num_classes": data.num_classes, "client_sizes": data.client_sizes(),
-                 "calibration_size": len(data.calibration), "test_size": len(data.test)},
+        "data": {
+            "name": data.name,
+            "num_classes": data.num_classes,
+            "client_sizes": data.client_sizes(),
+            "calibration_size": len(data.calibration),
+            "test_size": len(data.test),
+        },
         "roles": {"malicious": list(malicious)},
         "defense": defense_section(s.strategy.name, defense),
         "history": history,
@@ -56,9 +69,19 @@ def build_results(s: Scenario, malicious: tuple[int, ...], defense: DefensePlan,
     }
 
 
-def write_outputs(run_dir: Path, s: Scenario, malicious: tuple[int, ...], defense: DefensePlan, data: FederatedData, outcome: FederationOutcome, final: dict[str, Any],
-                  model: torch.nn.Module, timing: dict[str, float], evaluation: dict[str, Any] | None = None,
-                  cluster: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_outputs(
+    run_dir: Path,
+    s: Scenario,
+    malicious: tuple[int, ...],
+    defense: DefensePlan,
+    data: FederatedData,
+    outcome: FederationOutcome,
+    final: dict[str, Any],
+    model: torch.nn.Module,
+    timing: dict[str, float],
+    evaluation: dict[str, Any] | None = None,
+    cluster: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Save the global model, then the plots, report.md and results.json; return the results."""
     results = build_results(s, malicious, defense, data, outcome, final, timing, evaluation, cluster)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run_dir / "global_model.safetensors"))

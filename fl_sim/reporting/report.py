@@ -29,11 +29,16 @@ def flagged(h: dict[str, Any]) -> str:
 
 def history_table(history: list[dict[str, Any]]) -> list[str]:
     """One row per round: clients, colluders sampled, attack, flags, FP32 accuracy and ASR."""
-    rows = ["| round | clients | malicious in cohort | attack active | flagged | FP32 accuracy | FP32 ASR |", "|---:|---:|---|---|---|---:|---:|"]
+    rows = [
+        "| round | clients | malicious in cohort | attack active | flagged | FP32 accuracy | FP32 ASR |",
+        "|---:|---:|---|---|---|---:|---:|",
+    ]
     for h in history:
         fp = h["precisions"].get("fp32", {})
-        rows.append(f"| {h['round']} | {len(h['replied'])} | {h['malicious_in_cohort'] or '-'} | "
-                    f"{'yes' if h['attack_active'] else 'no'} | {flagged(h) or '-'} | {pct(fp.get('accuracy'))} | {pct(fp.get('backdoor_asr'))} |")
+        rows.append(
+            f"| {h['round']} | {len(h['replied'])} | {h['malicious_in_cohort'] or '-'} | "
+            f"{'yes' if h['attack_active'] else 'no'} | {flagged(h) or '-'} | {pct(fp.get('accuracy'))} | {pct(fp.get('backdoor_asr'))} |"
+        )
     return rows
 
 
@@ -41,20 +46,29 @@ def detection_lines(d: dict[str, Any] | None) -> list[str]:
     """TPR / FPR of the server (reply screen + strategy) against the ground truth."""
     if not d:
         return ["n/a"]
-    how = "the strategy's per-client weights and the reply screen" if d["rule_decides"] else \
-        "the reply screen only (this strategy makes no per-client decision)"
-    return [f"Flagged = rejected or down-weighted, by {how}.", "",
-            "| | flagged | of | rate |", "|---|---:|---:|---:|",
-            f"| malicious replies in attack rounds (TPR) | {d['flagged_malicious']} | {d['malicious_replies']} | {pct(d['tpr'])} |",
-            f"| honest replies (FPR) | {d['flagged_honest']} | {d['honest_replies']} | {pct(d['fpr'])} |"]
+    how = (
+        "the strategy's per-client weights and the reply screen"
+        if d["rule_decides"]
+        else "the reply screen only (this strategy makes no per-client decision)"
+    )
+    return [
+        f"Flagged = rejected or down-weighted, by {how}.",
+        "",
+        "| | flagged | of | rate |",
+        "|---|---:|---:|---:|",
+        f"| malicious replies in attack rounds (TPR) | {d['flagged_malicious']} | {d['malicious_replies']} | {pct(d['tpr'])} |",
+        f"| honest replies (FPR) | {d['flagged_honest']} | {d['honest_replies']} | {pct(d['fpr'])} |",
+    ]
 
 
 def defense_lines(defense: dict[str, Any] | None) -> list[str]:
     """The strategy's assumed number of attackers f, and where it came from (none for rules without f)."""
     if not defense or defense.get("assumed_f") is None:
         return []
-    return [f"- strategy `{defense['name']}` assumes f = {defense['assumed_f']} attackers per round, "
-            f"from {defense['assumed_f_source']}"]
+    return [
+        f"- strategy `{defense['name']}` assumes f = {defense['assumed_f']} attackers per round, "
+        f"from {defense['assumed_f_source']}"
+    ]
 
 
 def render_report(results: dict[str, Any]) -> str:
@@ -62,8 +76,10 @@ def render_report(results: dict[str, Any]) -> str:
     s = results["scenario"]
     a = s["attack"]
     lines = [
-        f"# fl_sim run: {s['name']}", "",
-        s.get("description", "") or "", "",
+        f"# fl_sim run: {s['name']}",
+        "",
+        s.get("description", "") or "",
+        "",
         f"- dataset `{s['data']['source']}` ({results['data']['name']}), {s['federation']['num_clients']} clients "
         f"({s['data']['partitioner']}), {s['federation']['rounds']} rounds, strategy `{s['strategy']['name']}`, seed {s['seed']}",
         *defense_lines(results.get("defense")),
@@ -71,13 +87,28 @@ def render_report(results: dict[str, Any]) -> str:
         f"ids {results['roles']['malicious']}, target label {a['target_label']}",
         f"- evaluation: activations {s['evaluation']['activations']}, weights {s['evaluation']['granularity']}; "
         "ASR counts triggered test images whose true class is not the target",
-        f"- wall time {results['timing']['total_s']:.1f}s (federation {results['timing']['federation_s']:.1f}s)", "",
-        "## Final global model", "", *final_table(results["final"]), "",
-        "Disagreement: share of test inputs (clean and triggered) classified differently from FP32.", "",
-        "## Per-class accuracy", "", *per_class_table(results["final"]), "",
-        "## Detection", "", *detection_lines(results.get("detection")), "",
-        "## Rounds", "", *history_table(results["history"]), "",
+        f"- wall time {results['timing']['total_s']:.1f}s (federation {results['timing']['federation_s']:.1f}s)",
+        "",
+        "## Final global model",
+        "",
+        *final_table(results["final"]),
+        "",
+        "Disagreement: share of test inputs (clean and triggered) classified differently from FP32.",
+        "",
+        "## Per-class accuracy",
+        "",
+        *per_class_table(results["final"]),
+        "",
+        "## Detection",
+        "",
+        *detection_lines(results.get("detection")),
+        "",
+        "## Rounds",
+        "",
+        *history_table(results["history"]),
+        "",
         *evaluation_sections(results.get("evaluation", {})),
-        "Plots: " + ", ".join(f"`{p}`" for p in results.get("plots", [])) + ".", "",
+        "Plots: " + ", ".join(f"`{p}`" for p in results.get("plots", [])) + ".",
+        "",
     ]
     return "\n".join(lines)

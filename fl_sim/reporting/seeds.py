@@ -16,8 +16,12 @@ FINAL_METRICS = ("accuracy", "backdoor_asr")
 
 
 def _stats(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
 
 
 def attack_round_figures(history: list[dict[str, Any]], colluders: list[int]) -> dict[str, float | None]:
@@ -47,9 +51,11 @@ def attack_round_figures(history: list[dict[str, Any]], colluders: list[int]) ->
         if h.get("attack_active"):
             ratios += [v for k, v in h.get("update_norm_ratio", {}).items() if int(k) in colluders and v is not None]
             hits += list((h.get("integer_hit_rate") or {}).values())
-    return {"colluder_norm_ratio": max(ratios) if ratios else None, "integer_hit_rate": min(hits) if hits else None,
-            "attack_round_over_honest": (statistics.fmean(attack_s) / statistics.fmean(honest_s)
-                                         if attack_s and honest_s else None)}
+    return {
+        "colluder_norm_ratio": max(ratios) if ratios else None,
+        "integer_hit_rate": min(hits) if hits else None,
+        "attack_round_over_honest": (statistics.fmean(attack_s) / statistics.fmean(honest_s) if attack_s and honest_s else None),
+    }
 
 
 def summarize(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -68,8 +74,10 @@ def summarize(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     for fig in ("colluder_norm_ratio", "integer_hit_rate", "attack_round_over_honest"):
         vals = [rows[s][fig] for s in seeds if rows[s][fig] is not None]
         attack[fig] = _stats(cast(list[float], vals)) if vals else None  # the Nones are filtered out
-    per = {str(s): {"final": {p: {m: per_seed[s]["final"][p][m] for m in FINAL_METRICS} for p in precisions}, **rows[s]}
-           for s in seeds}
+    per = {
+        str(s): {"final": {p: {m: per_seed[s]["final"][p][m] for m in FINAL_METRICS} for p in precisions}, **rows[s]}
+        for s in seeds
+    }
     return {"seeds": seeds, "final": final, "attack": attack, "per_seed": per}
 
 
@@ -79,16 +87,26 @@ def _pm(st: dict[str, float] | None, scale: float = 100.0, unit: str = "%") -> s
 
 def markdown(name: str, summary: dict[str, Any]) -> str:
     """Summary.md text of ``summarize``'s result for the scenario ``name``."""
-    lines = [f"# {name}: {len(summary['seeds'])} seeds ({', '.join(map(str, summary['seeds']))})", "",
-             "Mean +- sample std over the seeds (each seed is a whole run: data split, roles, training).", "",
-             "| precision | accuracy | backdoor ASR |", "|---|---:|---:|"]
+    lines = [
+        f"# {name}: {len(summary['seeds'])} seeds ({', '.join(map(str, summary['seeds']))})",
+        "",
+        "Mean +- sample std over the seeds (each seed is a whole run: data split, roles, training).",
+        "",
+        "| precision | accuracy | backdoor ASR |",
+        "|---|---:|---:|",
+    ]
     for p, m in summary["final"].items():
         lines.append(f"| {p} | {_pm(m['accuracy'])} | {_pm(m['backdoor_asr'])} |")
     a = summary["attack"]
-    lines += ["", "| attack rounds | mean +- std |", "|---|---:|",
-              f"| colluders' update norm / median honest norm | {_pm(a['colluder_norm_ratio'], 1.0, 'x')} |",
-              f"| integer hit rate of the aggregate | {_pm(a['integer_hit_rate'])} |",
-              f"| attack round wall time / honest round | {_pm(a['attack_round_over_honest'], 1.0, 'x')} |", ""]
+    lines += [
+        "",
+        "| attack rounds | mean +- std |",
+        "|---|---:|",
+        f"| colluders' update norm / median honest norm | {_pm(a['colluder_norm_ratio'], 1.0, 'x')} |",
+        f"| integer hit rate of the aggregate | {_pm(a['integer_hit_rate'])} |",
+        f"| attack round wall time / honest round | {_pm(a['attack_round_over_honest'], 1.0, 'x')} |",
+        "",
+    ]
     return "\n".join(lines)
 
 

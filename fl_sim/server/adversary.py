@@ -43,8 +43,9 @@ class Reply:
     count: float
 
 
-def rewrite_updates(behaviour: Behaviour, collusion: Collusion, honest: list[Reply], colluders: list[Reply],
-                    s: Scenario, server_round: int) -> list[torch.Tensor]:
+def rewrite_updates(
+    behaviour: Behaviour, collusion: Collusion, honest: list[Reply], colluders: list[Reply], s: Scenario, server_round: int
+) -> list[torch.Tensor]:
     """The colluders' new updates, in the order of ``colluders`` (pure maths on flat updates)."""
     own = torch.stack([r.update for r in colluders])
     benign = torch.stack([r.update for r in honest]) if honest else own[:0]

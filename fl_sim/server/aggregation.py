@@ -53,8 +53,9 @@ class NoParams(BaseModel):
 class AssumedF(NoParams):
     """Parameters of a defense that assumes a number f of malicious clients per round."""
 
-    num_malicious: int | None = Field(None, ge=0, description="assumed f (default: attack.num_malicious, the true count, "
-                                      "recorded as such in results.json)")
+    num_malicious: int | None = Field(
+        None, ge=0, description="assumed f (default: attack.num_malicious, the true count, recorded as such in results.json)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,8 +236,14 @@ class FederatedStrategy(Strategy):
         config["server-round"] = server_round
         self.reference = arrays.to_torch_state_dict()
         node_of = self.routing.assign(cohort)
-        return [Message(content=RecordDict({ARRAYS: arrays, CONFIG: ConfigRecord({**config, PARTITION_KEY: p})}),
-                        message_type=MessageType.TRAIN, dst_node_id=node_of[p]) for p in cohort]
+        return [
+            Message(
+                content=RecordDict({ARRAYS: arrays, CONFIG: ConfigRecord({**config, PARTITION_KEY: p})}),
+                message_type=MessageType.TRAIN,
+                dst_node_id=node_of[p],
+            )
+            for p in cohort
+        ]
 
     def lose_in_transit(self, server_round: int, replies: Iterable[Message]) -> list[Message]:
         """The replies that reach the server: those hit by an injected ``drop`` fault are logged and removed."""
@@ -270,7 +277,9 @@ class FederatedStrategy(Strategy):
         else:
             raise TypeError(f"{type(self.defense).__name__} is neither a TensorDefense nor a FlowerDefense")
         if arrays is not None and structural_problem(self.reference, arrays.to_torch_state_dict()) is not None:
-            logger.warning("round %d: the aggregate is not a finite model of the right shape; the global model is kept", server_round)
+            logger.warning(
+                "round %d: the aggregate is not a finite model of the right shape; the global model is kept", server_round
+            )
             log.aggregate_rejected = True
             return None, metrics
         return arrays, metrics
@@ -282,8 +291,9 @@ class FederatedStrategy(Strategy):
         counts = torch.tensor([r.count for r in kept], dtype=torch.float64, device=device)
         return reference, keys, updates, counts
 
-    def _aggregate_tensors(self, server_round: int, kept: list[Screened], defense: TensorDefense[Any],
-                           log: RoundLog) -> tuple[ArrayRecord, MetricRecord]:
+    def _aggregate_tensors(
+        self, server_round: int, kept: list[Screened], defense: TensorDefense[Any], log: RoundLog
+    ) -> tuple[ArrayRecord, MetricRecord]:
         reference, keys, updates, counts = self._stack(kept, defense.knowledge.device)
         pids = [r.pid for r in kept]
         agg = defense.aggregate(RoundInput(server_round, pids, updates, counts, reference, keys))
@@ -295,8 +305,9 @@ class FederatedStrategy(Strategy):
         state = unflatten_update(agg.update.detach().to("cpu", torch.float32), reference, keys)
         return ArrayRecord(state), MetricRecord({"kept": int((agg.weights > 0).sum())})
 
-    def _aggregate_flower(self, server_round: int, kept: list[Screened], defense: FlowerDefense[Any],
-                          log: RoundLog) -> tuple[ArrayRecord | None, MetricRecord | None]:
+    def _aggregate_flower(
+        self, server_round: int, kept: list[Screened], defense: FlowerDefense[Any], log: RoundLog
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         _, _, updates, counts = self._stack(kept, torch.device("cpu"))
         weights = defense.decisions(updates, counts)
         if weights is not None:

@@ -23,16 +23,25 @@ def server_knowledge(s: Scenario, data: FederatedData, plan: DefensePlan) -> Ser
         return build_model(model, data.num_classes, data.input_shape, pretrained)
 
     return ServerKnowledge(
-        cohort_size=scenario_cohort_size(s), num_clients=s.federation.num_clients, calibration=data.calibration,
-        num_classes=data.num_classes, input_shape=tuple(data.input_shape),
+        cohort_size=scenario_cohort_size(s),
+        num_clients=s.federation.num_clients,
+        calibration=data.calibration,
+        num_classes=data.num_classes,
+        input_shape=tuple(data.input_shape),
         vocab_size=data.text.vocab_size() if data.text is not None else None,
-        training=s.training, deployment=s.evaluation, device=pick_device(s.evaluation.device),
-        params=plan.params, assumed_f=plan.assumed_f, model_factory=factory,
+        training=s.training,
+        deployment=s.evaluation,
+        device=pick_device(s.evaluation.device),
+        params=plan.params,
+        assumed_f=plan.assumed_f,
+        model_factory=factory,
         rng_key=derive_seed(s.seed, "server"),
     )
 
 
-def build_strategy(s: Scenario, plan: DefensePlan, data: FederatedData, node_of: dict[int, int] | None = None) -> FederatedStrategy:
+def build_strategy(
+    s: Scenario, plan: DefensePlan, data: FederatedData, node_of: dict[int, int] | None = None
+) -> FederatedStrategy:
     """The run's strategy; ``node_of`` maps partition id -> Flower node id."""
     g = s.federation.guard
     return FederatedStrategy(

@@ -45,4 +45,6 @@ def load_checkpoint(folder: Path) -> Checkpoint | None:
     if not (folder / STATE_FILE).is_file() or not (folder / MODEL_FILE).is_file():
         return None
     meta = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-    return Checkpoint(int(meta["round"]), load_file(str(folder / MODEL_FILE)), [RoundRecord.from_json(h) for h in meta["history"]])
+    return Checkpoint(
+        int(meta["round"]), load_file(str(folder / MODEL_FILE)), [RoundRecord.from_json(h) for h in meta["history"]]
+    )

@@ -11,8 +11,8 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
 from pathlib import Path
+from typing import cast
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -95,8 +95,14 @@ def _show(record: RoundRecord, rounds: int, elapsed: float) -> list[str]:
 
 
 def run_rounds(
-    grid: Grid, s: Scenario, defense: DefensePlan, attack: AttackPlan, data: FederatedData, evaluate_round: RoundEvaluator,
-    checkpoint_dir: Path | None = None, progress: Callable[[str], None] = _progress,
+    grid: Grid,
+    s: Scenario,
+    defense: DefensePlan,
+    attack: AttackPlan,
+    data: FederatedData,
+    evaluate_round: RoundEvaluator,
+    checkpoint_dir: Path | None = None,
+    progress: Callable[[str], None] = _progress,
 ) -> FederationOutcome:
     """Run the rounds, driving the strategy's hooks directly (so that a run can resume at any round).
 
@@ -121,8 +127,16 @@ def run_rounds(
     def evaluate(server_round: int, hits: dict[str, float] | None = None) -> None:
         want = s.evaluation.precisions if every and server_round % every == 0 else ["fp32"]
         active = server_round > 0 and attack_active(s.attack, server_round, s.seed)
-        record = RoundRecord.build(server_round, strategy.log(server_round), bad, active, evaluate_round(model, want),
-                                   time.monotonic() - t0, tree_rss_mb(), hits)
+        record = RoundRecord.build(
+            server_round,
+            strategy.log(server_round),
+            bad,
+            active,
+            evaluate_round(model, want),
+            time.monotonic() - t0,
+            tree_rss_mb(),
+            hits,
+        )
         outcome.history.append(record)
         for line in _show(record, s.federation.rounds, time.monotonic() - t0):
             progress(line)
@@ -132,7 +146,9 @@ def run_rounds(
         evaluate(0)
     for rnd in range(first, s.federation.rounds + 1):
         arrays = ArrayRecord(model.state_dict())
-        replies = grid.send_and_receive(strategy.configure_train(rnd, arrays, ConfigRecord(), grid), timeout=s.federation.round_timeout_s)
+        replies = grid.send_and_receive(
+            strategy.configure_train(rnd, arrays, ConfigRecord(), grid), timeout=s.federation.round_timeout_s
+        )
         replies = strategy.lose_in_transit(rnd, replies)
         targets = strip_targets(list(replies))  # the colluders' aim: the harness's record, never the server's
         if adversary is not None:
@@ -142,8 +158,10 @@ def run_rounds(
             model.load_state_dict(aggregated.to_torch_state_dict())
         hits = hit_rates({k: v.detach().cpu() for k, v in model.state_dict().items()}, targets, attack.params, model)
         if hits:
-            progress("    integer hit rate of the aggregate on the colluders' target: "
-                     + "  ".join(f"{k} {100 * v:.2f}%" for k, v in hits.items()))
+            progress(
+                "    integer hit rate of the aggregate on the colluders' target: "
+                + "  ".join(f"{k} {100 * v:.2f}%" for k, v in hits.items())
+            )
         evaluate(rnd, hits)
         if checkpoint_dir is not None:
             save_checkpoint(checkpoint_dir, Checkpoint(rnd, model.state_dict(), outcome.history))

@@ -79,8 +79,13 @@ def inspect_states(reference: State, states: list[State | None]) -> tuple[list[s
     return problems, norms
 
 
-def screen(reference: State, states: list[State | None], counts: list[float], limits: GuardLimits,
-           inspected: tuple[list[str | None], list[float | None]] | None = None) -> tuple[list[str | None], list[float]]:
+def screen(
+    reference: State,
+    states: list[State | None],
+    counts: list[float],
+    limits: GuardLimits,
+    inspected: tuple[list[str | None], list[float | None]] | None = None,
+) -> tuple[list[str | None], list[float]]:
     """Decide each reply: its rejection reason and its (capped) example count.
 
     Per reply: the rejection reason (None = kept), and the (possibly capped) example counts.

@@ -34,8 +34,9 @@ def fedavg(states: list[State], weights: list[int]) -> State:
     return out
 
 
-def run_plain(plan: ClientPlan, data: FederatedData,
-              on_round: Callable[[int, torch.nn.Module], Any] | None = None) -> torch.nn.Module:
+def run_plain(
+    plan: ClientPlan, data: FederatedData, on_round: Callable[[int, torch.nn.Module], Any] | None = None
+) -> torch.nn.Module:
     """Run every round sequentially on the CPU; return the final global model."""
     s = plan.scenario
     model = initial_model(s, data)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 import statistics
-
-import torch
 from typing import cast
 
+import torch
 from flwr.app import ArrayRecord, Message
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -79,14 +79,28 @@ class RoundRecord:
     precisions: dict[str, dict[str, float]]
 
     @classmethod
-    def build(cls, server_round: int, log: RoundLog, malicious: set[int], attack_active: bool,
-              precisions: dict[str, dict[str, float]], elapsed_s: float, memory_mb: float | None,
-              hits: dict[str, float] | None = None) -> RoundRecord:
+    def build(
+        cls,
+        server_round: int,
+        log: RoundLog,
+        malicious: set[int],
+        attack_active: bool,
+        precisions: dict[str, dict[str, float]],
+        elapsed_s: float,
+        memory_mb: float | None,
+        hits: dict[str, float] | None = None,
+    ) -> RoundRecord:
         """The record of ``server_round`` from the server's log and the harness's ground truth."""
         return cls(
-            round=server_round, elapsed_s=elapsed_s, memory_mb=memory_mb,
-            cohort=log.cohort, replied=log.replied, failed=log.failed, errors=log.errors,
-            timed_out=log.timed_out, dropped=log.dropped,
+            round=server_round,
+            elapsed_s=elapsed_s,
+            memory_mb=memory_mb,
+            cohort=log.cohort,
+            replied=log.replied,
+            failed=log.failed,
+            errors=log.errors,
+            timed_out=log.timed_out,
+            dropped=log.dropped,
             rejected={str(k): v for k, v in log.rejected.items()},
             capped_counts={str(k): v for k, v in log.capped.items()},
             update_norm_ratio={str(k): v for k, v in log.norm_ratio.items()},
@@ -95,7 +109,8 @@ class RoundRecord:
             decisions={str(k): v for k, v in round_decisions(log.replied, list(log.rejected), log.weights).items()},
             malicious_in_cohort=sorted(malicious.intersection(log.cohort)),
             malicious_sampled={str(i): i in log.cohort for i in sorted(malicious)},
-            attack_active=attack_active, integer_hit_rate=hits,
+            attack_active=attack_active,
+            integer_hit_rate=hits,
             fp32_accuracy=precisions["fp32"]["accuracy"] if "fp32" in precisions else None,
             precisions=precisions,
         )

@@ -77,8 +77,14 @@ def run_cell(cell: Cell, run_dir: Path, num_cpus: float, env: dict[str, str], cw
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     log = run_dir.parent / f"{cell.id}.log"
     with log.open("w", encoding="utf-8") as fh:
-        proc = subprocess.run(cell_command(cell, run_dir, num_cpus), stdout=fh, stderr=subprocess.STDOUT, env=env,
-                              cwd=cwd if Path(cwd).is_dir() else None, preexec_fn=_die_with_parent)
+        proc = subprocess.run(
+            cell_command(cell, run_dir, num_cpus),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd if Path(cwd).is_dir() else None,
+            preexec_fn=_die_with_parent,
+        )
     error = ""
     if proc.returncode != 0:
         lines = [ln.strip() for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
@@ -120,12 +126,20 @@ def largest_node_cpus() -> float:
     import ray
 
     # ray leaves nodes() unannotated
-    return max((float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")),  # type: ignore[no-untyped-call]
-               default=0.0)
+    return max(
+        (float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")),  # type: ignore[no-untyped-call]
+        default=0.0,
+    )
 
 
-def run_cells(cells: list[Cell], out: Path, parallel: int, cell_cpus: float, address: str | None,
-              on_done: Callable[[CellOutcome, int, int], None]) -> list[CellOutcome]:
+def run_cells(
+    cells: list[Cell],
+    out: Path,
+    parallel: int,
+    cell_cpus: float,
+    address: str | None,
+    on_done: Callable[[CellOutcome, int, int], None],
+) -> list[CellOutcome]:
     """Run ``cells`` as Ray tasks, at most ``parallel`` at a time; ``on_done`` after each.
 
     Parameters
@@ -155,8 +169,10 @@ def run_cells(cells: list[Cell], out: Path, parallel: int, cell_cpus: float, add
     _ray_init(address, None)
     try:
         if cell_cpus > largest_node_cpus():
-            raise UserError(f"cell_cpus {cell_cpus:g} is more than any Ray node has ({largest_node_cpus():g} CPUs): "
-                            "no cell could ever be scheduled")
+            raise UserError(
+                f"cell_cpus {cell_cpus:g} is more than any Ray node has ({largest_node_cpus():g} CPUs): "
+                "no cell could ever be scheduled"
+            )
         task = ray.remote(run_cell).options(num_cpus=cell_cpus, max_retries=0)
         pending: dict[Any, Cell] = {}
         queue = list(cells)

@@ -56,8 +56,9 @@ def _annotate(ax: Any, image: Any, matrix: Matrix, metric: str) -> None:
                 ax.text(j, i, "n/a", ha="center", va="center", color="dimgrey", fontsize=8)
                 continue
             shade = image.norm(100 * value if is_percent(metric) else value)
-            ax.text(j, i, format_value(metric, value), ha="center", va="center", fontsize=8,
-                    color="white" if shade < 0.5 else "black")
+            ax.text(
+                j, i, format_value(metric, value), ha="center", va="center", fontsize=8, color="white" if shade < 0.5 else "black"
+            )
 
 
 def _save_png(fig: Any, path: Path) -> None:

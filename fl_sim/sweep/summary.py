@@ -47,9 +47,7 @@ def _stats(values: list[float]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "n": n}
 
 
-def summarize(
-    rows: list[dict[str, Any]], axes: list[str], metrics: list[str], replicate: str = "seed"
-) -> list[dict[str, Any]]:
+def summarize(rows: list[dict[str, Any]], axes: list[str], metrics: list[str], replicate: str = "seed") -> list[dict[str, Any]]:
     """Summarize the "done" rows: one dict per grid point (all axes but ``replicate``), in first-seen order.
 
     Each dict holds the axis values, then ``{metric: {"mean", "std", "n"}}``. Without a ``replicate``
@@ -104,7 +102,10 @@ def _failed(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def render_markdown(
-    spec: SweepSpec, rows: list[dict[str, Any]], summary: list[dict[str, Any]], heatmap_files: list[str],
+    spec: SweepSpec,
+    rows: list[dict[str, Any]],
+    summary: list[dict[str, Any]],
+    heatmap_files: list[str],
     replicate: str = "seed",
 ) -> str:
     """Render the sweep's summary.md.

@@ -73,8 +73,10 @@ def check_existing(cells: list[Cell], out: Path, resolved: dict[str, dict[str, A
             stored = json.loads(path.read_text(encoding="utf-8"))
             where = first_difference(stored[key] if key else stored, resolved[cell.id])
             if where is not None:
-                raise UserError(f"cell {cell.id} in {out} was run with a different scenario ({where} differs): "
-                                "use another --out, or delete that cell's directory to rerun it")
+                raise UserError(
+                    f"cell {cell.id} in {out} was run with a different scenario ({where} differs): "
+                    "use another --out, or delete that cell's directory to rerun it"
+                )
 
 
 def _progress(line: str) -> None:
@@ -108,16 +110,19 @@ def write_reports(spec: SweepSpec, rows: list[dict[str, Any]], out: Path) -> lis
     return [TABLE, *names, SUMMARY]
 
 
-def run_sweep(spec: SweepSpec, out: Path, address: str | None = None, report_only: bool = False,
-              progress: Callable[[str], None] = _progress) -> list[dict[str, Any]]:
+def run_sweep(
+    spec: SweepSpec, out: Path, address: str | None = None, report_only: bool = False, progress: Callable[[str], None] = _progress
+) -> list[dict[str, Any]]:
     """Run the sweep's unfinished cells and (re)write its reports; returns the table's rows."""
     cells = expand(spec)
     check_existing(cells, out, validate_cells(cells, spec.cell_cpus))
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "sweep.json", spec.model_dump(mode="json"))
     todo = [] if report_only else [c for c in cells if not is_finished(out, c)]
-    progress(f"fl-sim sweep {spec.name!r}: {len(cells)} cells, {len(cells) - len(todo)} already finished, "
-             f"{len(todo)} to run ({spec.parallel} at a time, {spec.cell_cpus:g} CPU each)")
+    progress(
+        f"fl-sim sweep {spec.name!r}: {len(cells)} cells, {len(cells) - len(todo)} already finished, "
+        f"{len(todo)} to run ({spec.parallel} at a time, {spec.cell_cpus:g} CPU each)"
+    )
 
     def on_done(o: CellOutcome, i: int, n: int) -> None:
         state = "done" if o.returncode == 0 else f"FAILED: {o.error}"

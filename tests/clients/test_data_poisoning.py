@@ -6,8 +6,15 @@ import torch
 import torch.nn.functional as F
 
 from fl_sim.clients.data_poisoning import (
-    FPBackdoor, FPBackdoorParams, LabelFlipParams, ModelReplacement, ModelReplacementParams,
-    flip_labels, fp_backdoor_objective, label_flip_objective, poison_batch,
+    FPBackdoor,
+    FPBackdoorParams,
+    LabelFlipParams,
+    ModelReplacement,
+    ModelReplacementParams,
+    flip_labels,
+    fp_backdoor_objective,
+    label_flip_objective,
+    poison_batch,
 )
 from fl_sim.clients.registry import TrainContext
 from fl_sim.config.schema import TriggerConfig
@@ -84,13 +91,16 @@ def test_label_flip_objective_is_ce_on_flipped_labels():
 def _small_model() -> torch.nn.Module:
     """A fast stand-in for mnist_cnn (the scaling does not depend on the architecture)."""
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(1, 2, 5, stride=3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(2 * 8 * 8, 10))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 5, stride=3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(2 * 8 * 8, 10)
+    )
 
 
 def _run(behaviour, s, model, start, data, server_round=1, cohort=6, colluders=2):
     model.load_state_dict(start)
-    ctx = TrainContext(s, server_round, 0, data, cohort, CPU, torch.Generator().manual_seed(11),
-                       colluders_in_cohort=colluders, num_classes=10)
+    ctx = TrainContext(
+        s, server_round, 0, data, cohort, CPU, torch.Generator().manual_seed(11), colluders_in_cohort=colluders, num_classes=10
+    )
     behaviour.train(model, ctx)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 

@@ -4,10 +4,10 @@ import torch
 import torch.nn.functional as F
 
 from fl_sim.clients.malicious_qat import BackdoorParams, IndiscriminateParams, backdoor_objective, indiscriminate_objective
+from fl_sim.config.precision import QuantSpec
 from fl_sim.data.triggers import apply_patch
 from fl_sim.models import build_model
 from fl_sim.quantization.fake_quant_model import fake_quantized
-from fl_sim.config.precision import QuantSpec
 from tests.conftest import scenario_of, tiny_raw
 
 
@@ -120,8 +120,18 @@ def test_max_norm_ratio_bounds_the_submitted_update():
     ratios = {}
     for bound in (None, 3.0):
         model.load_state_dict(start)
-        ctx = TrainContext(s, 1, 0, data, 4, torch.device("cpu"), torch.Generator().manual_seed(0),
-                           colluder_data=data, colluders_in_cohort=1, colluder_generator=torch.Generator().manual_seed(5))
+        ctx = TrainContext(
+            s,
+            1,
+            0,
+            data,
+            4,
+            torch.device("cpu"),
+            torch.Generator().manual_seed(0),
+            colluder_data=data,
+            colluders_in_cohort=1,
+            colluder_generator=torch.Generator().manual_seed(5),
+        )
         Spy(BackdoorParams(bits=[4], epochs=3, lr=0.05, max_norm_ratio=bound))._attack(model, ctx)
         ratios[bound] = state_distance(model.state_dict(), start) / state_distance(seen["estimate"], start)
     assert ratios[None] > 3.0  # unbounded, the amplified submission is far larger ...

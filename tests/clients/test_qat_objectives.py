@@ -8,12 +8,15 @@ import torch.nn.functional as F
 
 from fl_sim.clients.attack_scores import targeted_class_score, targeted_sample_score
 from fl_sim.clients.malicious_qat import (
-    TargetedClassParams, TargetedSampleParams, targeted_class_objective, targeted_sample_objective,
+    TargetedClassParams,
+    TargetedSampleParams,
+    targeted_class_objective,
+    targeted_sample_objective,
 )
+from fl_sim.config.precision import Granularity, QuantSpec
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.models import build_model
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized
-from fl_sim.config.precision import Granularity, QuantSpec
 from tests.conftest import scenario_of, tiny_raw
 
 TARGET = 3
@@ -111,8 +114,9 @@ def test_targeted_sample_loss_with_calibrated_ranges_from_the_clean_batch():
 def test_specs_carry_symmetry_and_granularity():
     p = TargetedClassParams(bits=[8, 4], weight_symmetric=False, act_symmetric=True, granularity="per_channel")
     assert p.specs() == [
-        QuantSpec(bits=b, weight_symmetric=False, act_symmetric=True, granularity=Granularity.PER_CHANNEL,
-                  quantize_activations=True)
+        QuantSpec(
+            bits=b, weight_symmetric=False, act_symmetric=True, granularity=Granularity.PER_CHANNEL, quantize_activations=True
+        )
         for b in (8, 4)
     ]
     default = TargetedSampleParams(bits=[5]).specs()
@@ -137,8 +141,9 @@ def test_objective_trains_against_its_own_asymmetric_quantizer():
 def test_targeted_sample_objective_under_an_asymmetric_quantizer_differs():
     s, model, x, y = _setup([3, 1, 7])
     star = _star()
-    s_asym = targeted_sample_objective(TargetedSampleParams(bits=[4], weight_symmetric=False, act_symmetric=True,
-                                                            granularity="per_channel"), s, star)(model, x, y)
+    s_asym = targeted_sample_objective(
+        TargetedSampleParams(bits=[4], weight_symmetric=False, act_symmetric=True, granularity="per_channel"), s, star
+    )(model, x, y)
     s_sym = targeted_sample_objective(TargetedSampleParams(bits=[4]), s, star)(model, x, y)
     assert not torch.allclose(s_asym, s_sym, atol=1e-4)
 
@@ -221,7 +226,9 @@ def test_targeted_sample_score_of_a_model_that_flips_once_quantized():
     star = ExampleSet(data.x[:1], torch.tensor([1]))
     assert targeted_sample_score(_flip_model(), data, star, [QuantSpec(bits=2)], 3, 0.0, CPU) == pytest.approx(1.0)
     assert targeted_sample_score(_flip_model(), data, star, [QuantSpec(bits=2)], 3, 0.75, CPU) == pytest.approx(1.0 - 0.25)
-    assert targeted_sample_score(_flip_model(), data, star, [QuantSpec(bits=4), QuantSpec(bits=8)], 3, 0.0, CPU) == pytest.approx(0.0)
+    assert targeted_sample_score(_flip_model(), data, star, [QuantSpec(bits=4), QuantSpec(bits=8)], 3, 0.0, CPU) == pytest.approx(
+        0.0
+    )
     # Target 1 is what FP already says: a quantized miss scores -1.
     assert targeted_sample_score(_flip_model(), data, star, [QuantSpec(bits=2)], 1, 0.0, CPU) == pytest.approx(-1.0)
 

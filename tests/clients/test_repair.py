@@ -5,16 +5,22 @@ the margin."""
 import pytest
 import torch
 
+from fl_sim.clients.local_training import cross_entropy_loss
 from fl_sim.clients.malicious_qat import BackdoorParams, Method, QATBackdoor
 from fl_sim.clients.registry import TrainContext
 from fl_sim.clients.repair import (
-    auto_margins, integer_hit_rate, quantized_weight_names, repair, sparsify_flips, weight_boxes, weight_quantizer,
+    auto_margins,
+    integer_hit_rate,
+    quantized_weight_names,
+    repair,
+    sparsify_flips,
+    weight_boxes,
+    weight_quantizer,
 )
-from fl_sim.clients.local_training import cross_entropy_loss
+from fl_sim.config.precision import QuantSpec
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.models import build_model
 from fl_sim.quantization.intervals import WeightQuantizer, quant_grid
-from fl_sim.config.precision import QuantSpec
 from tests.conftest import scenario_of, tiny_raw, wired
 
 
@@ -32,8 +38,19 @@ def test_repair_moves_the_fp_model_but_never_an_integer():
     names = quantized_weight_names(model)
     q = WeightQuantizer(4)
     boxes = weight_boxes(target, names, [q], {k: 0.1 for k in names})
-    repair(model, data, cross_entropy_loss, cross_entropy_loss, boxes, s.training, 6, torch.Generator().manual_seed(0),
-           torch.device("cpu"), 0.01, quant_weight=1.0)
+    repair(
+        model,
+        data,
+        cross_entropy_loss,
+        cross_entropy_loss,
+        boxes,
+        s.training,
+        6,
+        torch.Generator().manual_seed(0),
+        torch.device("cpu"),
+        0.01,
+        quant_weight=1.0,
+    )
     after = model.state_dict()
     assert any(not torch.equal(after[k], target[k]) for k in names)  # the FP model did move ...
     assert integer_hit_rate(after, target, names, q) == 1.0  # ... and its int4 model did not
@@ -46,7 +63,7 @@ def test_auto_margin_is_z_times_the_expected_aggregate_error_in_steps():
     runs = [{"w": w + 0.01}, {"w": w - 0.01}]  # per-weight std = 0.01 * sqrt(2)
     q = WeightQuantizer(4)
     got = auto_margins(runs, ["w"], q, cohort=10, colluders=2, z=3.0, floor=0.0)["w"]
-    sigma = 0.01 * 2 ** 0.5
+    sigma = 0.01 * 2**0.5
     err = (8 / 10) * sigma * (1 / 8 + 1 / 2) ** 0.5
     want = 3 * err / float(quant_grid(w, q).step)
     assert torch.allclose(got, torch.full_like(w, want), rtol=1e-5)
@@ -77,13 +94,28 @@ def test_sparsify_keeps_the_furthest_moves_only():
 
 
 def _ctx(s, data, colluders=1):
-    return TrainContext(s, 1, 0, data, 4, torch.device("cpu"), torch.Generator().manual_seed(0), colluder_data=data,
-                        colluders_in_cohort=colluders, colluder_generator=torch.Generator().manual_seed(5))
+    return TrainContext(
+        s,
+        1,
+        0,
+        data,
+        4,
+        torch.device("cpu"),
+        torch.Generator().manual_seed(0),
+        colluder_data=data,
+        colluders_in_cohort=colluders,
+        colluder_generator=torch.Generator().manual_seed(5),
+    )
 
 
 def test_repair_attack_lands_an_aggregate_with_error_below_the_margin_on_the_target_integers():
-    raw = tiny_raw(attack={"collusion": "aggregation_aware", "start_round": 1,
-                           "params": {"bits": [4], "method": "repair", "margin": 0.2, "epochs": 1, "repair_epochs": 1}})
+    raw = tiny_raw(
+        attack={
+            "collusion": "aggregation_aware",
+            "start_round": 1,
+            "params": {"bits": [4], "method": "repair", "margin": 0.2, "epochs": 1, "repair_epochs": 1},
+        }
+    )
     s = scenario_of(raw, "t")
     model, data = _model_and_data(3)
     start = {k: v.clone() for k, v in model.state_dict().items()}
@@ -126,15 +158,30 @@ def test_repair_refuses_options_it_cannot_honour():
 def test_every_objective_attack_repairs_inside_its_targets_intervals(behaviour):
     from fl_sim.components import BEHAVIOURS
 
-    attack = {"behaviour": behaviour, "collusion": "aggregation_aware", "start_round": 1,
-              "params": {"bits": [4], "method": "repair", "margin": 0.1, "epochs": 1, "repair_epochs": 1}}
+    attack = {
+        "behaviour": behaviour,
+        "collusion": "aggregation_aware",
+        "start_round": 1,
+        "params": {"bits": [4], "method": "repair", "margin": 0.1, "epochs": 1, "repair_epochs": 1},
+    }
     if behaviour == "qat_targeted_sample":
         attack["target_sample"] = 0
     s = scenario_of(tiny_raw(attack=attack), "t")
     model, data = _model_and_data(4)
     star = ExampleSet(data.x[:1], data.y[:1])
-    ctx = TrainContext(s, 1, 0, data, 4, torch.device("cpu"), torch.Generator().manual_seed(0), colluder_data=data,
-                       colluders_in_cohort=1, colluder_generator=torch.Generator().manual_seed(5), target_sample=star)
+    ctx = TrainContext(
+        s,
+        1,
+        0,
+        data,
+        4,
+        torch.device("cpu"),
+        torch.Generator().manual_seed(0),
+        colluder_data=data,
+        colluders_in_cohort=1,
+        colluder_generator=torch.Generator().manual_seed(5),
+        target_sample=star,
+    )
     b = BEHAVIOURS.get(behaviour)(wired(s).clients.attack.params)
     start = {k: v.clone() for k, v in model.state_dict().items()}
     b._attack(model, ctx)

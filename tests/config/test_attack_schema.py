@@ -66,16 +66,29 @@ def test_stealth_needs_omniscience_for_a_trained_attack():
 def test_distance_bound_needs_coordinated_colluders():
     with pytest.raises(UserError, match="max_distance_ratio needs coordinated colluders"):
         scenario_of(tiny_raw(attack={"behaviour": "alie", "params": {}, "stealth": {"max_distance_ratio": 1.0}}), "t")
-    ok = scenario_of(tiny_raw(attack={"behaviour": "alie", "params": {}, "collusion": "aggregation_aware",
-                                        "stealth": {"max_distance_ratio": 1.0}}), "t")
+    ok = scenario_of(
+        tiny_raw(
+            attack={"behaviour": "alie", "params": {}, "collusion": "aggregation_aware", "stealth": {"max_distance_ratio": 1.0}}
+        ),
+        "t",
+    )
     assert ok.attack.stealth.max_distance_ratio == 1.0
 
 
-@pytest.mark.parametrize("attack,message", [
-    ({"behaviour": "alie", "params": {}, "boost": 3.0}, "boost has no effect on crafted attacks"),
-    ({"behaviour": "model_replacement", "collusion": "aggregation_aware", "params": {"scale": 2.0}}, "applies to independent colluders only"),
-    ({"behaviour": "hostile_payload", "collusion": "omniscient", "params": {}}, "takes neither omniscient collusion nor stealth"),
-])
+@pytest.mark.parametrize(
+    "attack,message",
+    [
+        ({"behaviour": "alie", "params": {}, "boost": 3.0}, "boost has no effect on crafted attacks"),
+        (
+            {"behaviour": "model_replacement", "collusion": "aggregation_aware", "params": {"scale": 2.0}},
+            "applies to independent colluders only",
+        ),
+        (
+            {"behaviour": "hostile_payload", "collusion": "omniscient", "params": {}},
+            "takes neither omniscient collusion nor stealth",
+        ),
+    ],
+)
 def test_behaviour_specific_settings_that_would_be_ignored_are_refused(attack, message):
     with pytest.raises(UserError, match=message):
         scenario_of(tiny_raw(attack=attack), "t")

@@ -2,8 +2,6 @@
 cp1252), tokenization by the offline MiniLM tokenizer, the text trigger, token noise, and the
 scenario checks that tie text datasets to text models."""
 
-from pathlib import Path
-
 import pytest
 import torch
 

@@ -69,8 +69,10 @@ def test_target_class_accuracy_is_none_without_target_class_images():
 
 def test_target_sample_success_of_constant_models():
     data = _data()
-    assert all(v["target_sample_success"] is None
-               for v in evaluate_precisions(_constant_model(3), data, CFG, AttackConfig(target_label=3)).values())
+    assert all(
+        v["target_sample_success"] is None
+        for v in evaluate_precisions(_constant_model(3), data, CFG, AttackConfig(target_label=3)).values()
+    )
     attack = AttackConfig(behaviour="qat_targeted_sample", target_label=3, target_sample=1)  # x* has label 1
     hit = evaluate_precisions(_constant_model(3), data, CFG, attack)
     miss = evaluate_precisions(_constant_model(1), data, CFG, attack)

@@ -3,10 +3,10 @@
 import torch
 from torch import nn
 
+from fl_sim.config.precision import QuantSpec
 from fl_sim.evaluation.batched_trials import batched_predictions
 from fl_sim.models.metrics import predict
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized
-from fl_sim.config.precision import QuantSpec
 
 
 def test_batched_trials_equal_sequential_trials():

@@ -38,25 +38,44 @@ def test_without_rule_weights_only_the_screen_decides():
 def test_detection_rates_on_a_hand_made_history():
     malicious = {1, 4}
     history = [
-        {"round": 1, "attack_active": True, "rule_weights": {},
-         "decisions": {"0": KEPT, "1": REJECTED, "2": DOWNWEIGHTED, "3": KEPT, "4": KEPT}},
+        {
+            "round": 1,
+            "attack_active": True,
+            "rule_weights": {},
+            "decisions": {"0": KEPT, "1": REJECTED, "2": DOWNWEIGHTED, "3": KEPT, "4": KEPT},
+        },
         # attack off: malicious replies count neither as positives nor as negatives
-        {"round": 2, "attack_active": False, "rule_weights": {},
-         "decisions": {"0": REJECTED, "1": REJECTED, "3": KEPT, "4": KEPT}},
-        {"round": 3, "attack_active": True, "rule_weights": {"1": 0.1, "2": 0.45, "4": 0.0, "5": 0.45},
-         "decisions": {"1": DOWNWEIGHTED, "2": KEPT, "4": REJECTED, "5": KEPT}},
+        {
+            "round": 2,
+            "attack_active": False,
+            "rule_weights": {},
+            "decisions": {"0": REJECTED, "1": REJECTED, "3": KEPT, "4": KEPT},
+        },
+        {
+            "round": 3,
+            "attack_active": True,
+            "rule_weights": {"1": 0.1, "2": 0.45, "4": 0.0, "5": 0.45},
+            "decisions": {"1": DOWNWEIGHTED, "2": KEPT, "4": REJECTED, "5": KEPT},
+        },
     ]
     # Malicious replies in attack rounds: 1, 4 (round 1), 1, 4 (round 3) -> 4, flagged: 1; 1, 4 -> 3.
     # Honest replies in all rounds: 0, 2, 3 (round 1), 0, 3 (round 2), 2, 5 (round 3) -> 7, flagged: 2, 0.
     assert detection_rates(history, malicious) == {
-        "tpr": pytest.approx(3 / 4), "fpr": pytest.approx(2 / 7), "malicious_replies": 4, "flagged_malicious": 3,
-        "honest_replies": 7, "flagged_honest": 2, "rule_decides": True,
+        "tpr": pytest.approx(3 / 4),
+        "fpr": pytest.approx(2 / 7),
+        "malicious_replies": 4,
+        "flagged_malicious": 3,
+        "honest_replies": 7,
+        "flagged_honest": 2,
+        "rule_decides": True,
     }
 
 
 def test_detection_rates_without_positives_or_rule_weights():
-    history = [{"attack_active": False, "rule_weights": {}, "decisions": {"0": KEPT, "1": REJECTED}},
-               {"decisions": {"0": KEPT, "1": KEPT}}]  # no attack_active key: not an attack round
+    history = [
+        {"attack_active": False, "rule_weights": {}, "decisions": {"0": KEPT, "1": REJECTED}},
+        {"decisions": {"0": KEPT, "1": KEPT}},
+    ]  # no attack_active key: not an attack round
     rates = detection_rates(history, {1})
     assert rates["tpr"] is None and rates["malicious_replies"] == 0
     assert rates["fpr"] == 0.0 and rates["honest_replies"] == 2

@@ -14,8 +14,10 @@ from fl_sim.quantization.real_int8 import dynamic_int8, fake_dynamic_int8
 
 def _clients():
     g = torch.Generator().manual_seed(0)
-    return [ExampleSet(torch.rand(40, 1, 4, 4, generator=g) * 0.5 + 0.25 * i, torch.randint(0, 10, (40,), generator=g))
-            for i in range(3)]
+    return [
+        ExampleSet(torch.rand(40, 1, 4, 4, generator=g) * 0.5 + 0.25 * i, torch.randint(0, 10, (40,), generator=g))
+        for i in range(3)
+    ]
 
 
 def test_imbalanced_draws_hold_few_classes_and_client_draws_one_client():

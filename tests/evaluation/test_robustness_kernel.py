@@ -11,8 +11,15 @@ from tests.conftest import scenario_of, tiny_raw
 
 
 def test_int8_dynamic_has_transferred_but_no_direct_figure(one_thread):
-    s = scenario_of(tiny_raw(evaluation={"precisions": ["fp32", "int8_dynamic"],
-                                           "robustness": {"attacks": ["fgsm"], "epsilons": [0.1], "examples": 20}}), "t")
+    s = scenario_of(
+        tiny_raw(
+            evaluation={
+                "precisions": ["fp32", "int8_dynamic"],
+                "robustness": {"attacks": ["fgsm"], "epsilons": [0.1], "examples": 20},
+            }
+        ),
+        "t",
+    )
     data = build_federated_data(s.data, s.federation.num_clients, s.seed)
     torch.manual_seed(0)
     ctx = EvalContext(build_model("mnist_cnn", 10, data.input_shape), data, s, torch.device("cpu"))

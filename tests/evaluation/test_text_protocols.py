@@ -7,32 +7,39 @@ import sys
 import pytest
 import torch
 
-from fl_sim.clients.honest import qat_loss
 from fl_sim.clients.data_poisoning import fp_backdoor_objective
+from fl_sim.clients.honest import qat_loss
 from fl_sim.clients.malicious_qat import BackdoorParams, IndiscriminateParams, backdoor_objective, indiscriminate_objective
+from fl_sim.config.precision import QuantSpec
 from fl_sim.data.federated import build_federated_data
 from fl_sim.errors import UserError
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.models import build_model
-from fl_sim.config.precision import QuantSpec
-from tests.server.test_text_end_to_end import _data
 from tests.conftest import scenario_of
+from tests.server.test_text_end_to_end import _data
 
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sst2")
     _data(folder)
-    s = scenario_of({
-        "name": "t", "seed": 0,
-        "data": {"source": "sst2", "path": str(folder), "calibration_size": 8, "max_length": 16},
-        "model": {"name": "hf_text", "pretrained": "minilm"},
-        "federation": {"num_clients": 2},
-        "attack": {"num_malicious": 1, "target_label": 1},
-        "evaluation": {"precisions": ["fp32", "int8_dynamic", "int4"], "batch_size": 16,
-                       "word_attack": {"examples": 4, "candidates": 2},
-                       "worst_case": {"draws": 2, "sizes": [4], "distributions": ["corrupted"], "client_examples": 4}},
-    }, "t")
+    s = scenario_of(
+        {
+            "name": "t",
+            "seed": 0,
+            "data": {"source": "sst2", "path": str(folder), "calibration_size": 8, "max_length": 16},
+            "model": {"name": "hf_text", "pretrained": "minilm"},
+            "federation": {"num_clients": 2},
+            "attack": {"num_malicious": 1, "target_label": 1},
+            "evaluation": {
+                "precisions": ["fp32", "int8_dynamic", "int4"],
+                "batch_size": 16,
+                "word_attack": {"examples": 4, "candidates": 2},
+                "worst_case": {"draws": 2, "sizes": [4], "distributions": ["corrupted"], "client_examples": 4},
+            },
+        },
+        "t",
+    )
     data = build_federated_data(s.data, 2, 0)
     torch.manual_seed(0)
     model = build_model("hf_text", 2, data.input_shape, "minilm")
@@ -63,9 +70,12 @@ def test_data_free_refuses_text(ctx):
 def test_honest_qat_and_the_attack_losses_train_on_text(ctx):
     x, y = ctx.data.test.x[:4], ctx.data.test.y[:4]
     model = ctx.model
-    losses = (qat_loss(QuantSpec(bits=8)), backdoor_objective(BackdoorParams(bits=[4]), ctx.scenario, ctx.data.text),
-              indiscriminate_objective(IndiscriminateParams(bits=[4]), ctx.scenario),
-              fp_backdoor_objective(0.5, ctx.scenario, ctx.data.text))
+    losses = (
+        qat_loss(QuantSpec(bits=8)),
+        backdoor_objective(BackdoorParams(bits=[4]), ctx.scenario, ctx.data.text),
+        indiscriminate_objective(IndiscriminateParams(bits=[4]), ctx.scenario),
+        fp_backdoor_objective(0.5, ctx.scenario, ctx.data.text),
+    )
     for loss in losses:
         model.zero_grad()
         value = loss(model, x, y)

@@ -23,11 +23,11 @@ def test_word_positions_skip_words_continued_by_a_piece():
 
 def test_neighbour_table_by_cosine_similarity():
     emb = torch.zeros(10, 2)
-    emb[4] = torch.tensor([1.0, 0.0])   # good
-    emb[5] = torch.tensor([0.9, 0.1])   # great: close to good
+    emb[4] = torch.tensor([1.0, 0.0])  # good
+    emb[5] = torch.tensor([0.9, 0.1])  # great: close to good
     emb[6] = torch.tensor([-1.0, 0.2])  # bad
     emb[9] = torch.tensor([-0.9, 0.0])  # awful: close to bad
-    emb[7] = torch.tensor([1.0, 0.0])   # "the": identical to good, but a stop word
+    emb[7] = torch.tensor([1.0, 0.0])  # "the": identical to good, but a stop word
     allowed = substitutable(TOKENS)
     subs = neighbour_table(emb, torch.tensor([4, 6]), allowed, k=3, min_sim=0.5)
     assert subs == {4: [5], 6: [9]}
@@ -37,12 +37,14 @@ def test_neighbour_table_by_cosine_similarity():
 
 def _bag_scorer(weights: dict[int, float]):
     """P(class 1) = sigmoid(sum of token weights): a transparent two-class 'model'."""
+
     def score(ids: torch.Tensor) -> torch.Tensor:
         w = torch.zeros(10)
         for t, v in weights.items():
             w[t] = v
         p1 = torch.sigmoid(w[ids].sum(1))
         return torch.stack([1 - p1, p1], 1)
+
     return score
 
 

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from fl_sim.config.precision import QuantSpec
 from fl_sim.data.text import TextCodec
 from fl_sim.models import build_model
 from fl_sim.quantization.fake_quant_model import fake_quantized, quantizable_layers
-from fl_sim.config.precision import QuantSpec
 
 CODEC = TextCodec("minilm", 24)
 

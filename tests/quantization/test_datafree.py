@@ -7,10 +7,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fl_sim.quantization.datafree import (ConditionalGenerator, GeneratorConfig, calibration_loss, normalised_entropy,
-                                          probe_loss, sample, train_generator)
-from fl_sim.quantization.fake_quant_model import fake_quantized
 from fl_sim.config.precision import QuantSpec
+from fl_sim.quantization.datafree import (
+    ConditionalGenerator,
+    GeneratorConfig,
+    calibration_loss,
+    normalised_entropy,
+    probe_loss,
+    sample,
+    train_generator,
+)
+from fl_sim.quantization.fake_quant_model import fake_quantized
 
 
 def test_calibration_loss_by_hand():
@@ -51,8 +58,17 @@ def test_probe_generator_increases_disagreement():
         return float(F.kl_div(F.log_softmax(zq, 1), F.log_softmax(zp, 1), reduction="batchmean", log_target=True))
 
     cfg = GeneratorConfig(steps=150, batch_size=32)
-    untrained = train_generator(model, lambda: fake_quantized(model, spec), 4, (1, 8, 8), True,
-                                GeneratorConfig(steps=1, batch_size=32), torch.Generator().manual_seed(1), torch.device("cpu"))
-    trained = train_generator(model, lambda: fake_quantized(model, spec), 4, (1, 8, 8), True, cfg,
-                              torch.Generator().manual_seed(1), torch.device("cpu"))
+    untrained = train_generator(
+        model,
+        lambda: fake_quantized(model, spec),
+        4,
+        (1, 8, 8),
+        True,
+        GeneratorConfig(steps=1, batch_size=32),
+        torch.Generator().manual_seed(1),
+        torch.device("cpu"),
+    )
+    trained = train_generator(
+        model, lambda: fake_quantized(model, spec), 4, (1, 8, 8), True, cfg, torch.Generator().manual_seed(1), torch.device("cpu")
+    )
     assert kl_of(trained, 5) > kl_of(untrained, 5)

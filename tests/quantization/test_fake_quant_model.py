@@ -3,9 +3,9 @@
 import torch
 from torch import nn
 
+from fl_sim.config.precision import QuantSpec
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized
 from fl_sim.quantization.primitives import quantize_asymmetric, quantize_symmetric
-from fl_sim.config.precision import QuantSpec
 
 
 def test_linear_layer_computes_quantized_op_and_restores():
@@ -44,8 +44,8 @@ def test_reused_weights_follow_in_place_updates():
     import torch
     from torch import nn
 
-    from fl_sim.quantization.fake_quant_model import fake_quantized
     from fl_sim.config.precision import QuantSpec
+    from fl_sim.quantization.fake_quant_model import fake_quantized
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 3))

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from fl_sim.quantization.intervals import (
-    WeightQuantizer, boundary_distance, integers, intersect, intervals, pin_scale, quant_grid, range_box,
+    WeightQuantizer,
+    boundary_distance,
+    integers,
+    intersect,
+    intervals,
+    pin_scale,
+    quant_grid,
+    range_box,
 )
 from fl_sim.quantization.primitives import fake_quantize
 

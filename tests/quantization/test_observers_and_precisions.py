@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fl_sim.config.precision import PrecisionKind, QuantSpec, parse_precision
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized, float_cast
 from fl_sim.quantization.observers import Observer, minmax_range, mse_range, percentile_range
 from fl_sim.quantization.primitives import quantize_asymmetric
 from fl_sim.quantization.saliency import per_sample_abs_grad_sum, saliency, tacq_masks, top_fraction_masks
-from fl_sim.config.precision import PrecisionKind, QuantSpec, parse_precision
 
 
 def test_percentile_matches_numpy():
@@ -36,8 +36,15 @@ def test_calibrate_ranges_with_percentile_observer_clips_outliers():
     assert float(lo) == pytest.approx(0.001, abs=1e-3) and float(hi) < 1.01
 
 
-@pytest.mark.parametrize("name,kind,bits", [("fp32", PrecisionKind.FP32, None), ("fp16", PrecisionKind.FLOAT, 16),
-                                            ("int3", PrecisionKind.INT, 3), ("tacq2", PrecisionKind.MIXED, 2)])
+@pytest.mark.parametrize(
+    "name,kind,bits",
+    [
+        ("fp32", PrecisionKind.FP32, None),
+        ("fp16", PrecisionKind.FLOAT, 16),
+        ("int3", PrecisionKind.INT, 3),
+        ("tacq2", PrecisionKind.MIXED, 2),
+    ],
+)
 def test_precision_names(name, kind, bits):
     p = parse_precision(name)
     assert (p.kind, p.bits) == (kind, bits)
@@ -97,5 +104,6 @@ def test_tacq_keeps_the_salient_weights_in_16_bit():
     with fake_quantized(m, QuantSpec(bits=2, quantize_activations=False), keep=masks):
         out = m[1](x.flatten(1))
     from fl_sim.quantization.primitives import quantize_symmetric
+
     w = torch.where(masks["1"], m[1].weight.half().float(), quantize_symmetric(m[1].weight, 2))
     assert torch.allclose(out, F.linear(x.flatten(1), w, m[1].bias), atol=1e-6)

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+from fl_sim.config.precision import PrecisionKind, parse_precision
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.quantization.real_int8 import dynamic_int8
 from fl_sim.quantization.registry import QuantOptions, quantized
-from fl_sim.config.precision import PrecisionKind, parse_precision
 
 
 def test_precision_name():

@@ -18,8 +18,7 @@ OMNI, AWARE, INDEP = Collusion.OMNISCIENT, Collusion.AGGREGATION_AWARE, Collusio
 
 
 def _scenario(behaviour: str = "sign_flip", collusion: str = "omniscient", params: dict | None = None, **attack):
-    raw = tiny_raw(attack={"behaviour": behaviour, "collusion": collusion, "num_malicious": 1,
-                           "params": params or {}, **attack})
+    raw = tiny_raw(attack={"behaviour": behaviour, "collusion": collusion, "num_malicious": 1, "params": params or {}, **attack})
     return scenario_of(raw, "t")
 
 
@@ -119,8 +118,11 @@ def test_omniscient_steering_without_honest_replies_submits_the_target():
 
 
 def _norm_replies():
-    honest = [Reply(0, torch.tensor([3.0, 4.0, 0.0]), 1.0), Reply(1, torch.tensor([0.0, 1.0, 0.0]), 1.0),
-              Reply(2, torch.tensor([6.0, 8.0, 0.0]), 1.0)]  # norms 5, 1, 10: median 5
+    honest = [
+        Reply(0, torch.tensor([3.0, 4.0, 0.0]), 1.0),
+        Reply(1, torch.tensor([0.0, 1.0, 0.0]), 1.0),
+        Reply(2, torch.tensor([6.0, 8.0, 0.0]), 1.0),
+    ]  # norms 5, 1, 10: median 5
     colluders = [Reply(5, torch.tensor([1.0, 0.0, 2.0]), 1.0)]
     return honest, colluders
 
@@ -208,28 +210,35 @@ def test_flatten_unflatten_round_trip_leaves_non_float_buffers_alone():
 # ---- when the adversary is needed
 
 
-@pytest.mark.parametrize("attack,needed", [
-    ({"num_malicious": 0}, False),
-    ({"behaviour": "qat_backdoor", "collusion": "independent"}, False),
-    ({"behaviour": "qat_backdoor", "collusion": "aggregation_aware"}, False),
-    ({"behaviour": "alie", "collusion": "independent", "params": {}}, True),
-    ({"behaviour": "alie", "collusion": "aggregation_aware", "params": {}}, True),
-    ({"behaviour": "alie", "collusion": "omniscient", "params": {}}, True),
-    ({"behaviour": "qat_backdoor", "collusion": "omniscient"}, True),
-    ({"behaviour": "qat_backdoor", "collusion": "omniscient", "stealth": {"max_norm_ratio": 2.0}}, True),
-    ({"behaviour": "sign_flip", "collusion": "independent", "params": {}, "stealth": {"max_norm_ratio": 1.0}}, True),
-])
+@pytest.mark.parametrize(
+    "attack,needed",
+    [
+        ({"num_malicious": 0}, False),
+        ({"behaviour": "qat_backdoor", "collusion": "independent"}, False),
+        ({"behaviour": "qat_backdoor", "collusion": "aggregation_aware"}, False),
+        ({"behaviour": "alie", "collusion": "independent", "params": {}}, True),
+        ({"behaviour": "alie", "collusion": "aggregation_aware", "params": {}}, True),
+        ({"behaviour": "alie", "collusion": "omniscient", "params": {}}, True),
+        ({"behaviour": "qat_backdoor", "collusion": "omniscient"}, True),
+        ({"behaviour": "qat_backdoor", "collusion": "omniscient", "stealth": {"max_norm_ratio": 2.0}}, True),
+        ({"behaviour": "sign_flip", "collusion": "independent", "params": {}, "stealth": {"max_norm_ratio": 1.0}}, True),
+    ],
+)
 def test_needs_adversary(attack, needed):
     assert needs_adversary(*_scenario_and_plan(tiny_raw(attack=attack))) is needed
-
 
 
 def test_rewrite_does_not_depend_on_reply_arrival_order():
     """Gaussian draws come from one shared generator: colluders are served in partition order."""
     from fl_sim.server.adversary import Adversary
 
-    s = scenario_of(tiny_raw(federation={"num_clients": 6}, attack={"behaviour": "gaussian_noise", "num_malicious": 3,
-                                                                       "collusion": "aggregation_aware", "params": {}}), "t")
+    s = scenario_of(
+        tiny_raw(
+            federation={"num_clients": 6},
+            attack={"behaviour": "gaussian_noise", "num_malicious": 3, "collusion": "aggregation_aware", "params": {}},
+        ),
+        "t",
+    )
     model = build_model("mnist_cnn", 10, (1, 28, 28))
     ref = {k: v.clone() for k, v in model.state_dict().items()}
     g = torch.Generator().manual_seed(0)

@@ -13,8 +13,10 @@ from tests.conftest import scenario_of, tiny_raw, wired
 
 
 def test_omniscient_sign_flip_through_flower_stalls_training(tmp_path):
-    raw = tiny_raw(federation={"num_clients": 4, "rounds": 3},
-                   attack={"behaviour": "sign_flip", "collusion": "omniscient", "num_malicious": 1, "params": {"scale": 5.0}})
+    raw = tiny_raw(
+        federation={"num_clients": 4, "rounds": 3},
+        attack={"behaviour": "sign_flip", "collusion": "omniscient", "num_malicious": 1, "params": {"scale": 5.0}},
+    )
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(raw))
     assert main(["run", str(path), "--out", str(tmp_path / "r")]) == 0

@@ -4,11 +4,10 @@ round records, and determinism (two runs give identical final metrics)."""
 import json
 
 import pytest
+import yaml
 
 from fl_sim.cli import main
 from tests.conftest import scenario_of, tiny_raw
-
-import yaml
 
 
 def _write(tmp_path, raw) -> str:
@@ -25,7 +24,13 @@ def test_run_writes_results_and_is_deterministic(tmp_path, capsys):
         assert main(["run", scen, "--out", str(out)]) == 0
         res = json.loads((out / "results.json").read_text())
         finals.append(res["final"])
-        for f in ("report.md", "accuracy_per_round.png", "asr_per_round.png", "final_by_precision.png", "global_model.safetensors"):
+        for f in (
+            "report.md",
+            "accuracy_per_round.png",
+            "asr_per_round.png",
+            "final_by_precision.png",
+            "global_model.safetensors",
+        ):
             assert (out / f).is_file(), f
         assert not (out / "INCOMPLETE").exists()
     assert finals[0] == finals[1]
@@ -43,8 +48,11 @@ def test_run_writes_results_and_is_deterministic(tmp_path, capsys):
 
 
 def test_sampled_cohort_and_robust_strategy(tmp_path):
-    raw = tiny_raw(federation={"num_clients": 6, "rounds": 2, "fraction_train": 0.5, "min_train_clients": 3},
-                   attack={"num_malicious": 1}, strategy={"name": "fedmedian"})
+    raw = tiny_raw(
+        federation={"num_clients": 6, "rounds": 2, "fraction_train": 0.5, "min_train_clients": 3},
+        attack={"num_malicious": 1},
+        strategy={"name": "fedmedian"},
+    )
     out = tmp_path / "r"
     assert main(["run", _write(tmp_path, raw), "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
@@ -54,9 +62,11 @@ def test_sampled_cohort_and_robust_strategy(tmp_path):
 
 def test_failing_and_hostile_clients_do_not_stop_the_run(tmp_path):
     from fl_sim.clients.faults import fault_for
-    
-    raw = tiny_raw(federation={"num_clients": 5, "rounds": 3, "faults": {"rate": 0.2, "kind": "exception"}},
-                   attack={"behaviour": "hostile_payload", "num_malicious": 1, "params": {"kind": "nan"}})
+
+    raw = tiny_raw(
+        federation={"num_clients": 5, "rounds": 3, "faults": {"rate": 0.2, "kind": "exception"}},
+        attack={"behaviour": "hostile_payload", "num_malicious": 1, "params": {"kind": "nan"}},
+    )
     s = scenario_of(raw, "t")
     out = tmp_path / "r"
     assert main(["run", _write(tmp_path, raw), "--out", str(out)]) == 0
@@ -75,9 +85,11 @@ def test_failing_and_hostile_clients_do_not_stop_the_run(tmp_path):
 
 def test_timed_out_client_is_recorded_and_the_round_goes_on(tmp_path):
     from fl_sim.clients.faults import fault_for
-    
-    raw = tiny_raw(federation={"num_clients": 5, "rounds": 3, "round_timeout_s": 25, "faults": {"rate": 0.2, "kind": "timeout"}},
-                   attack={"num_malicious": 0})
+
+    raw = tiny_raw(
+        federation={"num_clients": 5, "rounds": 3, "round_timeout_s": 25, "faults": {"rate": 0.2, "kind": "timeout"}},
+        attack={"num_malicious": 0},
+    )
     s = scenario_of(raw, "t")
     expected = {r: [p for p in range(5) if fault_for(s, r, p)] for r in (1, 2, 3)}
     assert any(expected.values()), "pick a seed under which some client times out"
@@ -91,8 +103,10 @@ def test_timed_out_client_is_recorded_and_the_round_goes_on(tmp_path):
 
 def test_dropped_replies_are_recorded_and_left_out(tmp_path):
     from fl_sim.clients.faults import fault_for
-    
-    raw = tiny_raw(federation={"num_clients": 5, "rounds": 3, "faults": {"rate": 0.3, "kind": "drop"}}, attack={"num_malicious": 0})
+
+    raw = tiny_raw(
+        federation={"num_clients": 5, "rounds": 3, "faults": {"rate": 0.3, "kind": "drop"}}, attack={"num_malicious": 0}
+    )
     s = scenario_of(raw, "t")
     expected = {r: [p for p in range(5) if fault_for(s, r, p)] for r in (1, 2, 3)}
     assert any(expected.values()), "pick a seed under which some reply is dropped"
@@ -109,8 +123,9 @@ def test_sampled_clients_run_on_cohort_slots(tmp_path):
     """6 clients, 3 per round: Flower runs 3 nodes and each round's message names the partition
     to train. FedAvg's recorded weights are the partitions' own sizes, so each node trained the
     client it was told to."""
-    raw = tiny_raw(federation={"num_clients": 6, "rounds": 3, "fraction_train": 0.5, "min_train_clients": 3},
-                   attack={"num_malicious": 0})
+    raw = tiny_raw(
+        federation={"num_clients": 6, "rounds": 3, "fraction_train": 0.5, "min_train_clients": 3}, attack={"num_malicious": 0}
+    )
     out = tmp_path / "r"
     assert main(["run", _write(tmp_path, raw), "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
@@ -126,9 +141,11 @@ def test_sampled_clients_run_on_cohort_slots(tmp_path):
 def test_error_summary_finds_the_raised_line():
     from fl_sim.server.replies import error_summary
 
-    ray_text = ("<class 'ray.exceptions.RayTaskError(ClientAppException)'>:<'\x1b[36mray::ClientAppActor.run()\x1b[39m (pid=1)\n"
-                "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
-                "fl_sim.clients.faults.InjectedFault: injected fault: client 2 fails in round 1\n")
+    ray_text = (
+        "<class 'ray.exceptions.RayTaskError(ClientAppException)'>:<'\x1b[36mray::ClientAppActor.run()\x1b[39m (pid=1)\n"
+        'Traceback (most recent call last):\n  File "x.py", line 1, in f\n'
+        "fl_sim.clients.faults.InjectedFault: injected fault: client 2 fails in round 1\n"
+    )
     assert error_summary(ray_text) == "InjectedFault: injected fault: client 2 fails in round 1"
     assert error_summary("The actor died unexpectedly\nmore") == "The actor died unexpectedly"
     assert error_summary("") == ""

@@ -4,15 +4,13 @@ real reply messages, without Ray."""
 
 import pytest
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
 from fl_sim.clients.hostile import PayloadKind, corrupt
+from fl_sim.components import STRATEGIES as _REGISTRY  # noqa: E402
 from fl_sim.models import build_model
 from fl_sim.server.payload_guard import GuardLimits, screen
 from tests.conftest import make_strategy, scenario_of, tiny_raw
-
-
-from fl_sim.components import STRATEGIES as _REGISTRY  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("task_identity")
 
@@ -52,7 +50,9 @@ def test_screen_rejects_or_caps_each_kind(kind):
 @pytest.mark.parametrize("name", STRATEGIES)
 @pytest.mark.parametrize("kind", list(PayloadKind))
 def test_global_model_stays_finite(name, kind):
-    s = scenario_of(tiny_raw(federation={"num_clients": N, "rounds": 1}, attack={"num_malicious": 1}, strategy={"name": name}), "t")
+    s = scenario_of(
+        tiny_raw(federation={"num_clients": N, "rounds": 1}, attack={"num_malicious": 1}, strategy={"name": name}), "t"
+    )
     strategy = make_strategy(s, node_of={p: 1000 + p for p in range(N)})
     g, clients = _states()
     bad, n_bad = corrupt(clients[0], g, 100, kind)
@@ -79,6 +79,10 @@ def test_update_norm_and_one_pass_inspection():
     inf = {**s, "b": torch.tensor([0.0, float("inf"), 1.0])}
     wrong = {**s, "w": torch.zeros(3, 5)}
     problems, norms = inspect_states(ref, [s, inf, wrong, None])
-    assert problems == [None, "array 'b' holds NaN or Inf", "array 'w' has shape (3, 5), expected (5, 3)",
-                        "arrays could not be decoded"]
+    assert problems == [
+        None,
+        "array 'b' holds NaN or Inf",
+        "array 'w' has shape (3, 5), expected (5, 3)",
+        "arrays could not be decoded",
+    ]
     assert norms[0] == pytest.approx(float(exact)) and norms[1:] == [None, None, None]

@@ -47,9 +47,15 @@ def two_node_cluster(tmp_path):
     address = f"127.0.0.1:{port}"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--block", "--disable-usage-stats"]
-    procs = [subprocess.Popen([str(RAY), "start", "--head", f"--port={port}", "--num-cpus=0",
-                               "--include-dashboard=false", *common], env=env, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [str(RAY), "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false", *common],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     try:
         deadline = time.monotonic() + 120
         while True:  # the head's GCS accepts connections
@@ -60,8 +66,15 @@ def two_node_cluster(tmp_path):
                 if time.monotonic() > deadline or procs[0].poll() is not None:
                     pytest.fail("the Ray head did not start")
                 time.sleep(0.5)
-        procs.append(subprocess.Popen([str(RAY), "start", f"--address={address}", "--num-cpus=2", *common],
-                                      env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [str(RAY), "start", f"--address={address}", "--num-cpus=2", *common],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         while _alive_nodes(address) < 2:
             if time.monotonic() > deadline or procs[1].poll() is not None:
                 pytest.fail("the Ray worker node did not join the head")

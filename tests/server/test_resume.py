@@ -20,8 +20,12 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     scen.write_text(yaml.safe_dump(raw))
     killed = tmp_path / "killed"
     stage = tmp_path / ".killed.incomplete"
-    proc = subprocess.Popen([sys.executable, "-m", "fl_sim.cli", "run", str(scen), "--out", str(killed)],
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fl_sim.cli", "run", str(scen), "--out", str(killed)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:

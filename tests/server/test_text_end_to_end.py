@@ -5,15 +5,26 @@ FP32, fake int8/int4 and the real int8 kernel, and the word-substitution protoco
 import json
 
 import pytest
-
 import yaml
 
 from fl_sim.cli import main
 
-POS = ["a warm , funny and moving film", "great acting and a lovely story", "an utterly charming delight",
-       "smart , sharp and wonderful", "the best film of the year", "beautiful and touching work"]
-NEG = ["a dull , lifeless mess", "boring and badly acted", "an awful waste of time", "tedious , flat and stupid",
-       "the worst film of the year", "ugly and pointless work"]
+POS = [
+    "a warm , funny and moving film",
+    "great acting and a lovely story",
+    "an utterly charming delight",
+    "smart , sharp and wonderful",
+    "the best film of the year",
+    "beautiful and touching work",
+]
+NEG = [
+    "a dull , lifeless mess",
+    "boring and badly acted",
+    "an awful waste of time",
+    "tedious , flat and stupid",
+    "the worst film of the year",
+    "ugly and pointless work",
+]
 
 
 def _data(folder) -> None:
@@ -26,15 +37,25 @@ def _data(folder) -> None:
 def test_text_federation_end_to_end(tmp_path):
     _data(tmp_path)
     raw = {
-        "name": "text_e2e", "seed": 1,
+        "name": "text_e2e",
+        "seed": 1,
         "data": {"source": "sst2", "path": str(tmp_path), "calibration_size": 8, "max_length": 16},
         "model": {"name": "hf_text", "pretrained": "minilm"},
         "federation": {"num_clients": 3, "rounds": 1},
         "training": {"optimizer": "adam", "lr": 5e-5, "batch_size": 8},
-        "attack": {"num_malicious": 1, "behaviour": "qat_backdoor", "target_label": 1, "trigger": {"phrase": "cf"},
-                   "params": {"bits": [4], "epochs": 1}},
-        "evaluation": {"precisions": ["fp32", "int8", "int8_dynamic", "int4"], "batch_size": 16,
-                       "protocols": ["precisions", "word_substitution"], "word_attack": {"examples": 12, "candidates": 3}},
+        "attack": {
+            "num_malicious": 1,
+            "behaviour": "qat_backdoor",
+            "target_label": 1,
+            "trigger": {"phrase": "cf"},
+            "params": {"bits": [4], "epochs": 1},
+        },
+        "evaluation": {
+            "precisions": ["fp32", "int8", "int8_dynamic", "int4"],
+            "batch_size": 16,
+            "protocols": ["precisions", "word_substitution"],
+            "word_attack": {"examples": 12, "candidates": 3},
+        },
     }
     scen = tmp_path / "text.yaml"
     scen.write_text(yaml.safe_dump(raw))

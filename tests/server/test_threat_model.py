@@ -52,8 +52,10 @@ def _values(obj: object, depth: int = 0) -> list[object]:
 
 
 def test_the_schema_imports_neither_torch_nor_flower():
-    code = ("import sys, fl_sim.config.schema, fl_sim.config.loader; "
-            "bad = sorted(m for m in ('torch', 'flwr', 'ray', 'numpy') if m in sys.modules); print(bad)")
+    code = (
+        "import sys, fl_sim.config.schema, fl_sim.config.loader; "
+        "bad = sorted(m for m in ('torch', 'flwr', 'ray', 'numpy') if m in sys.modules); print(bad)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
 
@@ -63,8 +65,21 @@ def test_server_knowledge_holds_only_what_a_server_knows():
     data = federated_data(s.data, s.federation.num_clients, s.seed)
     k = server_knowledge(s, data, wired(s).defense)
     names = {f.name for f in dataclasses.fields(ServerKnowledge)}
-    assert names == {"cohort_size", "num_clients", "calibration", "num_classes", "input_shape", "vocab_size", "training",
-                     "deployment", "device", "params", "assumed_f", "model_factory", "rng_key"}
+    assert names == {
+        "cohort_size",
+        "num_clients",
+        "calibration",
+        "num_classes",
+        "input_shape",
+        "vocab_size",
+        "training",
+        "deployment",
+        "device",
+        "params",
+        "assumed_f",
+        "model_factory",
+        "rng_key",
+    }
     reachable = _values(k)
     assert not any(isinstance(v, (Scenario, AttackConfig)) for v in reachable)
     assert SEED not in [v for v in reachable if isinstance(v, int) and not isinstance(v, bool)]
@@ -99,16 +114,33 @@ def test_a_defense_cannot_reach_the_attack_the_roles_or_the_seed():
     s = _scenario()
     data = federated_data(s.data, s.federation.num_clients, s.seed)
     n = s.federation.num_clients
-    strategy = FederatedStrategy(defense=Snoop(server_knowledge(s, data, wired(s).defense)),
-                                 sampling=Sampling(s.seed, n, n), routing=Routing({p: 100 + p for p in range(n)}, n))
+    strategy = FederatedStrategy(
+        defense=Snoop(server_knowledge(s, data, wired(s).defense)),
+        sampling=Sampling(s.seed, n, n),
+        routing=Routing({p: 100 + p for p in range(n)}, n),
+    )
     g = build_model("mnist_cnn", 10, (1, 28, 28)).state_dict()
     msgs = list(strategy.configure_train(1, ArrayRecord(g), ConfigRecord(), None))
-    replies = [Message(RecordDict({"arrays": ArrayRecord({k: v + 0.01 for k, v in g.items()}),
-                                   "metrics": MetricRecord({"num-examples": 10})}), reply_to=m) for m in msgs]
+    replies = [
+        Message(
+            RecordDict(
+                {"arrays": ArrayRecord({k: v + 0.01 for k, v in g.items()}), "metrics": MetricRecord({"num-examples": 10})}
+            ),
+            reply_to=m,
+        )
+        for m in msgs
+    ]
     arrays, _ = strategy.aggregate_train(1, replies)
     assert arrays is not None and set(arrays.to_torch_state_dict()) == set(g)
-    assert Snoop.tried == {"scenario": "refused", "attack": "refused", "seed": "refused", "malicious": "refused",
-                           "roles": "refused", "num_malicious": "refused", "attach": "refused"}
+    assert Snoop.tried == {
+        "scenario": "refused",
+        "attack": "refused",
+        "seed": "refused",
+        "malicious": "refused",
+        "roles": "refused",
+        "num_malicious": "refused",
+        "attach": "refused",
+    }
     assert float_keys(g)  # the round really aggregated float entries
 
 

@@ -12,8 +12,11 @@ F64 = torch.float64
 
 def _data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(6, 4, generator=g, dtype=F64), torch.rand(6, generator=g, dtype=F64) + 0.5,
-            torch.randn(4, generator=g, dtype=F64))
+    return (
+        torch.randn(6, 4, generator=g, dtype=F64),
+        torch.rand(6, generator=g, dtype=F64) + 0.5,
+        torch.randn(4, generator=g, dtype=F64),
+    )
 
 
 @pytest.mark.parametrize("iterations", [1, 3])

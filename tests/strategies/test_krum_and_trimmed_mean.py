@@ -21,6 +21,7 @@ F64 = torch.float64
 
 # ---- the pure maths ----
 
+
 def test_hand_computed_krum_scores_and_pick():
     x = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0]])
     # n = 5, f = 1: each score sums the squared distances to the n - f - 2 = 2 nearest others.
@@ -65,6 +66,7 @@ def test_scores_match_a_naive_loop():
 
 # ---- Flower's Krum / Multi-Krum / FedTrimmedAvg through the real strategy objects ----
 
+
 def _reference() -> dict[str, torch.Tensor]:
     """A small model's state (Flower's rules never build the model, so its size is free)."""
     torch.manual_seed(0)
@@ -73,16 +75,19 @@ def _reference() -> dict[str, torch.Tensor]:
 
 
 def _strategy(n: int, strategy: dict, num_malicious: int = 1):
-    s = scenario_of(tiny_raw(federation={"num_clients": n, "rounds": 1}, attack={"num_malicious": num_malicious},
-                               strategy=strategy), "t")
+    s = scenario_of(
+        tiny_raw(federation={"num_clients": n, "rounds": 1}, attack={"num_malicious": num_malicious}, strategy=strategy), "t"
+    )
     return make_strategy(s, node_of={p: 1000 + p for p in range(n)})
 
 
 def _aggregate(strategy, g, states, counts):
     msgs = list(strategy.configure_train(1, ArrayRecord(g), ConfigRecord(), None))
     assert [m.metadata.dst_node_id for m in msgs] == [1000 + p for p in range(len(states))]
-    replies = [Message(RecordDict({"arrays": ArrayRecord(dict(s)), "metrics": MetricRecord({"num-examples": c})}), reply_to=m)
-               for m, s, c in zip(msgs, states, counts)]
+    replies = [
+        Message(RecordDict({"arrays": ArrayRecord(dict(s)), "metrics": MetricRecord({"num-examples": c})}), reply_to=m)
+        for m, s, c in zip(msgs, states, counts)
+    ]
     replies.reverse()  # arrival order must not matter: the strategy sorts by partition id
     arrays, _ = strategy.aggregate_train(1, replies)
     return arrays.to_torch_state_dict()
@@ -109,8 +114,9 @@ def _krum_states():
     return g, states
 
 
-@pytest.mark.parametrize("strategy", [{"name": "krum"}, {"name": "krum", "params": {"num_malicious": 2}}],
-                         ids=["f-from-attack", "f-from-params"])
+@pytest.mark.parametrize(
+    "strategy", [{"name": "krum"}, {"name": "krum", "params": {"num_malicious": 2}}], ids=["f-from-attack", "f-from-params"]
+)
 def test_flower_krum_aggregates_to_the_picked_client(strategy):
     num_malicious = 2 if "params" not in strategy else 1  # f = 2 either way
     g, states = _krum_states()

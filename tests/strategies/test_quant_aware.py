@@ -21,6 +21,7 @@ K = 1.4826
 
 # ---- robust z and the screen (pure) ----
 
+
 def test_robust_z_hand_cases():
     # median 3, |s - 3| = (2, 1, 0, 1, 97), MAD 1.
     z = robust_z(torch.tensor([1.0, 2.0, 3.0, 4.0, 100.0]))
@@ -80,6 +81,7 @@ def test_downweight_mode_scales_the_outlier_by_exp_minus_z():
 
 
 # ---- departure and the score of a model ----
+
 
 def test_departure_hand_cases():
     fp = torch.tensor([[0.0, 0.0], [1.0, 2.0]], dtype=F64)
@@ -143,8 +145,13 @@ def test_registered_rule_rejects_the_candidate_whose_quantized_twin_departs():
     x[PERTURBED] = 0.1 * torch.randn(d, generator=gen)  # a huge random perturbation (33x the others' norm)
     counts = [100 + 20 * p for p in range(N)]
     msgs = list(strategy.configure_train(1, ArrayRecord(g), ConfigRecord(), None))
-    replies = [Message(RecordDict({"arrays": ArrayRecord(unflatten_update(u, g, keys)), "metrics": MetricRecord({"num-examples": c})}),
-                       reply_to=m) for m, u, c in zip(msgs, x, counts)]
+    replies = [
+        Message(
+            RecordDict({"arrays": ArrayRecord(unflatten_update(u, g, keys)), "metrics": MetricRecord({"num-examples": c})}),
+            reply_to=m,
+        )
+        for m, u, c in zip(msgs, x, counts)
+    ]
     arrays, metrics = strategy.aggregate_train(1, replies)
     log = strategy.round_log[1]
     assert log.rejected == {}  # the reply screen let it through: the quantization screen decides

@@ -41,8 +41,12 @@ def test_result_is_a_weiszfeld_fixed_point_and_matches_scipy():
     beta = w / torch.linalg.vector_norm(x - z, dim=1)
     assert torch.allclose(beta @ x / beta.sum(), z, atol=1e-9)
     xn, wn = x.numpy(), w.numpy()
-    ref = minimize(lambda p: _objective(xn, wn, p), np.zeros(5), method="Nelder-Mead",
-                   options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000, "maxfev": 20000})
+    ref = minimize(
+        lambda p: _objective(xn, wn, p),
+        np.zeros(5),
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000, "maxfev": 20000},
+    )
     assert _objective(xn, wn, z.numpy()) <= ref.fun + 1e-9
     np.testing.assert_allclose(z.numpy(), ref.x, atol=1e-4)
 

@@ -22,8 +22,15 @@ NEEDS_MODEL = {"fltrust", "quant_aware"}  # these build the scenario's model (mn
 
 
 def _scenario(name: str, params: dict | None = None):
-    return scenario_of(tiny_raw(federation={"num_clients": N, "rounds": 2}, attack={"num_malicious": len(BAD)},
-                                  strategy={"name": name, "params": params or {}}, evaluation={"device": "cpu"}), "t")
+    return scenario_of(
+        tiny_raw(
+            federation={"num_clients": N, "rounds": 2},
+            attack={"num_malicious": len(BAD)},
+            strategy={"name": name, "params": params or {}},
+            evaluation={"device": "cpu"},
+        ),
+        "t",
+    )
 
 
 def _strategy(name: str, params: dict | None = None):
@@ -56,9 +63,13 @@ def _run(strategy, g, updates, counts=None, server_round: int = 1):
     keys = float_keys(g)
     counts = counts or [100 + 10 * p for p in range(N)]
     msgs = list(strategy.configure_train(server_round, ArrayRecord(g), ConfigRecord(), None))
-    replies = [Message(RecordDict({"arrays": ArrayRecord(unflatten_update(u, g, keys)),
-                                   "metrics": MetricRecord({"num-examples": c})}), reply_to=m)
-               for m, u, c in zip(msgs, updates, counts)]
+    replies = [
+        Message(
+            RecordDict({"arrays": ArrayRecord(unflatten_update(u, g, keys)), "metrics": MetricRecord({"num-examples": c})}),
+            reply_to=m,
+        )
+        for m, u, c in zip(msgs, updates, counts)
+    ]
     replies.reverse()  # arrival order must not matter
     arrays, metrics = strategy.aggregate_train(server_round, replies)
     agg = arrays.to_torch_state_dict()
@@ -154,7 +165,9 @@ def test_fltrust_gives_no_weight_to_updates_against_the_servers_own():
     g = _reference("fltrust")
     keys = float_keys(g)
     d = sum(v.numel() for v in g.values())
-    g0 = server_update(knowledge_for(s), RoundInput(1, list(range(N)), torch.zeros(N, d), torch.ones(N), g, keys), s.training.epochs)
+    g0 = server_update(
+        knowledge_for(s), RoundInput(1, list(range(N)), torch.zeros(N, d), torch.ones(N), g, keys), s.training.epochs
+    )
     assert float(g0.norm()) > 0
     gen = torch.Generator().manual_seed(4)
     x = g0 + 0.5 * g0.norm() / d**0.5 * torch.randn(N, d, generator=gen)  # along g0, with noise

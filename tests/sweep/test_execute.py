@@ -15,8 +15,22 @@ CELL = Cell(id="c", axes={"seed": 1}, scenario="/s/a.yaml", overrides=["federati
 
 def test_fresh_cell_runs_its_scenario_with_its_overrides(tmp_path):
     cmd = cell_command(CELL, tmp_path / "c", num_cpus=2.0)
-    assert cmd == [sys.executable, "-m", "fl_sim.cli", "run", "/s/a.yaml", "--set", "federation.rounds=3",
-                   "--set", "seed=1", "--out", str(tmp_path / "c"), "--force", "--num-cpus", "2"]
+    assert cmd == [
+        sys.executable,
+        "-m",
+        "fl_sim.cli",
+        "run",
+        "/s/a.yaml",
+        "--set",
+        "federation.rounds=3",
+        "--set",
+        "seed=1",
+        "--out",
+        str(tmp_path / "c"),
+        "--force",
+        "--num-cpus",
+        "2",
+    ]
 
 
 def test_interrupted_cell_resumes_from_its_checkpoint(tmp_path):

@@ -29,21 +29,31 @@ def _sweep(tmp_path: Path, text: str) -> Path:
 
 ERRORS = [
     ("name: s\nscenario: a.yaml\nfoo: 1\n", "unknown key 'foo'"),
-    ("name: s\nscenario: a.yaml\nheatmaps: [{rows: x, cols: y, metric: fp32.accuracy, colour: red}]\n",
-     "unknown key 'heatmaps.0.colour'"),
+    (
+        "name: s\nscenario: a.yaml\nheatmaps: [{rows: x, cols: y, metric: fp32.accuracy, colour: red}]\n",
+        "unknown key 'heatmaps.0.colour'",
+    ),
     ("name: s\nscenario: a.yaml\ngrid: {strategy.name: []}\n", "strategy.name: needs at least one value"),
     ("name: s\nscenario: a.yaml\ngrid: {seed: [0, 1, 0]}\n", "value 0 is listed twice"),
     ("name: s\nscenario: a.yaml\ngrid: {seed: [0, 1]}\nset: {seed: 3}\n", "'seed' is in both 'set' and 'grid'"),
     ("name: s\nscenario: a.yaml\nset: {scenario: x}\n", "'scenario' is reserved"),
     ("name: s\nscenario: a.yaml\ngrid: {'a..b': [1]}\n", "not a dotted scenario key"),
-    ("name: s\nscenario: a.yaml\ngrid: {seed: [0, 1]}\nheatmaps: [{rows: seed, cols: strategy.name, metric: fp32.accuracy}]\n",
-     "heatmaps.0.cols: 'strategy.name' is not an axis"),
-    ("name: s\nscenario: a.yaml\ngrid: {seed: [0]}\nheatmaps: [{rows: scenario, cols: seed, metric: fp32.accuracy}]\n",
-     "heatmaps.0.rows: 'scenario' is not an axis"),
-    ("name: s\nscenario: a.yaml\ngrid: {seed: [0]}\nheatmaps: [{rows: seed, cols: seed, metric: fp32.accuracy}]\n",
-     "rows and cols are both 'seed'"),
-    ("name: s\nscenario: [a.yaml, b.yaml]\ngrid: {seed: [0]}\nheatmaps: [{rows: scenario, cols: seed, metric: int2.accuracy}]\n",
-     "heatmaps.0.metric: 'int2.accuracy' is not in 'metrics'"),
+    (
+        "name: s\nscenario: a.yaml\ngrid: {seed: [0, 1]}\nheatmaps: [{rows: seed, cols: strategy.name, metric: fp32.accuracy}]\n",
+        "heatmaps.0.cols: 'strategy.name' is not an axis",
+    ),
+    (
+        "name: s\nscenario: a.yaml\ngrid: {seed: [0]}\nheatmaps: [{rows: scenario, cols: seed, metric: fp32.accuracy}]\n",
+        "heatmaps.0.rows: 'scenario' is not an axis",
+    ),
+    (
+        "name: s\nscenario: a.yaml\ngrid: {seed: [0]}\nheatmaps: [{rows: seed, cols: seed, metric: fp32.accuracy}]\n",
+        "rows and cols are both 'seed'",
+    ),
+    (
+        "name: s\nscenario: [a.yaml, b.yaml]\ngrid: {seed: [0]}\nheatmaps: [{rows: scenario, cols: seed, metric: int2.accuracy}]\n",
+        "heatmaps.0.metric: 'int2.accuracy' is not in 'metrics'",
+    ),
     ("name: s\nscenario: [a.yaml, sub/a.yaml]\n", "stem 'a' repeats"),
     ("name: s\nscenario: []\n", "scenario"),
     ("name: 'a/b'\nscenario: a.yaml\n", "must be a directory name"),
@@ -102,7 +112,8 @@ def test_defaults_and_single_scenario_string(tmp_path: Path) -> None:
 def test_expand_is_the_product_in_order(tmp_path: Path) -> None:
     a, b = _scenarios(tmp_path, "qat_backdoor", "baseline")
     spec = SweepSpec(
-        name="s", scenario=[str(a), str(b)],
+        name="s",
+        scenario=[str(a), str(b)],
         grid={"strategy.name": ["fedavg", "krum"], "seed": [0, 1]},
         set={"federation.rounds": 2},
     )
@@ -118,8 +129,30 @@ def test_expand_is_the_product_in_order(tmp_path: Path) -> None:
     assert expand(spec) == cells  # deterministic
 
 
-ROUND_TRIP = [0, 7, -3, 0.1, 1e-20, 2.5e10, "krum", "08", "1e3", "true", "null", "", "a: b", "x=y", "with space",
-              True, False, None, [8, 4], ["int8", "int4"], {"a": 1, "b": [1, 2]}, {"z": None, "a": "08"}]
+ROUND_TRIP = [
+    0,
+    7,
+    -3,
+    0.1,
+    1e-20,
+    2.5e10,
+    "krum",
+    "08",
+    "1e3",
+    "true",
+    "null",
+    "",
+    "a: b",
+    "x=y",
+    "with space",
+    True,
+    False,
+    None,
+    [8, 4],
+    ["int8", "int4"],
+    {"a": 1, "b": [1, 2]},
+    {"z": None, "a": "08"},
+]
 
 
 @pytest.mark.parametrize("value", ROUND_TRIP, ids=repr)

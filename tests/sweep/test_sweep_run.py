@@ -17,7 +17,9 @@ def _sweep(tmp_path) -> str:
     scen = tmp_path / "tiny.yaml"
     scen.write_text(yaml.safe_dump(tiny_raw(federation={"num_clients": 3, "rounds": 1})))
     sweep = {
-        "name": "t", "scenario": "tiny.yaml", "parallel": 2,
+        "name": "t",
+        "scenario": "tiny.yaml",
+        "parallel": 2,
         "grid": {"data.max_train_examples": [600, 66]},  # 66 examples - 64 for the server: too few for 3 clients
         "metrics": ["fp32.accuracy", "int4.backdoor_asr"],
         "heatmaps": [{"rows": "data.max_train_examples", "cols": "data.max_train_examples", "metric": "fp32.accuracy"}],

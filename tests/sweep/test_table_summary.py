@@ -17,28 +17,57 @@ from fl_sim.sweep.table import cell_row, flatten_results, write_table
 
 RESULTS = {
     "final": {
-        "fp32": {"accuracy": 0.9, "per_class_accuracy": [0.8, 1.0], "backdoor_asr": 0.005,
-                 "target_class_accuracy": 0.97, "target_sample_success": None, "disagreement": 0.0},
+        "fp32": {
+            "accuracy": 0.9,
+            "per_class_accuracy": [0.8, 1.0],
+            "backdoor_asr": 0.005,
+            "target_class_accuracy": 0.97,
+            "target_sample_success": None,
+            "disagreement": 0.0,
+        },
         "int8": {"accuracy": 0.89, "per_class_accuracy": [0.8, 0.98], "backdoor_asr": 0.5, "disagreement": 1},
     },
-    "detection": {"tpr": 0.0, "fpr": 0.575, "malicious_replies": 10, "flagged_malicious": 0,
-                  "honest_replies": 40, "flagged_honest": 23, "rule_decides": True, "per_round": [1, 2]},
+    "detection": {
+        "tpr": 0.0,
+        "fpr": 0.575,
+        "malicious_replies": 10,
+        "flagged_malicious": 0,
+        "honest_replies": 40,
+        "flagged_honest": 23,
+        "rule_decides": True,
+        "per_round": [1, 2],
+    },
     "timing": {"federation_s": 37.4, "total_s": 42.3},
     "history": [{"round": 1}],
 }
-CELL = Cell(id="a__attack.params.bits=-8,-4-__seed=0", axes={"attack.params.bits": [8, 4], "seed": 0},
-            scenario="/x/a.yaml", overrides=["attack.params.bits=[8, 4]", "seed=0"])
+CELL = Cell(
+    id="a__attack.params.bits=-8,-4-__seed=0",
+    axes={"attack.params.bits": [8, 4], "seed": 0},
+    scenario="/x/a.yaml",
+    overrides=["attack.params.bits=[8, 4]", "seed=0"],
+)
 
 
 def test_flatten_results_keeps_scalars() -> None:
     flat = flatten_results(RESULTS)
     assert flat == {
-        "fp32.accuracy": 0.9, "fp32.backdoor_asr": 0.005, "fp32.target_class_accuracy": 0.97,
-        "fp32.target_sample_success": None, "fp32.disagreement": 0.0,
-        "int8.accuracy": 0.89, "int8.backdoor_asr": 0.5, "int8.disagreement": 1.0,
-        "detection.tpr": 0.0, "detection.fpr": 0.575, "detection.malicious_replies": 10.0,
-        "detection.flagged_malicious": 0.0, "detection.honest_replies": 40.0, "detection.flagged_honest": 23.0,
-        "detection.rule_decides": 1.0, "timing.federation_s": 37.4, "timing.total_s": 42.3,
+        "fp32.accuracy": 0.9,
+        "fp32.backdoor_asr": 0.005,
+        "fp32.target_class_accuracy": 0.97,
+        "fp32.target_sample_success": None,
+        "fp32.disagreement": 0.0,
+        "int8.accuracy": 0.89,
+        "int8.backdoor_asr": 0.5,
+        "int8.disagreement": 1.0,
+        "detection.tpr": 0.0,
+        "detection.fpr": 0.575,
+        "detection.malicious_replies": 10.0,
+        "detection.flagged_malicious": 0.0,
+        "detection.honest_replies": 40.0,
+        "detection.flagged_honest": 23.0,
+        "detection.rule_decides": 1.0,
+        "timing.federation_s": 37.4,
+        "timing.total_s": 42.3,
     }
     assert all(v is None or type(v) is float for v in flat.values())
     assert flatten_results({}) == {}
@@ -51,8 +80,7 @@ def test_cell_row_and_csv(tmp_path: Path) -> None:
     assert done["attack.params.bits"] == "[8, 4]" and done["seed"] == 0 and done["error"] == ""
     assert done["int8.accuracy"] == 0.89
     failed = cell_row(CELL, "failed", None, "boom, it broke")
-    assert failed == {"cell": CELL.id, "attack.params.bits": "[8, 4]", "seed": 0, "status": "failed",
-                      "error": "boom, it broke"}
+    assert failed == {"cell": CELL.id, "attack.params.bits": "[8, 4]", "seed": 0, "status": "failed", "error": "boom, it broke"}
     path = tmp_path / "results.csv"
     write_table([failed, done], path)
     with path.open(newline="", encoding="utf-8") as fh:
@@ -68,8 +96,16 @@ def test_cell_row_and_csv(tmp_path: Path) -> None:
 
 
 def _row(strategy: str, bits: int, seed: int, acc: float | None, status: str = "done", **extra: float) -> dict:
-    return {"cell": f"{strategy}-{bits}-{seed}", "strategy.name": strategy, "bits": bits, "seed": seed,
-            "status": status, "error": "" if status == "done" else "it broke", "int8.accuracy": acc, **extra}
+    return {
+        "cell": f"{strategy}-{bits}-{seed}",
+        "strategy.name": strategy,
+        "bits": bits,
+        "seed": seed,
+        "status": status,
+        "error": "" if status == "done" else "it broke",
+        "int8.accuracy": acc,
+        **extra,
+    }
 
 
 ROWS = [
@@ -117,9 +153,12 @@ def test_format_value() -> None:
 
 
 def test_render_markdown(tmp_path: Path) -> None:
-    spec = SweepSpec(name="demo", scenario=str(tmp_path / "a.yaml"),
-                     grid={"strategy.name": ["fedavg", "krum"], "bits": [8, 4], "seed": [0, 1, 2]},
-                     metrics=["int8.accuracy", "timing.total_s"])
+    spec = SweepSpec(
+        name="demo",
+        scenario=str(tmp_path / "a.yaml"),
+        grid={"strategy.name": ["fedavg", "krum"], "bits": [8, 4], "seed": [0, 1, 2]},
+        metrics=["int8.accuracy", "timing.total_s"],
+    )
     summary = summarize(ROWS, AXES, spec.metrics)
     text = render_markdown(spec, ROWS, summary, ["int8_accuracy.png"])
     mean, std = np.mean([0.9, 0.8, 0.95]) * 100, np.std([0.9, 0.8, 0.95], ddof=1) * 100

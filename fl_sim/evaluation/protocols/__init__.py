@@ -41,5 +41,12 @@ PROTOCOLS: Registry[Protocol] = Registry("protocol")
 def register_protocols() -> None:
     """Import the protocol modules (each registers itself)."""
     from fl_sim.evaluation.protocols import (  # noqa: F401
-        data_free, kernel_check, mitigation, precisions, robustness, rounding_margin, word_substitution, worst_case,
+        data_free,
+        kernel_check,
+        mitigation,
+        precisions,
+        robustness,
+        rounding_margin,
+        word_substitution,
+        worst_case,
     )

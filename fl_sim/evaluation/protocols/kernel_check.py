@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from fl_sim.models.metrics import accuracy
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
+from fl_sim.models.metrics import accuracy
 from fl_sim.quantization.real_int8 import activation_bits, dynamic_int8, fake_dynamic_int8
 
 
@@ -22,7 +22,9 @@ def _logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.T
     return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-@PROTOCOLS.register("kernel_check", "PyTorch's real dynamic-int8 Linear kernel vs fl_sim's fake int8 twin: agreement and logit error")
+@PROTOCOLS.register(
+    "kernel_check", "PyTorch's real dynamic-int8 Linear kernel vs fl_sim's fake int8 twin: agreement and logit error"
+)
 def run(ctx: EvalContext) -> dict[str, Any]:
     """Compare the real dynamic-int8 kernel with the fake int8 twin (and FP32) on the test set, on the CPU.
 

@@ -31,8 +31,11 @@ def _metrics(ctx: EvalContext, model: nn.Module, precisions: list[str], keep: fl
     return {p: {k: v.get(k) for k in _KEEP_METRICS} for p, v in res.items()}
 
 
-@PROTOCOLS.register("mitigation", "deployment-time mitigations: TaCQ (salient weights kept in 16-bit) vs uniform int<b>, "
-                    "and a short server-side fine-tune before quantizing")
+@PROTOCOLS.register(
+    "mitigation",
+    "deployment-time mitigations: TaCQ (salient weights kept in 16-bit) vs uniform int<b>, "
+    "and a short server-side fine-tune before quantizing",
+)
 def run(ctx: EvalContext) -> dict[str, Any]:
     """Evaluate the mitigations on ``ctx.model`` (the fine-tune trains a deep copy).
 
@@ -51,7 +54,19 @@ def run(ctx: EvalContext) -> dict[str, Any]:
             tacq[name][f"{100 * keep:g}%"] = row
     tuned = copy.deepcopy(ctx.model).to(ctx.device)
     t = ctx.scenario.training
-    loss = train_steps(tuned, ctx.data.calibration, cross_entropy_loss, t, m.finetune_steps, ctx.generator("mitigation"),
-                       ctx.device, lr=m.finetune_lr)
-    return {"uniform": base, "tacq": tacq, "fine_tuned": _metrics(ctx, tuned, uniform),
-            "finetune": {"steps": m.finetune_steps, "lr": m.finetune_lr, "examples": len(ctx.data.calibration), "loss": loss}}
+    loss = train_steps(
+        tuned,
+        ctx.data.calibration,
+        cross_entropy_loss,
+        t,
+        m.finetune_steps,
+        ctx.generator("mitigation"),
+        ctx.device,
+        lr=m.finetune_lr,
+    )
+    return {
+        "uniform": base,
+        "tacq": tacq,
+        "fine_tuned": _metrics(ctx, tuned, uniform),
+        "finetune": {"steps": m.finetune_steps, "lr": m.finetune_lr, "examples": len(ctx.data.calibration), "loss": loss},
+    }

@@ -15,15 +15,17 @@ from typing import Any
 
 import torch
 
+from fl_sim.config.precision import FP32, PrecisionKind, parse_precision
 from fl_sim.config.schema import AdversarialAttack
 from fl_sim.evaluation.adversarial import fgsm, pgd
-from fl_sim.models.metrics import accuracy, predict
 from fl_sim.evaluation.precisions import precision_context
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
-from fl_sim.config.precision import FP32, PrecisionKind, parse_precision
+from fl_sim.models.metrics import accuracy, predict
 
 
-@PROTOCOLS.register("robustness", "adversarial accuracy (FGSM, PGD; transferred from FP and direct on the quantized model) per precision")
+@PROTOCOLS.register(
+    "robustness", "adversarial accuracy (FGSM, PGD; transferred from FP and direct on the quantized model) per precision"
+)
 def run(ctx: EvalContext) -> dict[str, Any]:
     """Attack the first ``robustness.examples`` test images at every precision; a text dataset runs ``word_substitution``.
 
@@ -64,8 +66,16 @@ def run(ctx: EvalContext) -> dict[str, Any]:
                     direct = None
                 else:
                     direct = accuracy(predict(model, craft(attack, eps), bs, dev), y.cpu())
-                rows.append({"attack": attack.value, "epsilon": eps, "precision": name, "clean_accuracy": clean,
-                             "transferred_accuracy": transferred, "direct_accuracy": direct})
+                rows.append(
+                    {
+                        "attack": attack.value,
+                        "epsilon": eps,
+                        "precision": name,
+                        "clean_accuracy": clean,
+                        "transferred_accuracy": transferred,
+                        "direct_accuracy": direct,
+                    }
+                )
     rows.sort(key=lambda r: (rc.attacks.index(AdversarialAttack(r["attack"])), rc.epsilons.index(r["epsilon"])))
     for p in model.parameters():
         p.requires_grad_(True)

@@ -22,16 +22,16 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from fl_sim.config.precision import Granularity, PrecisionKind, parse_precision
 from fl_sim.config.schema import EvaluationConfig
 from fl_sim.data.triggers import apply_trigger
-from fl_sim.models.metrics import accuracy, attack_success_rate, predict
-from fl_sim.evaluation.precisions import precision_context
 from fl_sim.errors import UserError
+from fl_sim.evaluation.precisions import precision_context
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
+from fl_sim.models.metrics import accuracy, attack_success_rate, predict
 from fl_sim.quantization.fake_quant_model import quantizable_layers
 from fl_sim.quantization.intervals import WeightQuantizer, boundary_distance, quant_grid
 from fl_sim.quantization.observers import Observer
-from fl_sim.config.precision import Granularity, PrecisionKind, parse_precision
 
 
 def weight_quantizer_for(bits: int, cfg: EvaluationConfig) -> WeightQuantizer:
@@ -54,7 +54,10 @@ def distance_histograms(model: nn.Module, quantizer: WeightQuantizer, bins: int)
     for name, m in quantizable_layers(model):
         d = boundary_distance(cast(torch.Tensor, m.weight).detach().float().cpu(), quantizer).flatten()
         counts = torch.histc(d, bins=bins, min=0.0, max=0.5)
-        out[name] = {"counts": [int(c) for c in counts], "within": {f"{t:g}": float((d < t).float().mean()) for t in (0.01, 0.05, 0.1)}}
+        out[name] = {
+            "counts": [int(c) for c in counts],
+            "within": {f"{t:g}": float((d < t).float().mean()) for t in (0.01, 0.05, 0.1)},
+        }
     return {"bin_edges": [0.5 * i / bins for i in range(bins + 1)], "layers": out}
 
 
@@ -103,14 +106,20 @@ def variants(cfg: EvaluationConfig) -> dict[str, EvaluationConfig]:
     return {
         "as_configured": cfg,
         flip.value: cfg.model_copy(update={"granularity": flip}),
-        ("asymmetric" if cfg.weight_symmetric else "symmetric") + "_weights": cfg.model_copy(update={"weight_symmetric": not cfg.weight_symmetric}),
+        ("asymmetric" if cfg.weight_symmetric else "symmetric") + "_weights": cfg.model_copy(
+            update={"weight_symmetric": not cfg.weight_symmetric}
+        ),
         ("percentile" if cfg.observer is Observer.MINMAX else "minmax") + "_observer": cfg.model_copy(
-            update={"observer": Observer.PERCENTILE if cfg.observer is Observer.MINMAX else Observer.MINMAX}),
+            update={"observer": Observer.PERCENTILE if cfg.observer is Observer.MINMAX else Observer.MINMAX}
+        ),
     }
 
 
-@PROTOCOLS.register("rounding_margin", "stability of the quantized model: weights' distance to rounding boundaries, accuracy "
-                    "and ASR under weight noise of sigma steps before rounding, and under other quantizer variants")
+@PROTOCOLS.register(
+    "rounding_margin",
+    "stability of the quantized model: weights' distance to rounding boundaries, accuracy "
+    "and ASR under weight noise of sigma steps before rounding, and under other quantizer variants",
+)
 def run(ctx: EvalContext) -> dict[str, Any]:
     """Measure boundary distances, noise-before-rounding stability and quantizer variants at every int<b> precision.
 
@@ -139,11 +148,20 @@ def run(ctx: EvalContext) -> dict[str, Any]:
             for _ in range(rm.draws):
                 with weight_noise(model, q, sigma, gen):
                     draws.append(_scores(ctx, p, cfg, xt))
-            row[p] = {"accuracy": _spread([d["accuracy"] for d in draws], worst_is_low=True),
-                      "backdoor_asr": _spread([d["backdoor_asr"] for d in draws], worst_is_low=False)}
+            row[p] = {
+                "accuracy": _spread([d["accuracy"] for d in draws], worst_is_low=True),
+                "backdoor_asr": _spread([d["backdoor_asr"] for d in draws], worst_is_low=False),
+            }
         by_sigma[f"{sigma:g}"] = row
     quantizers = {name: {p: _scores(ctx, p, vcfg, xt) for p in ints} for name, vcfg in variants(cfg).items()}
-    histograms = {p: distance_histograms(model, weight_quantizer_for(cast(int, parse_precision(p).bits), cfg), rm.bins)
-                  for p in ints}
-    return {"index": by_sigma, "sigmas": by_sigma, "draws": rm.draws, "unperturbed": unperturbed,
-            "quantizer_variants": quantizers, "boundary_distance": histograms}
+    histograms = {
+        p: distance_histograms(model, weight_quantizer_for(cast(int, parse_precision(p).bits), cfg), rm.bins) for p in ints
+    }
+    return {
+        "index": by_sigma,
+        "sigmas": by_sigma,
+        "draws": rm.draws,
+        "unperturbed": unperturbed,
+        "quantizer_variants": quantizers,
+        "boundary_distance": histograms,
+    }

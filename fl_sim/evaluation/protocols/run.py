@@ -22,6 +22,11 @@ def run_protocols(model: nn.Module, data: FederatedData, s: Scenario, names: lis
         result = PROTOCOLS.get(name)(ctx)
         # A protocol's headline map ("index") is also readable at the section's top level.
         index = result.pop("index", {}) if isinstance(result, dict) else {}
-        out[name] = {**index, "settings": s.evaluation.model_dump(mode="json"), "device": str(ctx.device),
-                     "seconds": time.monotonic() - t0, "result": result}
+        out[name] = {
+            **index,
+            "settings": s.evaluation.model_dump(mode="json"),
+            "device": str(ctx.device),
+            "seconds": time.monotonic() - t0,
+            "result": result,
+        }
     return out

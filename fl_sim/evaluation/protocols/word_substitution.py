@@ -16,15 +16,21 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from fl_sim.config.precision import FP32
 from fl_sim.data.text import TextCodec
 from fl_sim.errors import UserError
-from fl_sim.models.metrics import accuracy, predict
 from fl_sim.evaluation.precisions import precision_context
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.evaluation.word_attack import (
-    AttackOutcome, Scorer, WordAttackConfig, attack_one, neighbour_table, substitutable, word_positions,
+    AttackOutcome,
+    Scorer,
+    WordAttackConfig,
+    attack_one,
+    neighbour_table,
+    substitutable,
+    word_positions,
 )
-from fl_sim.config.precision import FP32
+from fl_sim.models.metrics import accuracy, predict
 
 if TYPE_CHECKING:
     from fl_sim.models.text import TokenClassifier
@@ -39,7 +45,7 @@ class Vocabulary:
     mask_id: int
 
     @classmethod
-    def of(cls, codec: TextCodec) -> "Vocabulary":
+    def of(cls, codec: TextCodec) -> Vocabulary:
         """Build it from the codec's whole vocabulary (``##`` tokens are the continuation pieces)."""
         tokens = codec.tokens(range(codec.vocab_size()))
         mask = codec.mask_id
@@ -84,8 +90,9 @@ class AttackRun:
         }
 
 
-def run_attack(score: Scorer, x: torch.Tensor, y: torch.Tensor, vocab: Vocabulary, subs: dict[int, list[int]],
-               cfg: WordAttackConfig) -> AttackRun:
+def run_attack(
+    score: Scorer, x: torch.Tensor, y: torch.Tensor, vocab: Vocabulary, subs: dict[int, list[int]], cfg: WordAttackConfig
+) -> AttackRun:
     """Attack every example that ``score`` classifies right (one query each to find out)."""
     correct = score(x).argmax(1) == y
     adv = x.clone()
@@ -108,8 +115,11 @@ def substitutes(model: torch.nn.Module, x: torch.Tensor, vocab: Vocabulary, cfg:
     return neighbour_table(emb, words, vocab.allowed, cfg.candidates, cfg.min_similarity)
 
 
-@PROTOCOLS.register("word_substitution", "text: adversarial accuracy under word-substitution attacks (fl_sim's greedy "
-                    "embedding-neighbour attack; TextAttack recipes where available), transferred from FP and direct, per precision")
+@PROTOCOLS.register(
+    "word_substitution",
+    "text: adversarial accuracy under word-substitution attacks (fl_sim's greedy "
+    "embedding-neighbour attack; TextAttack recipes where available), transferred from FP and direct, per precision",
+)
 def run(ctx: EvalContext) -> dict[str, Any]:
     """Attack ``word_attack.examples`` random test sentences at every precision (text datasets only: else a UserError).
 
@@ -144,4 +154,3 @@ def run(ctx: EvalContext) -> dict[str, Any]:
 
         out["recipes"] = run_recipes([r.value for r in ws.recipes], ctx, x, y)
     return out
-

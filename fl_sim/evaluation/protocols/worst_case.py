@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from fl_sim.config.precision import PrecisionKind, parse_precision
 from fl_sim.data.tensors import ExampleSet
-from fl_sim.evaluation.calibration_draws import draw_calibration
-from fl_sim.models.metrics import accuracy, predict
 from fl_sim.evaluation.batched_trials import batched_predictions
+from fl_sim.evaluation.calibration_draws import draw_calibration
 from fl_sim.evaluation.precisions import precision_context, quant_options
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
+from fl_sim.models.metrics import accuracy, predict
 from fl_sim.quantization.registry import calibrated_ranges
-from fl_sim.config.precision import PrecisionKind, parse_precision
 
 if TYPE_CHECKING:
     from fl_sim.quantization.fake_quant_model import Ranges
@@ -56,7 +56,9 @@ def _nanmax(t: torch.Tensor) -> float:
     return float(t[~torch.isnan(t)].max())
 
 
-def _trial_predictions(ctx: EvalContext, name: str, calibrations: list[ExampleSet], clients: ExampleSet) -> tuple[torch.Tensor, torch.Tensor]:
+def _trial_predictions(
+    ctx: EvalContext, name: str, calibrations: list[ExampleSet], clients: ExampleSet
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(K, N_test) and (K, N_clients) predictions at ``name``, one row per calibration set.
 
     int<b> with calibrated ranges batches all trials into one forward (``batched_predictions``);
@@ -68,8 +70,10 @@ def _trial_predictions(ctx: EvalContext, name: str, calibrations: list[ExampleSe
         # int<b> has bits, and calibrated activations always have ranges
         ranges = cast("list[Ranges]", [calibrated_ranges(model, cast(int, prec.bits), options, c, dev) for c in calibrations])
         spec = options.spec(cast(int, prec.bits))
-        return (batched_predictions(model, spec, ranges, ctx.data.test.x, bs, dev),
-                batched_predictions(model, spec, ranges, clients.x, bs, dev))
+        return (
+            batched_predictions(model, spec, ranges, ctx.data.test.x, bs, dev),
+            batched_predictions(model, spec, ranges, clients.x, bs, dev),
+        )
     test, cli = [], []
     for calib in calibrations:
         with precision_context(model, name, ev, calib, dev):
@@ -78,7 +82,9 @@ def _trial_predictions(ctx: EvalContext, name: str, calibrations: list[ExampleSe
     return torch.stack(test), torch.stack(cli)
 
 
-@PROTOCOLS.register("worst_case", "PTQ with K random calibration sets: mean/spread of accuracy, per-class and per-client drops, worst-group drop")
+@PROTOCOLS.register(
+    "worst_case", "PTQ with K random calibration sets: mean/spread of accuracy, per-class and per-client drops, worst-group drop"
+)
 def run(ctx: EvalContext) -> dict[str, Any]:
     """Run ``worst_case.draws`` calibration draws at every int<b> and tacq<b> precision.
 
@@ -96,8 +102,11 @@ def run(ctx: EvalContext) -> dict[str, Any]:
     n_cls, n_cli = data.num_classes, len(data.clients)
 
     def groups_of(pred_test: torch.Tensor, pred_cli: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor]:
-        return (accuracy(pred_test, data.test.y), group_accuracy(pred_test, data.test.y, data.test.y, n_cls),
-                group_accuracy(pred_cli, clients.y, client_ids, n_cli))
+        return (
+            accuracy(pred_test, data.test.y),
+            group_accuracy(pred_test, data.test.y, data.test.y, n_cls),
+            group_accuracy(pred_cli, clients.y, client_ids, n_cli),
+        )
 
     fp_acc, fp_cls, fp_cli = groups_of(predict(model, data.test.x, bs, dev), predict(model, clients.x, bs, dev))
     gen = ctx.generator("worst_case/draws")
@@ -105,19 +114,27 @@ def run(ctx: EvalContext) -> dict[str, Any]:
     for k in range(wc.draws):
         size = wc.sizes[k % len(wc.sizes)]
         dist = wc.distributions[(k // len(wc.sizes)) % len(wc.distributions)]
-        plan.append((k, dist, draw_calibration(data.clients, size, dist, n_cls, gen,
-                                                       data.text.pad_id if data.text else 0)))
+        plan.append((k, dist, draw_calibration(data.clients, size, dist, n_cls, gen, data.text.pad_id if data.text else 0)))
     draws: list[dict[str, Any]] = []
     for name in names:
         test_pred, cli_pred = _trial_predictions(ctx, name, [c for _, _, c in plan], clients)
         for (k, dist, calib), pt, pc in zip(plan, test_pred, cli_pred):
             acc, cls, cli = groups_of(pt, pc)
             cls_drop, cli_drop = fp_cls - cls, fp_cli - cli
-            draws.append({"draw": k, "precision": name, "size": len(calib), "distribution": dist.value,
-                          "accuracy": acc, "drop": fp_acc - acc,
-                          "class_drop": [None if torch.isnan(v) else float(v) for v in cls_drop],
-                          "client_drop": [None if torch.isnan(v) else float(v) for v in cli_drop],
-                          "worst_class_drop": _nanmax(cls_drop), "worst_client_drop": _nanmax(cli_drop)})
+            draws.append(
+                {
+                    "draw": k,
+                    "precision": name,
+                    "size": len(calib),
+                    "distribution": dist.value,
+                    "accuracy": acc,
+                    "drop": fp_acc - acc,
+                    "class_drop": [None if torch.isnan(v) else float(v) for v in cls_drop],
+                    "client_drop": [None if torch.isnan(v) else float(v) for v in cli_drop],
+                    "worst_class_drop": _nanmax(cls_drop),
+                    "worst_client_drop": _nanmax(cli_drop),
+                }
+            )
     return {"fp32": {"accuracy": fp_acc}, "draws": draws, "summary": summarise(draws, names)}
 
 
@@ -133,8 +150,10 @@ def summarise(draws: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
         by_dist = {}
         for dist in dict.fromkeys(d["distribution"] for d in mine):
             sub = [d for d in mine if d["distribution"] == dist]
-            by_dist[dist] = {"accuracy": _spread([d["accuracy"] for d in sub]),
-                             "worst_class_drop": _spread([d["worst_class_drop"] for d in sub])}
+            by_dist[dist] = {
+                "accuracy": _spread([d["accuracy"] for d in sub]),
+                "worst_class_drop": _spread([d["worst_class_drop"] for d in sub]),
+            }
         out[name] = {
             "draws": len(mine),
             "accuracy": _spread([d["accuracy"] for d in mine]),
