@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from fl_sim.clients.malicious_qat import BackdoorParams, IndiscriminateParams, backdoor_objective, indiscriminate_objective
+from fl_sim.clients.qat_objectives import BackdoorParams, IndiscriminateParams, backdoor_objective, indiscriminate_objective
 from fl_sim.config.precision import QuantSpec
 from fl_sim.data.triggers import apply_patch
 from fl_sim.models import build_model

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from fl_sim.clients.attack_scores import targeted_class_score, targeted_sample_score
-from fl_sim.clients.malicious_qat import (
+from fl_sim.clients.qat_objectives import (
     TargetedClassParams,
     TargetedSampleParams,
     targeted_class_objective,

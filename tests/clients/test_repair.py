@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from fl_sim.clients.local_training import cross_entropy_loss
-from fl_sim.clients.malicious_qat import BackdoorParams, Method, QATBackdoor
+from fl_sim.clients.malicious_qat import QATBackdoor
+from fl_sim.clients.qat_objectives import BackdoorParams, Method
 from fl_sim.clients.registry import TrainContext
 from fl_sim.clients.repair import (
     auto_margins,

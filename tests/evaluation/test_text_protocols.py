@@ -9,7 +9,7 @@ import torch
 
 from fl_sim.clients.data_poisoning import fp_backdoor_objective
 from fl_sim.clients.honest import qat_loss
-from fl_sim.clients.malicious_qat import BackdoorParams, IndiscriminateParams, backdoor_objective, indiscriminate_objective
+from fl_sim.clients.qat_objectives import BackdoorParams, IndiscriminateParams, backdoor_objective, indiscriminate_objective
 from fl_sim.config.precision import QuantSpec
 from fl_sim.data.federated import build_federated_data
 from fl_sim.errors import UserError
