@@ -25,8 +25,8 @@ from fl_sim.data.federated import FederatedData
 from fl_sim.memory import tree_rss_mb
 from fl_sim.models import build_model
 from fl_sim.seeding import derive_seed
-from fl_sim.server.adversary import build_adversary
-from fl_sim.server.aggregation import PARTITION_KEY, DefensePlan
+from fl_sim.server.adversary import Adversary, build_adversary
+from fl_sim.server.aggregation import PARTITION_KEY, DefensePlan, FederatedStrategy
 from fl_sim.server.attack_trace import hit_rates, strip_targets
 from fl_sim.server.build import build_strategy
 from fl_sim.server.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -94,6 +94,54 @@ def _show(record: RoundRecord, rounds: int, elapsed: float) -> list[str]:
     return lines + [f"    client {pid} failed: {reason}" for pid, reason in record.errors.items()]
 
 
+@dataclass
+class _Federation:
+    """One run's moving parts: the strategy (the server's view), the adversary and the ground truth."""
+
+    grid: Grid
+    s: Scenario
+    strategy: FederatedStrategy
+    adversary: Adversary | None
+    attack: AttackPlan
+    model: torch.nn.Module
+    evaluate_round: RoundEvaluator
+    outcome: FederationOutcome
+    progress: Callable[[str], None]
+    t0: float = field(default_factory=time.monotonic)
+
+    def evaluate(self, server_round: int, hits: dict[str, float] | None = None) -> None:
+        """Evaluate the global model, append the round's record, print its progress lines."""
+        s, every = self.s, self.s.evaluation.every_n_rounds
+        want = s.evaluation.precisions if every and server_round % every == 0 else ["fp32"]
+        active = server_round > 0 and attack_active(s.attack, server_round, s.seed)
+        metrics = self.evaluate_round(self.model, want)
+        log = self.strategy.log(server_round)
+        elapsed = time.monotonic() - self.t0
+        record = RoundRecord.build(server_round, log, set(self.attack.malicious), active, metrics, elapsed, tree_rss_mb(), hits)
+        self.outcome.history.append(record)
+        for line in _show(record, s.federation.rounds, time.monotonic() - self.t0):
+            self.progress(line)
+
+    def play(self, rnd: int) -> dict[str, float] | None:
+        """One round: train, (adversary,) screen and aggregate; the aggregate's integer hit rates, if any."""
+        arrays = ArrayRecord(self.model.state_dict())
+        messages = self.strategy.configure_train(rnd, arrays, ConfigRecord(), self.grid)
+        replies = self.grid.send_and_receive(messages, timeout=self.s.federation.round_timeout_s)
+        replies = self.strategy.lose_in_transit(rnd, replies)
+        targets = strip_targets(list(replies))  # the colluders' aim: the harness's record, never the server's
+        if self.adversary is not None:
+            replies = self.adversary.intercept(rnd, list(replies), self.model.state_dict())
+        aggregated, _ = self.strategy.aggregate_train(rnd, replies)
+        if aggregated is not None:
+            self.model.load_state_dict(aggregated.to_torch_state_dict())
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        hits = hit_rates(state, targets, self.attack.params, self.model)
+        if hits:
+            shown = "  ".join(f"{k} {100 * v:.2f}%" for k, v in hits.items())
+            self.progress(f"    integer hit rate of the aggregate on the colluders' target: {shown}")
+        return hits
+
+
 def run_rounds(
     grid: Grid,
     s: Scenario,
@@ -115,54 +163,16 @@ def run_rounds(
     node_of = discover_partitions(grid, execution_nodes(s))
     strategy = build_strategy(s, defense, data, node_of)
     adversary = build_adversary(s, attack, strategy.pid_of)  # reads the strategy's routing
-    bad = set(attack.malicious)
-    every = s.evaluation.every_n_rounds
     ckpt = load_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     outcome = FederationOutcome(final_state=model.state_dict(), history=list(ckpt.history) if ckpt else [])
     if ckpt is not None:
         model.load_state_dict(ckpt.state)
         progress(f"[resume] continuing after round {ckpt.round}")
-    t0 = time.monotonic()
-
-    def evaluate(server_round: int, hits: dict[str, float] | None = None) -> None:
-        want = s.evaluation.precisions if every and server_round % every == 0 else ["fp32"]
-        active = server_round > 0 and attack_active(s.attack, server_round, s.seed)
-        record = RoundRecord.build(
-            server_round,
-            strategy.log(server_round),
-            bad,
-            active,
-            evaluate_round(model, want),
-            time.monotonic() - t0,
-            tree_rss_mb(),
-            hits,
-        )
-        outcome.history.append(record)
-        for line in _show(record, s.federation.rounds, time.monotonic() - t0):
-            progress(line)
-
-    first = 1 if ckpt is None else ckpt.round + 1
+    fed = _Federation(grid, s, strategy, adversary, attack, model, evaluate_round, outcome, progress)
     if ckpt is None:
-        evaluate(0)
-    for rnd in range(first, s.federation.rounds + 1):
-        arrays = ArrayRecord(model.state_dict())
-        replies = grid.send_and_receive(
-            strategy.configure_train(rnd, arrays, ConfigRecord(), grid), timeout=s.federation.round_timeout_s
-        )
-        replies = strategy.lose_in_transit(rnd, replies)
-        targets = strip_targets(list(replies))  # the colluders' aim: the harness's record, never the server's
-        if adversary is not None:
-            replies = adversary.intercept(rnd, list(replies), model.state_dict())
-        aggregated, _ = strategy.aggregate_train(rnd, replies)
-        if aggregated is not None:
-            model.load_state_dict(aggregated.to_torch_state_dict())
-        hits = hit_rates({k: v.detach().cpu() for k, v in model.state_dict().items()}, targets, attack.params, model)
-        if hits:
-            progress(
-                "    integer hit rate of the aggregate on the colluders' target: "
-                + "  ".join(f"{k} {100 * v:.2f}%" for k, v in hits.items())
-            )
-        evaluate(rnd, hits)
+        fed.evaluate(0)
+    for rnd in range(1 if ckpt is None else ckpt.round + 1, s.federation.rounds + 1):
+        fed.evaluate(rnd, fed.play(rnd))
         if checkpoint_dir is not None:
             save_checkpoint(checkpoint_dir, Checkpoint(rnd, model.state_dict(), outcome.history))
     outcome.final_state = model.state_dict()
