@@ -82,3 +82,31 @@ def test_parameter_validation():
             geometric_median(u, w, tol=bad)
     with pytest.raises(ValueError, match="eps must be > 0, got -1"):
         geometric_median(u, w, eps=-1.0)
+
+
+def _subgradient(x: torch.Tensor, w: torch.Tensor, z: torch.Tensor) -> float:
+    """|sum_i w_i (z - x_i) / ||z - x_i||| / sum_i w_i: zero exactly at the geometric median (off the data)."""
+    d = z - x
+    return float((w[:, None] * d / d.norm(dim=1, keepdim=True)).sum(0).norm() / w.sum())
+
+
+@pytest.mark.parametrize("scale", [1e6, 1e8])
+def test_huge_outliers_do_not_stop_the_iteration_early(scale):
+    """2 of 10 updates at 1e6 / 1e8 x the honest norm: a mean start and an objective-change stop ended
+    1.6 / 70 honest norms away from the median; the median start and the step stop reach its optimality
+    condition."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(10, 1000, generator=g, dtype=torch.float64)
+    honest_norm = float(x.norm(dim=1).median())
+    x[[3, 7]] = scale * honest_norm * torch.randn(2, 1000, generator=g, dtype=torch.float64) / 1000**0.5
+    w = torch.ones(10, dtype=torch.float64)
+    z = geometric_median(x, w).update
+    assert _subgradient(x, w, z) < 1e-6
+    ref = x.median(0).values  # an independent long Weiszfeld run to machine precision
+    for _ in range(20_000):
+        beta = w / (x - ref).norm(dim=1)
+        new = beta @ x / beta.sum()
+        if float((new - ref).norm()) < 1e-13:
+            break
+        ref = new
+    assert float((z - ref).norm()) < 1e-4 * honest_norm
