@@ -5,11 +5,12 @@ n >= 4f + 3 clients per round.
 """
 
 import torch
+from flwr.app import RecordDict
 from flwr.serverapp.strategy import Bulyan, Strategy
 from pydantic import BaseModel
 
 from fl_sim.server.aggregation import STRATEGIES, AssumedF, FlowerDefense
-from strategies.krum import assumed_f, multikrum_select, selection_weights
+from strategies.krum import assumed_f, flower_pick, selection_weights
 
 
 @STRATEGIES.register("bulyan", "Bulyan: Multi-Krum selection then trimmed mean; needs n >= 4f+3 (El Mhamdi et al. 2018)")
@@ -31,8 +32,12 @@ class BulyanDefense(FlowerDefense[AssumedF]):
         """Flower's Bulyan."""
         return Bulyan(num_malicious_nodes=assumed_f(self.knowledge))
 
-    def decisions(self, updates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """Bulyan's selection stage (Flower: Multi-Krum picks theta = n - 2f), the picked sharing equally."""
-        f = assumed_f(self.knowledge)
-        theta = max(1, len(updates) - 2 * f)
-        return selection_weights(len(updates), multikrum_select(updates, f, theta))
+    def decisions(self, contents: list[RecordDict], counts: torch.Tensor) -> torch.Tensor | None:
+        """Bulyan's selection stage as Flower runs it (Multi-Krum picks theta = n - 2f), the picked sharing equally.
+
+        None when fewer than 4f + 3 replies reached the rule: Flower skips the round, nothing is decided.
+        """
+        f, n = assumed_f(self.knowledge), len(contents)
+        if n < 4 * f + 3:
+            return None
+        return selection_weights(n, flower_pick(contents, f, n - 2 * f))

@@ -4,6 +4,7 @@ The example-count-weighted mean of client models. Flower's built-in.
 """
 
 import torch
+from flwr.app import RecordDict
 from flwr.serverapp.strategy import FedAvg, Strategy
 
 from fl_sim.server.aggregation import STRATEGIES, FlowerDefense, NoParams
@@ -19,6 +20,6 @@ class FedAvgDefense(FlowerDefense[NoParams]):
         """Flower's FedAvg."""
         return FedAvg()
 
-    def decisions(self, updates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    def decisions(self, contents: list[RecordDict], counts: torch.Tensor) -> torch.Tensor:
         """Each client's share of the examples."""
         return (counts / counts.sum()).double()

@@ -4,7 +4,9 @@ Keep the one update closest to its n-f-2 neighbours. Flower's built-in.
 """
 
 import torch
+from flwr.app import RecordDict
 from flwr.serverapp.strategy import Krum, Strategy
+from flwr.serverapp.strategy.multikrum import select_multikrum
 
 from fl_sim.server.aggregation import STRATEGIES, AssumedF, FlowerDefense, ServerKnowledge
 
@@ -33,6 +35,17 @@ def selection_weights(n: int, picked: torch.Tensor) -> torch.Tensor:
     return w
 
 
+def flower_pick(contents: list[RecordDict], f: int, m: int) -> torch.Tensor:
+    """Indices of the replies Flower's own Krum / Multi-Krum selection picks (m = 1: Krum).
+
+    The logged decision must be what Flower aggregates: Flower scores the models' float32 arrays, and a
+    float64 recomputation on the updates picks another client when the updates are small against the
+    model (tests/strategies/test_krum_and_trimmed_mean.py).
+    """
+    picked = select_multikrum(contents, num_malicious_nodes=f, num_nodes_to_select=m)
+    return torch.tensor([next(i for i, c in enumerate(contents) if c is p) for p in picked], dtype=torch.long)
+
+
 def assumed_f(knowledge: ServerKnowledge) -> int:
     """Return the defense's assumed f (wiring always resolves it for the defenses that use one)."""
     if knowledge.assumed_f is None:
@@ -50,6 +63,6 @@ class KrumDefense(FlowerDefense[AssumedF]):
         """Flower's Krum."""
         return Krum(num_malicious_nodes=assumed_f(self.knowledge))
 
-    def decisions(self, updates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """All weight on Krum's pick."""
-        return selection_weights(len(updates), multikrum_select(updates, assumed_f(self.knowledge), 1))
+    def decisions(self, contents: list[RecordDict], counts: torch.Tensor) -> torch.Tensor:
+        """All weight on the reply Flower's Krum picks."""
+        return selection_weights(len(contents), flower_pick(contents, assumed_f(self.knowledge), 1))

@@ -4,11 +4,12 @@ Flower's built-in.
 """
 
 import torch
+from flwr.app import RecordDict
 from flwr.serverapp.strategy import MultiKrum, Strategy
 from pydantic import Field
 
 from fl_sim.server.aggregation import STRATEGIES, AssumedF, FlowerDefense
-from strategies.krum import assumed_f, multikrum_select
+from strategies.krum import assumed_f, flower_pick
 
 
 class MultiKrumParams(AssumedF):
@@ -30,10 +31,9 @@ class MultiKrumDefense(FlowerDefense[MultiKrumParams]):
         """Flower's MultiKrum keeping m updates."""
         return MultiKrum(num_malicious_nodes=assumed_f(self.knowledge), num_nodes_to_select=self._selected())
 
-    def decisions(self, updates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """Weight the picked updates by example count (as Flower averages them), zero elsewhere."""
-        m = min(len(updates), self._selected())
-        picked = multikrum_select(updates, assumed_f(self.knowledge), m)
-        w = torch.zeros(len(updates), dtype=torch.float64)
+    def decisions(self, contents: list[RecordDict], counts: torch.Tensor) -> torch.Tensor:
+        """The replies Flower's Multi-Krum picks, weighted by example count (as Flower averages them)."""
+        picked = flower_pick(contents, assumed_f(self.knowledge), self._selected())
+        w = torch.zeros(len(contents), dtype=torch.float64)
         w[picked] = counts.double()[picked] / counts.double()[picked].sum()
         return w

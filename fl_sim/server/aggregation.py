@@ -172,10 +172,12 @@ class FlowerDefense(Defense[P]):
     def flower_strategy(self) -> Strategy:
         """The Flower strategy whose ``aggregate_train`` aggregates (its sampling settings are unused)."""
 
-    def decisions(self, updates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor | None:
-        """(n,) float64 weights the rule gives the (n, d) updates (0 = rejected), for the detection metrics.
+    def decisions(self, contents: list[RecordDict], counts: torch.Tensor) -> torch.Tensor | None:
+        """(n,) float64 weights the rule gives the n screened replies (0 = rejected), for the detection metrics.
 
-        None for rules that make no per-client decision (coordinate-wise ones).
+        ``contents`` are the replies exactly as Flower's strategy will aggregate them, so a rule can
+        log what Flower picks by running Flower's own selection on them. None for rules that make no
+        per-client decision (coordinate-wise ones), or when Flower will not aggregate this round.
         """
         return None
 
@@ -308,11 +310,13 @@ class FederatedStrategy(Strategy):
     def _aggregate_flower(
         self, server_round: int, kept: list[Screened], defense: FlowerDefense[Any], log: RoundLog
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        _, _, updates, counts = self._stack(kept, torch.device("cpu"))
-        weights = defense.decisions(updates, counts)
-        if weights is not None:
+        counts = torch.tensor([r.count for r in kept], dtype=torch.float64)
+        # Decided before aggregating (Flower may consume the arrays), logged only if Flower aggregated.
+        weights = defense.decisions([r.message.content for r in kept], counts)
+        arrays, metrics = defense.flower_strategy().aggregate_train(server_round, [r.message for r in kept])
+        if weights is not None and arrays is not None:
             log.weights = {r.pid: float(w) for r, w in zip(kept, weights.tolist())}
-        return defense.flower_strategy().aggregate_train(server_round, [r.message for r in kept])
+        return arrays, metrics
 
     def _screen(self, ok: list[Message], log: RoundLog) -> list[Screened]:
         """Screen the round's replies.

@@ -163,3 +163,43 @@ def test_flower_fedtrimmedavg_is_scipys_trim_mean():
         np.testing.assert_allclose(agg[k].numpy(), expected, atol=1e-6, rtol=0)
         assert np.abs(stacked.mean(axis=0) - expected).max() > 1e-2
     assert s.round_log[1].weights is None  # a coordinate-wise rule makes no per-client decision
+
+
+def _nearest(agg: dict[str, torch.Tensor], states: list[dict[str, torch.Tensor]]) -> int:
+    keys = float_keys(agg)
+    dist = [sum(float((agg[k].double() - s[k].double()).norm() ** 2) for k in keys) for s in states]
+    return min(range(len(states)), key=dist.__getitem__)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_logged_krum_pick_is_the_model_flower_aggregated(seed):
+    """Updates ~1e-3 of the model norm: Flower scores the float32 models; the log must name its pick
+    (a float64 recomputation on the updates named another client in each of these 10 trials)."""
+    gen = torch.Generator().manual_seed(seed)
+    g = {k: 10 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v for k, v in _reference().items()}
+    states = [
+        {k: v + 1e-3 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v for k, v in g.items()}
+        for _ in range(9)
+    ]
+    s = _strategy(9, {"name": "krum", "params": {"num_malicious": 2}})
+    agg = _aggregate(s, g, states, [100] * 9)
+    weights = s.round_log[1].weights
+    assert weights is not None and sorted(weights.values()) == [0.0] * 8 + [1.0]
+    assert max(weights, key=weights.get) == _nearest(agg, states)
+
+
+def test_bulyan_logs_no_decision_for_a_round_flower_did_not_aggregate():
+    """f = 1 needs 4f + 3 = 7 replies; one of the 7 is rejected by the screen, so Flower skips the round."""
+    g, states = _krum_states()
+    states = states[:7]
+    states[6] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in states[6].items()}
+    s = _strategy(7, {"name": "bulyan", "params": {"num_malicious": 1}})
+    msgs = list(s.configure_train(1, ArrayRecord(g), ConfigRecord(), None))
+    replies = [
+        Message(RecordDict({"arrays": ArrayRecord(dict(st)), "metrics": MetricRecord({"num-examples": 100})}), reply_to=m)
+        for m, st in zip(msgs, states)
+    ]
+    arrays, _ = s.aggregate_train(1, replies)
+    log = s.round_log[1]
+    assert arrays is None and list(log.rejected) == [6]
+    assert log.weights is None  # only the screen decided this round
