@@ -12,6 +12,7 @@ from fl_sim import __version__
 from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
 from fl_sim.evaluation.detection import detection_rates
+from fl_sim.evaluation.persistence import persistence
 from fl_sim.evaluation.precisions import round_metrics
 from fl_sim.files import write_json_atomic, write_text_atomic
 from fl_sim.reporting.eval_plots import write_eval_plots
@@ -62,6 +63,7 @@ def build_results(
         "defense": defense_section(s.strategy.name, defense),
         "history": history,
         "detection": detection_rates(history, set(malicious)),
+        "persistence": persistence(history),
         "final": final,
         "evaluation": evaluation or {},
         "timing": timing,

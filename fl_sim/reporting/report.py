@@ -71,6 +71,28 @@ def defense_lines(defense: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def persistence_lines(p: dict[str, Any] | None) -> list[str]:
+    """The attack's persistence after its last round (nothing when no honest round followed it)."""
+    if not p or not p["precisions"]:
+        return []
+    rows = [
+        "## Persistence after the attack",
+        "",
+        f"Last attack round {p['last_attack_round']}, then {p['honest_rounds_after']} honest rounds; "
+        f"rounds until the backdoor ASR falls below {100 * p['threshold']:.0f}% (ASR per evaluated round):",
+        "",
+        "| precision | rounds to fade | final ASR | ASR curve |",
+        "|---|---:|---:|---|",
+    ]
+    for name, v in p["precisions"].items():
+        fade = {None: "not within the run", 0: "0 (below at the last attack round)"}.get(
+            v["rounds_to_fade"], str(v["rounds_to_fade"])
+        )
+        curve = ", ".join(f"r{r} {pct(a)}" for r, a in v["curve"])
+        rows.append(f"| {name} | {fade} | {pct(v['final_asr'])} | {curve} |")
+    return rows + [""]
+
+
 def render_report(results: dict[str, Any]) -> str:
     """The run's report.md, from its results.json mapping."""
     s = results["scenario"]
@@ -102,6 +124,8 @@ def render_report(results: dict[str, Any]) -> str:
         "## Detection",
         "",
         *detection_lines(results.get("detection")),
+        "",
+        *persistence_lines(results.get("persistence")),
         "",
         "## Rounds",
         "",
