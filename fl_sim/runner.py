@@ -1,6 +1,6 @@
 """Run a scenario end to end, writing its results atomically.
 
-Run a scenario end to end: a staging directory, the Flower simulation (Ray), the final
+A staging directory, the Flower simulation (Ray), the final
 per-precision evaluation, results written atomically, then the directory renamed into place.
 A failed or interrupted run never leaves a half-written run directory under the final name.
 """

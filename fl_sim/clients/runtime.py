@@ -7,6 +7,7 @@ train, return the new state.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -37,6 +38,7 @@ class ClientResult:
     attack_target: State | None = None
 
 
+@lru_cache(maxsize=2)  # a pure function of the federation's (cached) data: built once per process
 def pooled(data: FederatedData, ids: tuple[int, ...]) -> ExampleSet:
     """The colluders' pooled training data."""
     parts = [data.clients[i] for i in ids]

@@ -62,8 +62,11 @@ class AssumedF(NoParams):
 class ServerKnowledge:
     """Everything a defense may use besides the round's replies: what a real server knows.
 
-    ``generator`` draws the server's own randomness from a key derived one-way from the run's seed,
-    so a defense gets reproducible streams without learning the seed (from which the roles follow).
+    ``generator`` draws the server's own randomness from a key derived one-way from the run's seed and a
+    digest of the whole scenario (``fl_sim.server.build.server_rng_key``), so a defense gets reproducible
+    streams without learning the seed (from which the roles follow): trying every small seed does not
+    find the key without the scenario's attack section. This is an API boundary, not a sandbox: Python
+    code determined to cheat can still inspect the interpreter.
     """
 
     cohort_size: int
@@ -220,6 +223,7 @@ class FederatedStrategy(Strategy):
     dropped: Callable[[int, int], bool] | None = None  # (round, partition id) -> reply lost in transit
     round_log: dict[int, RoundLog] = field(default_factory=dict)
     reference: State = field(default_factory=dict)
+    flower: Strategy | None = field(default=None, init=False, repr=False)  # a FlowerDefense's strategy
 
     @property
     def pid_of(self) -> dict[int, int]:
@@ -313,7 +317,9 @@ class FederatedStrategy(Strategy):
         counts = torch.tensor([r.count for r in kept], dtype=torch.float64)
         # Decided before aggregating (Flower may consume the arrays), logged only if Flower aggregated.
         weights = defense.decisions([r.message.content for r in kept], counts)
-        arrays, metrics = defense.flower_strategy().aggregate_train(server_round, [r.message for r in kept])
+        if self.flower is None:
+            self.flower = defense.flower_strategy()  # built once per run
+        arrays, metrics = self.flower.aggregate_train(server_round, [r.message for r in kept])
         if weights is not None and arrays is not None:
             log.weights = {r.pid: float(w) for r, w in zip(kept, weights.tolist())}
         return arrays, metrics

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import torch
 
 from fl_sim.clients.faults import is_dropped
@@ -18,9 +21,10 @@ from fl_sim.server.routing import Routing, scenario_cohort_size
 def server_knowledge(s: Scenario, data: FederatedData, plan: DefensePlan) -> ServerKnowledge:
     """What the server of ``s`` knows, for its defense: never the attack section, the roles or the seed."""
     model, pretrained = s.model.name, s.model.pretrained
+    num_classes, input_shape = data.num_classes, tuple(data.input_shape)  # the closure holds no client data
 
     def factory() -> torch.nn.Module:
-        return build_model(model, data.num_classes, data.input_shape, pretrained)
+        return build_model(model, num_classes, input_shape, pretrained)
 
     return ServerKnowledge(
         cohort_size=scenario_cohort_size(s),
@@ -35,8 +39,21 @@ def server_knowledge(s: Scenario, data: FederatedData, plan: DefensePlan) -> Ser
         params=plan.params,
         assumed_f=plan.assumed_f,
         model_factory=factory,
-        rng_key=derive_seed(s.seed, "server"),
+        rng_key=server_rng_key(s),
     )
+
+
+def server_rng_key(s: Scenario) -> int:
+    """The key of the server's own random streams: the run's seed mixed with a digest of the whole scenario.
+
+    A key derived from the seed alone could be inverted by trying every small seed, and the seed gives
+    the roles; with the scenario's digest mixed in, recovering it needs the attack section as well.
+    """
+    raw = s.model_dump(mode="json")
+    raw.pop("output_dir")
+    raw["data"].pop("path")  # where the data sits on this machine must not change the server's draws
+    digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
+    return derive_seed(s.seed, "server", digest)
 
 
 def build_strategy(

@@ -1,6 +1,6 @@
 """Per-round checkpoints of a run, each file written atomically.
 
-Per-round checkpoints of a run: the global model (safetensors, no pickle) and the run state
+The global model (safetensors, no pickle) and the run state
 (JSON: last finished round and the history so far), each written atomically.
 """
 

@@ -1,7 +1,6 @@
 """The server's round loop on a Flower Grid.
 
-The server's round loop on a Flower Grid: discover which node holds which partition, run the
-strategy with controlled sampling (the colluders' server-side adversary, if any, rewrites their
+Discover which node holds which partition, run the strategy with controlled sampling (the colluders' server-side adversary, if any, rewrites their
 replies first), evaluate the global model centrally each round.
 """
 

@@ -63,7 +63,7 @@ def update_norm(reference: State, state: State) -> float:
 def inspect_states(reference: State, states: list[State | None]) -> tuple[list[str | None], list[float | None]]:
     """Inspect every reply in one pass.
 
-    One pass over the replies: (why each cannot be a model of ``reference``, its update norm).
+    Returns, per reply, why it cannot be a model of ``reference`` (or None) and its update norm.
     A finite reference and a finite float64 norm mean every value is finite, so the element-wise
     finiteness check runs only for a reply whose norm is not.
     """
@@ -88,7 +88,6 @@ def screen(
 ) -> tuple[list[str | None], list[float]]:
     """Decide each reply: its rejection reason and its (capped) example count.
 
-    Per reply: the rejection reason (None = kept), and the (possibly capped) example counts.
     A ``None`` state is one that could not even be decoded. ``inspected``: ``inspect_states``'s
     result, if the caller has it already.
     """

@@ -1,7 +1,6 @@
 """What happened in one round, typed.
 
-What happened in one round, typed: the adapter's log (:class:`RoundLog`) and the record the loop
-writes to the history, results.json and the report (:class:`RoundRecord`).
+The adapter's log (:class:`RoundLog`) and the record the loop writes to the history, results.json and the report (:class:`RoundRecord`).
 """
 
 from __future__ import annotations

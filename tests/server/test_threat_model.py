@@ -17,8 +17,9 @@ from pydantic import BaseModel
 from fl_sim.config.schema import AttackConfig, Scenario
 from fl_sim.data.federated import federated_data
 from fl_sim.models import build_model
+from fl_sim.seeding import derive_seed
 from fl_sim.server.aggregation import Aggregate, FederatedStrategy, RoundInput, Sampling, ServerKnowledge, TensorDefense
-from fl_sim.server.build import server_knowledge
+from fl_sim.server.build import server_knowledge, server_rng_key
 from fl_sim.server.routing import Routing
 from fl_sim.server.updates import float_keys
 from tests.conftest import scenario_of, tiny_raw, wired
@@ -84,8 +85,18 @@ def test_server_knowledge_holds_only_what_a_server_knows():
     assert not any(isinstance(v, (Scenario, AttackConfig)) for v in reachable)
     assert SEED not in [v for v in reachable if isinstance(v, int) and not isinstance(v, bool)]
     assert k.rng_key != SEED
+    # The key is not a function of the seed alone: trying every small seed does not find it.
+    assert all(derive_seed(x, "server") != k.rng_key for x in range(20_000))
     malicious = set(wired(s).malicious)
     assert len(malicious) == 2 and not any(isinstance(v, (set, frozenset, tuple)) and set(v) == malicious for v in reachable)
+
+
+def test_the_server_key_needs_the_whole_scenario_but_not_the_data_folder(tmp_path):
+    s = _scenario()
+    other_attack = s.model_copy(update={"attack": s.attack.model_copy(update={"target_label": 3})})
+    moved = s.model_copy(update={"data": s.data.model_copy(update={"path": str(tmp_path)})})
+    assert server_rng_key(s) != server_rng_key(other_attack)
+    assert server_rng_key(s) == server_rng_key(moved)
 
 
 class Snoop(TensorDefense[BaseModel]):
