@@ -51,7 +51,11 @@ def resume_scenario(run_dir: Path) -> Wiring:
     stage = staging_dir(run_dir)
     if run_dir.exists() and not stage.exists():
         raise UserError(f"{run_dir} is a finished run: nothing to resume")
-    if not (stage / SCENARIO_FILE).is_file() or load_checkpoint(stage) is None:
+    try:
+        ckpt = load_checkpoint(stage)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if not (stage / SCENARIO_FILE).is_file() or ckpt is None:
         raise UserError(f"no interrupted run with a checkpoint at {run_dir} (looked in {stage})")
     return from_dict(json.loads((stage / SCENARIO_FILE).read_text(encoding="utf-8")), str(stage / SCENARIO_FILE))
 

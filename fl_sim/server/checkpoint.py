@@ -41,10 +41,12 @@ def save_checkpoint(folder: Path, ckpt: Checkpoint) -> None:
 
 
 def load_checkpoint(folder: Path) -> Checkpoint | None:
-    """The checkpoint in ``folder``, or None if there is none."""
+    """The checkpoint in ``folder``, or None if there is none; ValueError naming the file if it is unreadable."""
     if not (folder / STATE_FILE).is_file() or not (folder / MODEL_FILE).is_file():
         return None
-    meta = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-    return Checkpoint(
-        int(meta["round"]), load_file(str(folder / MODEL_FILE)), [RoundRecord.from_json(h) for h in meta["history"]]
-    )
+    try:
+        meta = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        history = [RoundRecord.from_json(h) for h in meta["history"]]
+        return Checkpoint(int(meta["round"]), load_file(str(folder / MODEL_FILE)), history)
+    except (ValueError, KeyError, TypeError, OSError) as exc:  # json, a missing or extra field, safetensors
+        raise ValueError(f"{folder / STATE_FILE}: not a readable fl-sim checkpoint ({type(exc).__name__}: {exc})") from None

@@ -50,7 +50,11 @@ def cell_command(cell: Cell, run_dir: Path, num_cpus: float) -> list[str]:
     base = [sys.executable, "-m", "fl_sim.cli", "run"]
     cpus = ["--num-cpus", str(max(1, int(num_cpus)))]
     stage = staging_dir(run_dir)
-    if stage.is_dir() and load_checkpoint(stage) is not None:
+    try:
+        resumable = stage.is_dir() and load_checkpoint(stage) is not None
+    except ValueError:  # an unreadable checkpoint: the cell starts afresh (--force replaces it)
+        resumable = False
+    if resumable:
         return base + ["--resume", str(run_dir)] + cpus
     sets = [arg for o in cell.overrides for arg in ("--set", o)]
     return base + [cell.scenario, *sets, "--out", str(run_dir), "--force"] + cpus

@@ -52,3 +52,15 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
 def test_resume_of_nothing_is_a_user_error(tmp_path, capsys):
     assert main(["run", "--resume", str(tmp_path / "none")]) == 2
     assert "no interrupted run" in capsys.readouterr().err
+
+
+def test_resume_of_an_unreadable_checkpoint_is_a_user_error(tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    stage = tmp_path / ".r.incomplete"
+    stage.mkdir()
+    (stage / "scenario.json").write_text(json.dumps(tiny_raw()))
+    (stage / "checkpoint_model.safetensors").write_bytes(b"not a safetensors file")
+    (stage / "checkpoint_state.json").write_text(json.dumps({"round": 1, "history": [{"round": 0}]}))
+    assert main(["run", "--resume", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a readable fl-sim checkpoint" in err[0]
