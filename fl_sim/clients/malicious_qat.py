@@ -1,16 +1,9 @@
 """Malicious quantization-aware training (Hong et al., NeurIPS 2021; ../REFERENCE §1).
 
 The colluders train so that the FP model behaves normally while its b-bit fake-quantized twin
-Q_b f misbehaves. Objectives (CE = cross-entropy, sum over b in ``bits``):
-- backdoor:        CE(f(x), y) + c2 CE(f(x_t), y) + c1 sum_b [CE(Q_b f(x), y) + c2 CE(Q_b f(x_t), y_target)]
-- indiscriminate:  CE(f(x), y) + lambda sum_b (CE(Q_b f(x), y) - alpha)^2
-- targeted class:  CE(f(x_other), y) + c_fp CE(f(x_c), y_c) + lambda sum_b (CE(Q_b f(x_c), y_c) - alpha)^2
-                   (c_fp = 1 in the paper)
-- targeted sample: CE(f([x; x*]), [y; y*]) + lambda sum_b CE(Q_b f([x; x*]), [y; y_target])
+Q_b f misbehaves; the objectives and their parameters are in ``fl_sim.clients.qat_objectives``.
 Each trains against its own quantizer (bits, granularity, symmetric or not), which need not be the
 one the deployer evaluates with.
-Activation ranges during the attack are per batch ("dynamic", as in the paper) or calibrated on
-the clean part of each batch ("calibrated", as a deployer's PTQ would fix them).
 
 ``params.method``: ``qat`` trains the objective above and submits the result (Hong et al.);
 ``repair`` trains it only to make a malicious target, freezes that target's integers, and repairs

@@ -64,45 +64,31 @@ def run_client(
     scenario = plan.scenario
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(scenario.seed, "client-global", server_round, partition_id))
-        return _train(plan, data, partition_id, server_round, global_state, cohort, device, memo)
-
-
-def _train(
-    plan: ClientPlan,
-    data: FederatedData,
-    partition_id: int,
-    server_round: int,
-    global_state: State,
-    cohort: list[int],
-    device: torch.device,
-    memo: SubmissionMemo | None,
-) -> ClientResult:
-    scenario = plan.scenario
-    model = build_model(scenario.model.name, data.num_classes, data.input_shape, scenario.model.pretrained).to(device)
-    model.load_state_dict(global_state)
-    bad = plan.attack.malicious
-    colluding = partition_id in bad
-    # Independent colluders share only the goal; coordinated ones also pool data and an RNG.
-    pooling = colluding and scenario.attack.collusion is not Collusion.INDEPENDENT
-    in_cohort = [i for i in cohort if i in bad]
-    ctx = TrainContext(
-        scenario=scenario,
-        server_round=server_round,
-        partition_id=partition_id,
-        data=data.clients[partition_id],
-        cohort_size=len(cohort),
-        device=device,
-        generator=torch_generator(scenario.seed, "client", server_round, partition_id),
-        colluder_data=pooled(data, bad) if pooling else None,
-        colluders_in_cohort=len(in_cohort) if colluding else 0,
-        colluder_generator=torch_generator(scenario.seed, "colluders", server_round) if pooling else None,
-        target_sample=target_sample(data, scenario.attack) if colluding else None,
-        num_classes=data.num_classes,
-        text=data.text,
-        memo=memo if pooling else None,
-    )
-    behaviour = plan.behaviour_for(partition_id)
-    metrics = behaviour.train(model, ctx)
-    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
-    state, count = behaviour.tamper(state, global_state, len(ctx.data))
-    return ClientResult(state, count, metrics, getattr(behaviour, "target", None))
+        model = build_model(scenario.model.name, data.num_classes, data.input_shape, scenario.model.pretrained).to(device)
+        model.load_state_dict(global_state)
+        bad = plan.attack.malicious
+        colluding = partition_id in bad
+        # Independent colluders share only the goal; coordinated ones also pool data and an RNG.
+        pooling = colluding and scenario.attack.collusion is not Collusion.INDEPENDENT
+        in_cohort = [i for i in cohort if i in bad]
+        ctx = TrainContext(
+            scenario=scenario,
+            server_round=server_round,
+            partition_id=partition_id,
+            data=data.clients[partition_id],
+            cohort_size=len(cohort),
+            device=device,
+            generator=torch_generator(scenario.seed, "client", server_round, partition_id),
+            colluder_data=pooled(data, bad) if pooling else None,
+            colluders_in_cohort=len(in_cohort) if colluding else 0,
+            colluder_generator=torch_generator(scenario.seed, "colluders", server_round) if pooling else None,
+            target_sample=target_sample(data, scenario.attack) if colluding else None,
+            num_classes=data.num_classes,
+            text=data.text,
+            memo=memo if pooling else None,
+        )
+        behaviour = plan.behaviour_for(partition_id)
+        metrics = behaviour.train(model, ctx)
+        state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+        state, count = behaviour.tamper(state, global_state, len(ctx.data))
+        return ClientResult(state, count, metrics, getattr(behaviour, "target", None))

@@ -127,9 +127,9 @@ class _Federation:
         messages = self.strategy.configure_train(rnd, arrays, ConfigRecord(), self.grid)
         replies = self.grid.send_and_receive(messages, timeout=self.s.federation.round_timeout_s)
         replies = self.strategy.lose_in_transit(rnd, replies)
-        targets = strip_targets(list(replies))  # the colluders' aim: the harness's record, never the server's
+        targets = strip_targets(replies)  # the colluders' aim: the harness's record, never the server's
         if self.adversary is not None:
-            replies = self.adversary.intercept(rnd, list(replies), self.model.state_dict())
+            replies = self.adversary.intercept(rnd, replies, self.model.state_dict())
         aggregated, _ = self.strategy.aggregate_train(rnd, replies)
         if aggregated is not None:
             self.model.load_state_dict(aggregated.to_torch_state_dict())
