@@ -56,6 +56,7 @@ def test_detection_rates_on_a_hand_made_history():
             "attack_active": True,
             "rule_weights": {"1": 0.1, "2": 0.45, "4": 0.0, "5": 0.45},
             "decisions": {"1": DOWNWEIGHTED, "2": KEPT, "4": REJECTED, "5": KEPT},
+            "update_norm_ratio": {"1": 3.0, "2": 1.0, "4": 5.0, "5": 1.0},
         },
     ]
     # Malicious replies in attack rounds: 1, 4 (round 1), 1, 4 (round 3) -> 4, flagged: 1; 1, 4 -> 3.
@@ -68,6 +69,7 @@ def test_detection_rates_on_a_hand_made_history():
         "honest_replies": 7,
         "flagged_honest": 2,
         "rule_decides": True,
+        "malicious_norm_ratio": pytest.approx(4.0),  # the malicious replies of the attack rounds that report a norm
     }
 
 
@@ -79,5 +81,5 @@ def test_detection_rates_without_positives_or_rule_weights():
     rates = detection_rates(history, {1})
     assert rates["tpr"] is None and rates["malicious_replies"] == 0
     assert rates["fpr"] == 0.0 and rates["honest_replies"] == 2
-    assert rates["rule_decides"] is False
+    assert rates["rule_decides"] is False and rates["malicious_norm_ratio"] is None
     assert detection_rates([], {1})["fpr"] is None
