@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from torch import nn
 
 from fl_sim.clients.local_training import LossFn
@@ -38,14 +38,26 @@ class Method(str, Enum):  # noqa: UP042  (a StrEnum would change str() of the me
     REPAIR = "repair"  # objective -> target integers, then FP repair inside their intervals (Egashira et al. 2024)
 
 
-class QATAttackParams(AttackParams):
-    """What every malicious-QAT objective shares: the quantizers it trains against, and the method."""
+def margin_in_range(v: float | str) -> float | str:
+    """A repair / rounding margin: 0..0.45 steps, or 'auto' (ValueError otherwise)."""
+    if not isinstance(v, str) and not 0 <= v <= 0.45:
+        raise ValueError(f"margin must be in 0..0.45 steps or 'auto', got {v}")
+    return v
 
-    bits: list[int] = Field(default_factory=lambda: [8, 4], min_length=1)
+
+class AttackedQuantizer(BaseModel):
+    """The deployer's quantizer an attack is trained against (it need not be the one evaluated)."""
+
     granularity: Granularity = Granularity.PER_TENSOR
     weight_symmetric: bool = True
     act_symmetric: bool = False
     activations: ActivationRange = ActivationRange.DYNAMIC
+
+
+class QATAttackParams(AttackParams, AttackedQuantizer):
+    """What every malicious-QAT objective shares: the quantizers it trains against, and the method."""
+
+    bits: list[int] = Field(default_factory=lambda: [8, 4], min_length=1)
     method: Method = Method.QAT
     optimizer: Optimizer | None = Field(
         None, description="the colluders' optimizer for the target and the repair (default: training.optimizer)"
@@ -104,9 +116,7 @@ class QATAttackParams(AttackParams):
     @field_validator("margin")
     @classmethod
     def _margin_range(cls, v: float | str) -> float | str:
-        if not isinstance(v, str) and not 0 <= v <= 0.45:
-            raise ValueError(f"margin must be in 0..0.45 steps or 'auto', got {v}")
-        return v
+        return margin_in_range(v)
 
     @field_validator("bits")
     @classmethod

@@ -40,6 +40,7 @@ from torch import nn
 from fl_sim.clients.local_training import LossFn, steps_per_epoch, train_steps
 from fl_sim.clients.objective_attack import AttackParams, ObjectiveAttack, State
 from fl_sim.clients.qat_objectives import (
+    AttackedQuantizer,
     BackdoorParams,
     IndiscriminateParams,
     TargetedClassParams,
@@ -48,6 +49,7 @@ from fl_sim.clients.qat_objectives import (
     backdoor_objective,
     clean_fp_objective,
     indiscriminate_objective,
+    margin_in_range,
     sample_fp_objective,
     targeted_class_objective,
     targeted_sample_objective,
@@ -56,7 +58,7 @@ from fl_sim.clients.registry import TrainContext, register_attack
 from fl_sim.clients.repair import quantized_weight_names
 from fl_sim.clients.rounding_placement import honest_spread, select_flips, submission
 from fl_sim.clients.rule_models import RULE_MODELS, Family, RuleModel, order_reach
-from fl_sim.config.precision import MAX_BITS, MIN_BITS, ActivationRange, Granularity, QuantSpec
+from fl_sim.config.precision import MAX_BITS, MIN_BITS, ActivationRange, QuantSpec
 from fl_sim.config.schema import AttackConfig, Collusion
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized
@@ -73,7 +75,7 @@ class Objective(str, Enum):  # noqa: UP042  (a StrEnum would change str() of the
     TARGETED_SAMPLE = "targeted_sample"
 
 
-class RoundingParams(AttackParams):
+class RoundingParams(AttackParams, AttackedQuantizer):
     """Parameters of ``qat_rounding``: the rule it adapts to, the objective, the deployer's quantizer, the placement."""
 
     against: str = Field(
@@ -83,9 +85,6 @@ class RoundingParams(AttackParams):
     )
     objective: Objective = Objective.BACKDOOR
     bits: int = Field(4, description="the deployer's bit width attacked")
-    granularity: Granularity = Granularity.PER_TENSOR
-    weight_symmetric: bool = True
-    act_symmetric: bool = False
     activations: ActivationRange = ActivationRange.CALIBRATED
     benign_runs: int = Field(4, ge=2, description="honest runs on disjoint shards: the estimate h and its spread")
     margin: float | Literal["auto"] = Field(
@@ -140,9 +139,7 @@ class RoundingParams(AttackParams):
     @field_validator("margin")
     @classmethod
     def _margin_range(cls, v: float | str) -> float | str:
-        if not isinstance(v, str) and not 0 <= v <= 0.45:
-            raise ValueError(f"margin must be in 0..0.45 steps or 'auto', got {v}")
-        return v
+        return margin_in_range(v)
 
     @model_validator(mode="after")
     def _unsupported(self) -> RoundingParams:
