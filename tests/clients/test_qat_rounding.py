@@ -1,5 +1,7 @@
 """qat_rounding end to end on tiny data: sub-step moves only, the aggregate on the target, budgets kept, bad settings refused."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -15,7 +17,10 @@ from tests.conftest import scenario_of, tiny_raw, wired
 
 
 def _setup(params: dict, seed: int = 0):
-    raw = tiny_raw(attack={"behaviour": "qat_rounding", "collusion": "aggregation_aware", "start_round": 1, "params": params})
+    attack = {"behaviour": "qat_rounding", "collusion": "aggregation_aware", "start_round": 1, "params": params}
+    if params.get("objective") == "targeted_sample":
+        attack["target_sample"] = 0
+    raw = tiny_raw(attack=attack)
     raw["attack"]["params"] = params  # replace, not merge, tiny_raw's qat_backdoor params
     s = scenario_of(raw, "t")
     torch.manual_seed(seed)
@@ -40,10 +45,13 @@ def _setup(params: dict, seed: int = 0):
 def test_fedavg_submission_lands_the_aggregate_on_sub_step_flips_of_the_estimate():
     attack, model, ctx = _setup({"against": "fedavg", "epochs": 2, "lr": 0.01, "benign_runs": 2})
     metrics = attack._attack(model, ctx)
-    c, t = model.state_dict(), attack.target
-    q = WeightQuantizer(4)
-    flips = 0
-    for k in quantized_weight_names(model):
+    assert _flips_only(model.state_dict(), attack.target, quantized_weight_names(model)) == metrics["rounding_flips"] > 0
+
+
+def _flips_only(c: dict, t: dict, names: list[str]) -> int:
+    """Check that the FedAvg aim t moves h only by sub-step moves that each flip a rounding; count the flips."""
+    q, flips = WeightQuantizer(4), 0
+    for k in names:
         h = (5 * t[k] - c[k]) / 4  # c = h + (n / k)(t - h) with n = 10, k = 2
         grid = quant_grid(h, q)
         step = (positions(t[k], grid) - positions(h, grid)).abs()
@@ -51,7 +59,7 @@ def test_fedavg_submission_lands_the_aggregate_on_sub_step_flips_of_the_estimate
         assert torch.equal(step > 1e-3, flipped)  # only flips move (h is recovered up to float error), and every move flips
         assert float(step.max()) < 0.5 + 0.45 + 1e-3  # each move is shorter than a step
         flips += int(flipped.sum())
-    assert flips == metrics["rounding_flips"] > 0
+    return flips
 
 
 def test_krum_submission_stays_within_its_distance_budget():
@@ -87,3 +95,12 @@ def test_bad_settings_are_refused_in_one_line():
     raw["attack"].update(collusion="aggregation_aware", params={"objective": "targeted_sample"})
     with pytest.raises(UserError, match="target_sample"):
         scenario_of(raw, "t")
+
+
+@pytest.mark.parametrize("objective", ["indiscriminate", "targeted_class", "targeted_sample"])
+def test_every_objective_moves_the_aggregate_by_sub_step_flips_only(objective):
+    attack, model, ctx = _setup({"against": "fedavg", "objective": objective, "epochs": 1, "lr": 0.01, "benign_runs": 2})
+    if objective == "targeted_sample":
+        ctx = dataclasses.replace(ctx, target_sample=ExampleSet(ctx.data.x[:1], ctx.data.y[:1]))
+    metrics = attack._attack(model, ctx)
+    assert _flips_only(model.state_dict(), attack.target, quantized_weight_names(model)) == metrics["rounding_flips"]
