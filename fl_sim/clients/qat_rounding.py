@@ -198,7 +198,7 @@ class QATRounding(ObjectiveAttack):
         sigma, spread = honest_spread(runs, h, floats)
         # Runs on shards smaller than one client's data spread more than the clients do: an update's
         # noise variance goes as 1 / (examples), so rescale by sqrt(shard / client size).
-        shrink = math.sqrt(min(1.0, (len(data) // len(runs)) / max(len(ctx.data), 1)))
+        shrink = math.sqrt(min(1.0, max(1, len(data) // len(runs)) / max(len(ctx.data), 1)))
         sigma, spread = {key: v * shrink for key, v in sigma.items()}, spread * shrink
         quantizer = WeightQuantizer(p.bits, p.weight_symmetric, p.spec().per_channel)
         grids = {key: quant_grid(h[key], quantizer) for key in names}
