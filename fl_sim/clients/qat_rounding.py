@@ -119,7 +119,7 @@ class RoundingParams(AttackParams, AttackedQuantizer):
     @classmethod
     def _known_rule(cls, v: str) -> str:
         if v != "strategy" and v not in RULE_MODELS:
-            raise ValueError(f"against: no model of rule {v!r} (known: strategy, {', '.join(sorted(RULE_MODELS))})")
+            raise ValueError(f"no model of rule {v!r} (known: strategy, {', '.join(sorted(RULE_MODELS))})")
         return v
 
     @field_validator("bits")
