@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from enum import Enum
 from typing import Literal
 
@@ -55,7 +56,7 @@ from fl_sim.clients.qat_objectives import (
     targeted_sample_objective,
 )
 from fl_sim.clients.registry import TrainContext, register_attack
-from fl_sim.clients.repair import quantized_weight_names
+from fl_sim.clients.repair import quantized_weight_names, weight_quantizer
 from fl_sim.clients.rounding_placement import honest_spread, select_flips, submission
 from fl_sim.clients.rule_models import RULE_MODELS, Family, RuleModel, order_reach
 from fl_sim.config.precision import MAX_BITS, MIN_BITS, ActivationRange, QuantSpec
@@ -153,6 +154,12 @@ class RoundingParams(AttackParams, AttackedQuantizer):
             bits=self.bits, granularity=self.granularity, weight_symmetric=self.weight_symmetric, act_symmetric=self.act_symmetric
         )
 
+    def budget(self, rule: RuleModel, cohort: int, colluders: int, runs: int) -> float | None:
+        """The distance budget in honest spreads: ``distance_budget``, or the rule's own ('rule'); None: unbounded."""
+        if self.distance_budget == "rule":
+            return rule.budget_for(cohort, colluders, runs)
+        return None if self.distance_budget == "none" else float(self.distance_budget)
+
     def rule(self, strategy: str) -> RuleModel:
         """The colluders' model of the rule they adapt to (``strategy``: the scenario's strategy.name)."""
         return RULE_MODELS.get(strategy if self.against == "strategy" else self.against, RuleModel(Family.MEAN))
@@ -200,19 +207,13 @@ class QATRounding(ObjectiveAttack):
         # noise variance goes as 1 / (examples), so rescale by sqrt(shard / client size).
         shrink = math.sqrt(min(1.0, max(1, len(data) // len(runs)) / max(len(ctx.data), 1)))
         sigma, spread = {key: v * shrink for key, v in sigma.items()}, spread * shrink
-        quantizer = WeightQuantizer(p.bits, p.weight_symmetric, p.spec().per_channel)
+        quantizer = weight_quantizer(p.spec())
         grids = {key: quant_grid(h[key], quantizer) for key in names}
         rule = p.rule(s.strategy.name)
         cost = {key: self._costs(h[key], sigma[key], grids[key], quantizer, rule, n, k, len(runs)) for key in names}
         steps = (p.epochs or s.training.epochs) * steps_per_epoch(len(ctx.data), s.training.batch_size)
         gain = rule.gain(n, k) if rule.family is not Family.ORDER else 1.0
-        beta = (
-            rule.budget_for(n, k, len(runs))
-            if p.distance_budget == "rule"
-            else None
-            if p.distance_budget == "none"
-            else float(p.distance_budget)
-        )
+        beta = p.budget(rule, n, k, len(runs))
         budget = None if beta is None else beta * spread
         price = None if budget is None else {key: _price(cost[key], gain, budget) for key in names}
         latent = self._learn_rounding(model, data, h, names, grids, cost, price, ctx, gen, steps)
@@ -229,22 +230,10 @@ class QATRounding(ObjectiveAttack):
         kept, target, state, missed = place(budget)
         screened = 0.0
         if rule.screened:
-            # Adaptive to the quantization screen: score the submission as the screen does (on the
-            # colluders' own clean inputs) and keep the largest share of the flips whose score stays
-            # under 1.5 x the median of the benign runs' (the screen flags >= 2 x the median).
-            probe = data.x[torch.randperm(len(data), generator=gen)[: p.screen_samples]].to(ctx.device)
-            limit = 1.5 * float(torch.tensor([_screen_score(model, run, probe, p) for run in runs]).median())
             full = math.sqrt(sum(float((finite[key][wanted[key]] / gain).pow(2).sum()) for key in names))
-            lo, hi = 0.0, 1.0
-            if _screen_score(model, state, probe, p) > limit:
-                for _ in range(p.screen_search):
-                    mid = (lo + hi) / 2
-                    if _screen_score(model, place(mid * full)[2], probe, p) > limit:
-                        hi = mid
-                    else:
-                        lo = mid
-                kept, target, state, missed = place(lo * full)
-            screened = _screen_score(model, state, probe, p) / max(limit, 1e-12)
+            (kept, target, state, missed), screened = self._under_screen(
+                model, data, gen, runs, place, (kept, target, state, missed), full, ctx.device
+            )
         self.target = {key: target.get(key, h[key]).detach().cpu().clone() for key in h}
         model.load_state_dict(state)
         return {
@@ -256,6 +245,38 @@ class QATRounding(ObjectiveAttack):
             "rounding_spread": spread,
             "rounding_screen_ratio": screened,
         }
+
+    def _under_screen(
+        self,
+        model: nn.Module,
+        data: ExampleSet,
+        gen: torch.Generator,
+        runs: list[State],
+        place: Callable[[float | None], tuple[State, State, State, int]],
+        placed: tuple[State, State, State, int],
+        full: float,
+        device: torch.device,
+    ) -> tuple[tuple[State, State, State, int], float]:
+        """Adaptive to the quantization screen: the placement with the largest budget share whose score stays low.
+
+        The submission is scored as the screen does (on the colluders' own clean inputs); the share of
+        the ``full`` budget (all wanted flips) is bisected, starting from ``placed``, so that the score stays under 1.5 x the median
+        of the benign runs' (the screen flags >= 2 x the median). Returns the placement and its score
+        over that limit.
+        """
+        p = self.params
+        probe = data.x[torch.randperm(len(data), generator=gen)[: p.screen_samples]].to(device)
+        limit = 1.5 * float(torch.tensor([_screen_score(model, run, probe, p) for run in runs]).median())
+        if _screen_score(model, placed[2], probe, p) > limit:
+            lo, hi = 0.0, 1.0
+            for _ in range(p.screen_search):
+                mid = (lo + hi) / 2
+                if _screen_score(model, place(mid * full)[2], probe, p) > limit:
+                    hi = mid
+                else:
+                    lo = mid
+            placed = place(lo * full)
+        return placed, _screen_score(model, placed[2], probe, p) / max(limit, 1e-12)
 
     def _costs(
         self,

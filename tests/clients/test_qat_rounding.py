@@ -104,3 +104,12 @@ def test_every_objective_moves_the_aggregate_by_sub_step_flips_only(objective):
         ctx = dataclasses.replace(ctx, target_sample=ExampleSet(ctx.data.x[:1], ctx.data.y[:1]))
     metrics = attack._attack(model, ctx)
     assert _flips_only(model.state_dict(), attack.target, quantized_weight_names(model)) == metrics["rounding_flips"]
+
+
+def test_against_the_quantization_screen_the_submission_scores_under_its_limit():
+    attack, model, ctx = _setup({"against": "quant_aware", "epochs": 2, "lr": 0.01, "benign_runs": 2, "screen_samples": 64})
+    metrics = attack._attack(model, ctx)
+    # the bisection keeps the largest share of flips scoring under 1.5 x the benign runs' median (ratio <= 1),
+    # unless even the unflipped estimate scores above it (then nothing is kept)
+    assert metrics["rounding_screen_ratio"] <= 1.0 or metrics["rounding_flips"] == 0
+    assert metrics["rounding_flips"] <= metrics["rounding_wanted"]
