@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from fl_sim.wiring import Wiring
 
 EXIT_USER_ERROR = 2
-LIST_KINDS = ("attacks", "strategies", "datasets", "models", "quantizers", "protocols")
+LIST_KINDS = ("attacks", "strategies", "datasets", "models", "quantizers", "protocols", "mitigations")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,7 +1,7 @@
 """Every registry, populated with the built-in components.
 
 Every registry, populated: the one place that loads the built-in components (datasets, models,
-behaviours, strategies, quantizers, protocols). Only the wiring step imports it; scenarios may name
+behaviours, strategies, quantizers, protocols, mitigations). Only the wiring step imports it; scenarios may name
 only what is registered here.
 """
 
@@ -12,6 +12,7 @@ from typing import Any
 import strategies  # noqa: F401  (registers the aggregation strategies)
 from fl_sim.clients import BEHAVIOURS, MALICIOUS
 from fl_sim.data.sources import DATASETS
+from fl_sim.evaluation.mitigations import MITIGATIONS
 from fl_sim.evaluation.protocols import PROTOCOLS, register_protocols
 from fl_sim.models import MODELS
 from fl_sim.quantization.registry import QUANTIZERS
@@ -27,6 +28,7 @@ CATALOGUE: dict[str, Registry[Any]] = {
     "models": MODELS,
     "quantizers": QUANTIZERS,
     "protocols": PROTOCOLS,
+    "mitigations": MITIGATIONS,
 }
 
-__all__ = ["BEHAVIOURS", "CATALOGUE", "DATASETS", "MALICIOUS", "MODELS", "PROTOCOLS", "QUANTIZERS", "STRATEGIES"]
+__all__ = ["BEHAVIOURS", "CATALOGUE", "DATASETS", "MALICIOUS", "MITIGATIONS", "MODELS", "PROTOCOLS", "QUANTIZERS", "STRATEGIES"]

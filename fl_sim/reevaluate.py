@@ -44,8 +44,14 @@ def eval_scenario(results: dict[str, Any], overrides: list[str], origin: str) ->
     return from_dict(raw, origin).scenario
 
 
-def reevaluate(run_dir: Path, protocols: list[str], overrides: list[str]) -> dict[str, Any]:
-    """Run ``protocols`` on the saved global model of ``run_dir``; rewrite its results and report."""
+# The evaluation keys that only protocols read: changing them leaves results.json's ``final`` valid.
+PROTOCOL_KEYS = frozenset(
+    {"protocols", "worst_case", "robustness", "word_attack", "data_free", "mitigation", "rounding_margin", "prerelease"}
+)
+
+
+def _run_on_saved_model(run_dir: Path, results: dict[str, Any], s: Scenario, names: list[str]) -> dict[str, Any]:
+    """Run ``names`` on the saved global model of ``run_dir`` under ``s``; add their sections and rewrite the outputs."""
     from safetensors.torch import load_file
 
     from fl_sim.data.federated import federated_data
@@ -54,9 +60,6 @@ def reevaluate(run_dir: Path, protocols: list[str], overrides: list[str]) -> dic
     from fl_sim.reporting.outputs import write_report_files
     from fl_sim.server.loop import initial_model
 
-    results = _read_results(run_dir)
-    s = eval_scenario(results, overrides, str(run_dir / "results.json"))
-    names = list(dict.fromkeys(protocols or s.evaluation.protocols))
     for name in names:
         if name not in PROTOCOLS:
             raise UserError(f"unknown protocol {name!r} (known: {', '.join(PROTOCOLS.names())})")
@@ -71,3 +74,51 @@ def reevaluate(run_dir: Path, protocols: list[str], overrides: list[str]) -> dic
         raise UserError(f"{run_dir}/global_model.safetensors does not fit the scenario's model: {exc}") from None
     results.setdefault("evaluation", {}).update(run_protocols(model, data, s, names))
     return write_report_files(run_dir, results)
+
+
+def reevaluate(run_dir: Path, protocols: list[str], overrides: list[str]) -> dict[str, Any]:
+    """Run ``protocols`` on the saved global model of ``run_dir``; rewrite its results and report."""
+    results = _read_results(run_dir)
+    s = eval_scenario(results, overrides, str(run_dir / "results.json"))
+    return _run_on_saved_model(run_dir, results, s, list(dict.fromkeys(protocols or s.evaluation.protocols)))
+
+
+# A protocol's own settings key under ``evaluation``, where it differs from the protocol's name.
+_OWN_KEY = {"word_substitution": "word_attack"}
+
+
+def _protocol_settings(name: str, evaluation: dict[str, Any]) -> dict[str, Any]:
+    """What protocol ``name`` reads from the evaluation section: the shared quantizer settings and its own key."""
+    own = _OWN_KEY.get(name, name)
+    return {k: v for k, v in evaluation.items() if k not in PROTOCOL_KEYS or k == own}
+
+
+def stale_protocols(results: dict[str, Any], evaluation: dict[str, Any]) -> list[str]:
+    """The protocols of ``evaluation`` that a finished run lacks, or ran under settings they read that have changed."""
+    done = results.get("evaluation") or {}
+    return [
+        n
+        for n in evaluation["protocols"]
+        if n not in done or _protocol_settings(n, done[n].get("settings") or {}) != _protocol_settings(n, evaluation)
+    ]
+
+
+def bring_up_to_date(run_dir: Path, evaluation: dict[str, Any]) -> list[str]:
+    """Give a finished run the protocols of ``evaluation`` (validated, differing from its own only in ``PROTOCOL_KEYS``).
+
+    Runs the stale protocols on the saved model, records ``evaluation`` as the run's evaluation section
+    and rewrites its outputs; returns the protocols run. ``final`` and ``history`` are kept.
+    """
+    from fl_sim.wiring import from_dict
+
+    results = _read_results(run_dir)
+    raw = copy.deepcopy(results["scenario"])
+    changed = {k for k in set(raw["evaluation"]) | set(evaluation) if raw["evaluation"].get(k) != evaluation.get(k)}
+    if not changed <= PROTOCOL_KEYS:
+        raise UserError(f"{run_dir}: evaluation.{sorted(changed - PROTOCOL_KEYS)[0]} differs; only protocol settings can change")
+    raw["evaluation"] = evaluation
+    s = from_dict(raw, str(run_dir / "results.json")).scenario
+    names = stale_protocols(results, s.evaluation.model_dump(mode="json"))
+    results["scenario"] = s.model_dump(mode="json")
+    _run_on_saved_model(run_dir, results, s, names)
+    return names

@@ -129,6 +129,8 @@ def wire(s: Scenario) -> Wiring:
     _named("models", s.model.name, "model.name")
     for name in s.evaluation.protocols:
         _named("protocols", name, "evaluation.protocols")
+    for name in s.evaluation.mitigation.methods:
+        _named("mitigations", name, "evaluation.mitigation.methods")
     _check_modality(s)
     attack_cls, attack_params = _attack_behaviour(s.attack)
     honest = components.BEHAVIOURS.get(honest_behaviour_name(s))

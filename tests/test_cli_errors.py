@@ -119,7 +119,7 @@ def test_missing_idx_folder_given_by_override(capsys, tmp_path):
     assert "folder not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kind", ["attacks", "strategies", "datasets", "models", "quantizers", "protocols"])
+@pytest.mark.parametrize("kind", ["attacks", "strategies", "datasets", "models", "quantizers", "protocols", "mitigations"])
 def test_list_prints_registered(kind, capsys):
     assert main(["list", kind]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) >= 1

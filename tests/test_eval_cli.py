@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from fl_sim.cli import main
+from fl_sim.errors import UserError
 from tests.conftest import tiny_raw
 
 
@@ -109,7 +110,7 @@ def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert "not a finished fl-sim run" in capsys.readouterr().err
 
 
-def test_mitigation_protocol_measures_tacq_and_a_server_fine_tune(run_dir):
+def test_mitigation_protocol_runs_every_named_defense_and_reports_it(run_dir):
     argv = [
         "eval",
         str(run_dir),
@@ -119,16 +120,39 @@ def test_mitigation_protocol_measures_tacq_and_a_server_fine_tune(run_dir):
         "evaluation.mitigation.finetune_steps=5",
         "--set",
         "evaluation.mitigation.keep=[0.01, 0.05]",
+        "--set",
+        "evaluation.mitigation.noise={sigmas: [0.25], draws: 2}",
+        "--set",
+        "evaluation.mitigation.efrap.steps=5",
+        "--set",
+        "evaluation.mitigation.requantize=[per_channel, adaround]",
     ]
     assert main(argv) == 0
     res = json.loads((run_dir / "results.json").read_text())
     r = res["evaluation"]["mitigation"]["result"]
-    assert set(r["uniform"]) == {"fp32", "int4"} and set(r["tacq"]["tacq4"]) == {"1%", "5%"}
-    assert r["finetune"]["steps"] == 5 and r["finetune"]["examples"] == 64
+    assert set(r["as_deployed"]) == {"fp32", "int8", "int4"}
+    m = r["methods"]
+    assert list(m) == ["tacq", "finetune", "noise", "efrap", "lac", "requantize"]
+    assert set(m["tacq"]["rows"]) == {"keep=1%", "keep=5%"} and set(m["tacq"]["rows"]["keep=1%"]) == {"int8", "int4"}
+    assert set(m["requantize"]["rows"]) == {"per_channel", "adaround"}
+    assert m["noise"]["rows"]["sigma=0.25"]["int4"]["draws"] == 2
+    assert m["efrap"]["data"] == {"calibration_examples": 64, "labels": False}
+    assert m["finetune"]["data"]["labels"] is True and all(e["seconds"] >= 0 for e in m.values())
     # The fine-tune really trains on the server's calibration set: the model changes.
-    before, after = r["uniform"]["fp32"], r["fine_tuned"]["fp32"]
+    before, after = r["as_deployed"]["fp32"], m["finetune"]["rows"]["steps=5"]["fp32"]
     assert (before["accuracy"], before["backdoor_asr"]) != (after["accuracy"], after["backdoor_asr"])
-    assert "Deployment-time mitigations" in (run_dir / "report.md").read_text()
+    report = (run_dir / "report.md").read_text()
+    assert "Deployment-time mitigations" in report and "| efrap | flip=20% | int4 |" in report
+
+
+def test_prerelease_check_records_a_verdict_in_results_and_report(run_dir):
+    argv = ["eval", str(run_dir), "--protocol", "prerelease", "--set", "evaluation.prerelease={steps: 3, positions_per_side: 2}"]
+    assert main(argv) == 0
+    res = json.loads((run_dir / "results.json").read_text())
+    pr = res["evaluation"]["prerelease"]
+    assert pr["score"] == max(pr["result"]["probe"].values()) and pr["flagged"] == (pr["score"] >= 0.5)
+    assert len(pr["result"]["probe"]) == 4 and pr["result"]["examples"] == {"optimised_on": 32, "scored_on": 32}
+    assert "**Verdict:" in (run_dir / "report.md").read_text()
 
 
 def test_eval_rounding_margin_section_plot_and_sigma_keys(run_dir):
@@ -165,3 +189,21 @@ def test_rounding_margin_needs_an_int_precision(run_dir, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs an int<b> precision" in err[0]
+
+
+def test_bring_up_to_date_runs_only_the_new_or_changed_protocols(run_dir):
+    from fl_sim.reevaluate import bring_up_to_date
+
+    before = json.loads((run_dir / "results.json").read_text())
+    evaluation = {**before["scenario"]["evaluation"]}
+    evaluation["protocols"] = [*evaluation["protocols"], "rounding_margin"]
+    evaluation["rounding_margin"] = {**evaluation["rounding_margin"], "draws": 1, "sigmas": [0.5]}
+    names = bring_up_to_date(run_dir, evaluation)
+    # kernel_check ran under these very settings; precisions last ran under an eval's other precisions (above).
+    assert names[-1] == "rounding_margin" and "kernel_check" not in names
+    after = json.loads((run_dir / "results.json").read_text())
+    assert after["scenario"]["evaluation"]["protocols"][-1] == "rounding_margin" and after["final"] == before["final"]
+    assert after["evaluation"]["kernel_check"] == before["evaluation"]["kernel_check"]  # not rerun
+    assert bring_up_to_date(run_dir, evaluation) == []  # now up to date
+    with pytest.raises(UserError, match="evaluation.precisions differs"):
+        bring_up_to_date(run_dir, {**evaluation, "precisions": ["fp32"]})

@@ -291,15 +291,69 @@ class DataFreeConfig(Strict):
     samples: int = Field(256, ge=1, description="generated calibration / probe samples")
 
 
-class MitigationConfig(Strict):
-    """Protocol ``mitigation``: TaCQ and a short server-side fine-tune, measured at low precisions."""
+class NoiseSettings(Strict):
+    """Mitigation ``noise``: Gaussian noise of sigma steps on the weights before rounding (Egashira et al. 2024)."""
 
-    bits: list[int] = Field(default_factory=lambda: [4], min_length=1, description="precisions the mitigations are measured at")
+    sigmas: list[float] = Field(
+        default_factory=lambda: [0.1, 0.25, 0.5], min_length=1, description="in steps of each layer's grid"
+    )
+    draws: int = Field(5, ge=1, description="K: noise draws per sigma (mean and worst reported)")
+
+    @field_validator("sigmas")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(x <= 0 for x in v):
+            raise ValueError(f"sigmas must be positive (in steps), got {v}")
+        return v
+
+
+class LearnedRoundingSettings(Strict):
+    """Learned rounding (mitigation ``efrap``, and requantize's ``adaround``): AdaRound's schedule per layer."""
+
+    flip_share: float = Field(0.2, ge=0, le=1, description="efrap: share of neurons (largest truncation error) started flipped")
+    steps: int = Field(500, ge=1, description="optimisation steps per layer")
+    lr: float = Field(0.01, gt=0)
+    reg_weight: float = Field(0.01, ge=0, description="weight of AdaRound's regulariser driving each rounding to 0 or 1")
+    batch_size: int = Field(64, ge=1)
+
+
+class LacSettings(Strict):
+    """Mitigation ``lac``: per-channel activation correction towards the FP model's calibration statistics."""
+
+    clip: bool = Field(True, description="also clip each channel to the FP model's calibration range")
+    slack: float = Field(0.1, ge=0, description="the clipping range widened by this share of its width")
+
+
+class RequantizeVariant(str, Enum):
+    """The deployer's alternative quantizers (one change from the configured one each)."""
+
+    PER_CHANNEL = "per_channel"
+    ASYMMETRIC = "asymmetric"
+    PERCENTILE = "percentile"
+    MSE = "mse"
+    ADAROUND = "adaround"
+
+
+class MitigationConfig(Strict):
+    """Protocol ``mitigation``: named deployment-time defenses, each measured at int<b> for every ``bits``."""
+
+    methods: list[str] = Field(
+        default_factory=lambda: ["tacq", "finetune", "noise", "efrap", "lac", "requantize"],
+        min_length=1,
+        description="mitigations to run, in order (fl-sim list mitigations)",
+    )
+    bits: list[int] = Field(
+        default_factory=lambda: [8, 4], min_length=1, description="precisions the mitigations are measured at"
+    )
     keep: list[float] = Field(
         default_factory=lambda: [0.0035, 0.01], min_length=1, description="TaCQ: fractions of weights kept in 16-bit"
     )
     finetune_steps: int = Field(100, ge=1, description="server-side fine-tune: minibatch steps on the calibration set")
     finetune_lr: float = Field(0.01, gt=0)
+    noise: NoiseSettings = NoiseSettings()
+    efrap: LearnedRoundingSettings = LearnedRoundingSettings()
+    lac: LacSettings = LacSettings()
+    requantize: list[RequantizeVariant] = Field(default_factory=lambda: list(RequantizeVariant), min_length=1)
 
     @field_validator("bits")
     @classmethod
@@ -316,6 +370,13 @@ class MitigationConfig(Strict):
             raise ValueError(f"keep fractions must be in (0, 1), got {v}")
         return v
 
+    @field_validator("methods")
+    @classmethod
+    def _unique_methods(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"methods repeat a name: {v}")
+        return v
+
 
 class RoundingMarginConfig(Strict):
     """Protocol ``rounding_margin``: weight noise before rounding, in steps of each layer's grid."""
@@ -330,6 +391,17 @@ class RoundingMarginConfig(Strict):
         if any(x <= 0 for x in v):
             raise ValueError(f"sigmas must be positive (in steps), got {v}")
         return v
+
+
+class PrereleaseConfig(Strict):
+    """Protocol ``prerelease``: the server's check of the final model before it ships quantized."""
+
+    bits: int = Field(4, ge=MIN_BITS, le=MAX_BITS, description="the deployment precision int<b> checked")
+    patch: int = Field(5, ge=1, description="side of the square probe patch, in pixels")
+    positions_per_side: int = Field(4, ge=1, description="the patch is tried on this many x this many evenly spaced positions")
+    steps: int = Field(60, ge=1, description="probe optimisation steps per patch position")
+    lr: float = Field(0.1, gt=0)
+    threshold: float = Field(0.5, gt=0, le=1, description="flag the model when the probe's FP/int<b> disagreement reaches this")
 
 
 class QuantScope(str, Enum):
@@ -358,6 +430,7 @@ class EvaluationConfig(Strict):
     data_free: DataFreeConfig = DataFreeConfig()
     mitigation: MitigationConfig = MitigationConfig()
     rounding_margin: RoundingMarginConfig = RoundingMarginConfig()
+    prerelease: PrereleaseConfig = PrereleaseConfig()
     every_n_rounds: int = Field(0, ge=0)
     batch_size: int = Field(1000, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fl_sim.config.precision import ActivationRange, QuantSpec
+from fl_sim.config.precision import ActivationRange, Granularity, QuantSpec
 from fl_sim.config.schema import AttackConfig, EvaluationConfig, QuantScope
 from fl_sim.data.attack_targets import target_sample
 from fl_sim.data.federated import FederatedData
@@ -20,6 +20,7 @@ from fl_sim.data.tensors import ExampleSet
 from fl_sim.data.triggers import apply_trigger
 from fl_sim.devices import pick_device
 from fl_sim.models.metrics import accuracy, attack_success_rate, per_class_accuracy, predict
+from fl_sim.quantization.intervals import WeightQuantizer
 from fl_sim.quantization.registry import QuantOptions, quantized
 
 
@@ -41,6 +42,11 @@ def quant_options(cfg: EvaluationConfig) -> QuantOptions:
 def quant_spec(bits: int, cfg: EvaluationConfig) -> QuantSpec:
     """The fake quantizer an ``int<bits>`` precision stands for under ``cfg``."""
     return quant_options(cfg).spec(bits)
+
+
+def weight_quantizer_for(bits: int, cfg: EvaluationConfig) -> WeightQuantizer:
+    """Return the weight quantizer an int<bits> precision applies under the evaluation settings."""
+    return WeightQuantizer(bits, cfg.weight_symmetric, cfg.granularity is Granularity.PER_CHANNEL)
 
 
 def precision_context(

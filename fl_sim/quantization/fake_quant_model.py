@@ -101,13 +101,23 @@ def fake_quantized(
             cache[name] = (w._version, q)
         return q
 
+    return transformed_layers(model, weight_fn, input_quantizer(spec, ranges))
+
+
+def input_quantizer(spec: QuantSpec, ranges: Ranges | None = None) -> Transform:
+    """(layer name, input) -> the input as a layer quantized under ``spec`` sees it.
+
+    Calibrated ``ranges`` per layer name, or per batch without them; the identity when ``spec``
+    leaves activations in FP.
+    """
+
     def input_fn(name: str, x: torch.Tensor) -> torch.Tensor:
         if not spec.quantize_activations:
             return x
         lo, hi = ranges[name] if ranges is not None else (None, None)
         return fake_quantize(x, spec.bits, spec.act_symmetric, lo=lo, hi=hi)
 
-    return transformed_layers(model, weight_fn, input_fn)
+    return input_fn
 
 
 def float_cast(model: nn.Module, dtype: torch.dtype) -> AbstractContextManager[nn.Module]:

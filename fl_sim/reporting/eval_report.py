@@ -145,23 +145,53 @@ def data_free_section(r: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _mitigation_row(method: str, variant: str, p: str, m: dict[str, Any], seconds: str, data: str) -> str:
+    worst = ""
+    if "worst_backdoor_asr" in m:
+        worst = f" (worst {pct(m['worst_accuracy'])} / {pct(m['worst_backdoor_asr'])})"
+    return (
+        f"| {method} | {variant} | {p} | {pct(m['accuracy'])} | {pct(m['backdoor_asr'])}{worst} | "
+        f"{pct(m.get('target_class_accuracy'))} | {seconds} | {data} |"
+    )
+
+
+def _data_text(d: dict[str, Any]) -> str:
+    n = d.get("calibration_examples", 0)
+    if not n:
+        return "none"
+    return f"{n} calibration examples, " + ("labeled" if d.get("labels") else "no labels")
+
+
 def mitigation_section(r: dict[str, Any]) -> list[str]:
-    """Markdown table of the ``mitigation`` protocol: as deployed, TaCQ per kept share, and fine-tuned."""
-    f = r["finetune"]
+    """Markdown table of the ``mitigation`` protocol: the model as deployed, then each method's variants."""
     rows = [
-        f"TaCQ keeps the most salient weights in 16-bit; the fine-tune runs {f['steps']} steps (lr {f['lr']}) on the "
-        f"server's {f['examples']} calibration images before quantizing.",
+        "Each mitigation is applied to the final global model before quantizing; activation ranges are calibrated "
+        "on the server's calibration set throughout. Noise rows: mean over the draws (worst draw's accuracy / ASR).",
         "",
-        "| model | precision | clean accuracy | backdoor ASR | target-class accuracy |",
-        "|---|---|---:|---:|---:|",
+        "| method | variant | precision | clean accuracy | backdoor ASR | target-class accuracy | seconds | data used |",
+        "|---|---|---|---:|---:|---:|---:|---|",
     ]
+    rows += [_mitigation_row("as deployed", "round to nearest", p, m, "", "") for p, m in r["as_deployed"].items()]
+    for method, entry in r["methods"].items():
+        secs, data = f"{entry['seconds']:.1f}", _data_text(entry["data"])
+        for variant, by_precision in entry["rows"].items():
+            rows += [_mitigation_row(method, variant, p, m, secs, data) for p, m in by_precision.items()]
+    return rows
 
-    def row(label: str, p: str, m: dict[str, Any]) -> str:
-        return f"| {label} | {p} | {pct(m['accuracy'])} | {pct(m['backdoor_asr'])} | {pct(m.get('target_class_accuracy'))} |"
 
-    rows += [row("as deployed", p, m) for p, m in r["uniform"].items()]
-    rows += [row(f"TaCQ, {keep} kept", p, m) for p, by_keep in r["tacq"].items() for keep, m in by_keep.items()]
-    rows += [row("fine-tuned", p, m) for p, m in r["fine_tuned"].items()]
+def prerelease_section(r: dict[str, Any]) -> list[str]:
+    """The ``prerelease`` verdict, and the probe's disagreement per patch position next to a noise patch's."""
+    verdict = "FLAGGED: do not ship without a mitigation" if r["flagged"] else "not flagged"
+    rows = [
+        f"**Verdict: {verdict}** (score {pct(r['score'])}, threshold {pct(r['threshold'])}). FP32 vs {r['precision']} "
+        f"disagree on {pct(r['clean_disagreement'])} of the clean calibration inputs; a patch optimised on "
+        f"{r['examples']['optimised_on']} of them to split the two models makes them disagree on the share below of the "
+        f"other {r['examples']['scored_on']} (a uniform-noise patch: up to {pct(r['noise_score'])}).",
+        "",
+        "| patch position (top, left) | optimised patch | noise patch |",
+        "|---|---:|---:|",
+    ]
+    rows += [f"| {pos} | {pct(v)} | {pct(r['noise_patch'][pos])} |" for pos, v in r["probe"].items()]
     return rows
 
 
@@ -218,6 +248,7 @@ SECTIONS = {
     "data_free": ("Data-free calibration and disagreement probe", data_free_section),
     "mitigation": ("Deployment-time mitigations", mitigation_section),
     "rounding_margin": ("Rounding margin: weight noise before rounding, other quantizers", rounding_margin_section),
+    "prerelease": ("Pre-release check", prerelease_section),
 }
 
 

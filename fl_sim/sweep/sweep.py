@@ -58,25 +58,50 @@ def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
     return None if a == b else (prefix.rstrip(".") or "(the whole scenario)")
 
 
-def check_existing(cells: list[Cell], out: Path, resolved: dict[str, dict[str, Any]]) -> None:
+def _without_protocol_keys(scenario: dict[str, Any]) -> dict[str, Any]:
+    from fl_sim.reevaluate import PROTOCOL_KEYS
+
+    evaluation = {k: v for k, v in scenario.get("evaluation", {}).items() if k not in PROTOCOL_KEYS}
+    return {**scenario, "evaluation": evaluation}
+
+
+def check_existing(cells: list[Cell], out: Path, resolved: dict[str, dict[str, Any]]) -> list[Cell]:
     """Check that each cell's existing run (finished or interrupted) is of the scenario the sweep now asks for.
 
-    Otherwise its results would be reported as this sweep's: a difference raises UserError.
+    Otherwise its results would be reported as this sweep's: a difference raises UserError. The one
+    exception: a finished run that differs only in its evaluation protocols or their settings (its
+    ``final`` still holds) is returned, to be brought up to date on its saved model without retraining.
     """
     from fl_sim.runner import SCENARIO_FILE, staging_dir
 
+    stale = []
     for cell in cells:
         run_dir = cell_dir(out, cell)
         for path, key in ((run_dir / RESULTS, "scenario"), (staging_dir(run_dir) / SCENARIO_FILE, None)):
             if not path.is_file():
                 continue
             stored = json.loads(path.read_text(encoding="utf-8"))
-            where = first_difference(stored[key] if key else stored, resolved[cell.id])
-            if where is not None:
-                raise UserError(
-                    f"cell {cell.id} in {out} was run with a different scenario ({where} differs): "
-                    "use another --out, or delete that cell's directory to rerun it"
-                )
+            stored = stored[key] if key else stored
+            where = first_difference(stored, resolved[cell.id])
+            if where is None:
+                continue
+            if key and first_difference(_without_protocol_keys(stored), _without_protocol_keys(resolved[cell.id])) is None:
+                stale.append(cell)
+                continue
+            raise UserError(
+                f"cell {cell.id} in {out} was run with a different scenario ({where} differs): "
+                "use another --out, or delete that cell's directory to rerun it"
+            )
+    return stale
+
+
+def bring_up_to_date(cells: list[Cell], out: Path, resolved: dict[str, dict[str, Any]], progress: Callable[[str], None]) -> None:
+    """Run, on each finished cell's saved model, the protocols the sweep now asks for and it lacks."""
+    from fl_sim.reevaluate import bring_up_to_date as update_run
+
+    for i, cell in enumerate(cells, 1):
+        names = update_run(cell_dir(out, cell), resolved[cell.id]["evaluation"])
+        progress(f"[re-evaluated {i}/{len(cells)}] {cell.id}: {', '.join(names) or 'settings recorded'} (no retraining)")
 
 
 def _progress(line: str) -> None:
@@ -115,7 +140,8 @@ def run_sweep(
 ) -> list[dict[str, Any]]:
     """Run the sweep's unfinished cells and (re)write its reports; returns the table's rows."""
     cells = expand(spec)
-    check_existing(cells, out, validate_cells(cells, spec.cell_cpus))
+    resolved = validate_cells(cells, spec.cell_cpus)
+    stale = check_existing(cells, out, resolved)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "sweep.json", spec.model_dump(mode="json"))
     todo = [] if report_only else [c for c in cells if not is_finished(out, c)]
@@ -128,6 +154,8 @@ def run_sweep(
         state = "done" if o.returncode == 0 else f"FAILED: {o.error}"
         progress(f"[cell {i}/{n}] {o.cell_id}: {state}")
 
+    if stale and not report_only:
+        bring_up_to_date(stale, out, resolved, progress)
     outcomes = run_cells(todo, out, spec.parallel, spec.cell_cpus, address, on_done) if todo else []
     rows = gather_rows(cells, out, {o.cell_id: o for o in outcomes})
     files = write_reports(spec, rows, out)

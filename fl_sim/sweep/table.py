@@ -31,13 +31,36 @@ def _flat_section(prefix: str, section: Any) -> dict[str, float | None]:
 def flatten_results(results: dict[str, Any]) -> dict[str, float | None]:
     """Flatten a run's results.json to ``{"int8.accuracy": 0.91, "detection.tpr": 1.0, "timing.total_s": 42.3}``.
 
-    Only scalars are kept (per-class lists are dropped); bools become 1.0 / 0.0; missing sections are skipped.
+    The ``mitigation`` and ``prerelease`` protocols' figures, when the run has them, come flattened too
+    (``mitigation.efrap.flip=20%.int4.backdoor_asr``, ``prerelease.score``). Only scalars are kept (per-class lists are dropped); bools become 1.0 / 0.0; missing sections are skipped.
     """
     out: dict[str, float | None] = {}
     for precision, metrics in (results.get("final") or {}).items():
         out.update(_flat_section(precision, metrics))
     for name in _SECTIONS:
         out.update(_flat_section(name, results.get(name)))
+    out.update(_flat_mitigation(results))
+    out.update(_flat_section("prerelease", _protocol_result(results, "prerelease")))
+    return out
+
+
+def _protocol_result(results: dict[str, Any], name: str) -> Any:
+    return ((results.get("evaluation") or {}).get(name) or {}).get("result")
+
+
+def _flat_mitigation(results: dict[str, Any]) -> dict[str, float | None]:
+    """``mitigation.as_deployed.int4.backdoor_asr``, ``mitigation.<method>.<variant>.<precision>.<metric>``, ``mitigation.<method>.seconds``."""
+    r = _protocol_result(results, "mitigation")
+    if not isinstance(r, dict) or "methods" not in r:
+        return {}
+    out: dict[str, float | None] = {}
+    for p, metrics in r.get("as_deployed", {}).items():
+        out.update(_flat_section(f"mitigation.as_deployed.{p}", metrics))
+    for method, entry in r["methods"].items():
+        out[f"mitigation.{method}.seconds"] = _number(entry.get("seconds"))
+        for variant, by_precision in entry["rows"].items():
+            for p, metrics in by_precision.items():
+                out.update(_flat_section(f"mitigation.{method}.{variant}.{p}", metrics))
     return out
 
 

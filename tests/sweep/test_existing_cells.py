@@ -31,6 +31,20 @@ def test_finished_cell_of_another_scenario_is_refused(tmp_path):
         check_existing([cell], tmp_path, {"c": {"federation": {"rounds": 6}}})
 
 
+def test_finished_cell_differing_only_in_protocols_is_returned_to_re_evaluate(tmp_path):
+    cell = Cell(id="c", axes={}, scenario="s.yaml", overrides=[])
+    run = tmp_path / "cells" / "c"
+    run.mkdir(parents=True)
+    old = {"seed": 0, "evaluation": {"precisions": ["fp32", "int4"], "protocols": ["precisions"], "mitigation": {"bits": [4]}}}
+    (run / "results.json").write_text(json.dumps({"scenario": old}))
+    more = {**old, "evaluation": {**old["evaluation"], "protocols": ["precisions", "mitigation"], "mitigation": {"bits": [8, 4]}}}
+    assert check_existing([cell], tmp_path, {"c": more}) == [cell]
+    assert check_existing([cell], tmp_path, {"c": old}) == []
+    # A change to the precisions would make its ``final`` stale: refused as any other difference.
+    with pytest.raises(UserError, match="evaluation.precisions differs"):
+        check_existing([cell], tmp_path, {"c": {**more, "evaluation": {**more["evaluation"], "precisions": ["fp32"]}}})
+
+
 def test_interrupted_cell_of_another_scenario_is_refused(tmp_path):
     cell = Cell(id="c", axes={}, scenario="s.yaml", overrides=[])
     stage = tmp_path / "cells" / ".c.incomplete"

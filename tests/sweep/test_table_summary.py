@@ -194,3 +194,29 @@ def test_draw_heatmap_writes_png(tmp_path: Path) -> None:
     draw_heatmap(ROWS, HeatmapSpec(rows="bits", cols="seed", metric="timing.total_s", title="time"), other)
     assert other.stat().st_size > 1000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acc.png", "time.png"]
+
+
+def test_flatten_results_takes_the_mitigation_and_prerelease_figures() -> None:
+    metrics = {"accuracy": 0.9, "backdoor_asr": 0.03, "target_class_accuracy": None}
+    results = {
+        "evaluation": {
+            "mitigation": {
+                "seconds": 5.0,
+                "result": {
+                    "as_deployed": {"int4": {"accuracy": 0.91, "backdoor_asr": 0.99}},
+                    "methods": {"efrap": {"rows": {"flip=20%": {"int4": metrics}}, "data": {"labels": False}, "seconds": 2.5}},
+                },
+            },
+            "prerelease": {"result": {"score": 0.7, "flagged": True, "probe": {"0,0": 0.7}}},
+        }
+    }
+    assert flatten_results(results) == {
+        "mitigation.as_deployed.int4.accuracy": 0.91,
+        "mitigation.as_deployed.int4.backdoor_asr": 0.99,
+        "mitigation.efrap.seconds": 2.5,
+        "mitigation.efrap.flip=20%.int4.accuracy": 0.9,
+        "mitigation.efrap.flip=20%.int4.backdoor_asr": 0.03,
+        "mitigation.efrap.flip=20%.int4.target_class_accuracy": None,
+        "prerelease.score": 0.7,
+        "prerelease.flagged": 1.0,
+    }

@@ -45,6 +45,7 @@ def register_protocols() -> None:
         kernel_check,
         mitigation,
         precisions,
+        prerelease,
         robustness,
         rounding_margin,
         word_substitution,

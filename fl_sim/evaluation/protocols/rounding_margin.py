@@ -15,8 +15,6 @@ measures, on the final global model:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, cast
 
 import torch
@@ -26,17 +24,13 @@ from fl_sim.config.precision import Granularity, PrecisionKind, parse_precision
 from fl_sim.config.schema import EvaluationConfig
 from fl_sim.data.triggers import apply_trigger
 from fl_sim.errors import UserError
-from fl_sim.evaluation.precisions import precision_context
+from fl_sim.evaluation.precisions import precision_context, weight_quantizer_for
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
 from fl_sim.models.metrics import accuracy, attack_success_rate, predict
 from fl_sim.quantization.fake_quant_model import quantizable_layers
-from fl_sim.quantization.intervals import WeightQuantizer, boundary_distance, quant_grid
+from fl_sim.quantization.intervals import WeightQuantizer, boundary_distance
 from fl_sim.quantization.observers import Observer
-
-
-def weight_quantizer_for(bits: int, cfg: EvaluationConfig) -> WeightQuantizer:
-    """Return the weight quantizer an int<bits> precision applies under the evaluation settings."""
-    return WeightQuantizer(bits, cfg.weight_symmetric, cfg.granularity is Granularity.PER_CHANNEL)
+from fl_sim.quantization.weight_noise import weight_noise
 
 
 def distance_histograms(model: nn.Module, quantizer: WeightQuantizer, bins: int) -> dict[str, Any]:
@@ -59,30 +53,6 @@ def distance_histograms(model: nn.Module, quantizer: WeightQuantizer, bins: int)
             "within": {f"{t:g}": float((d < t).float().mean()) for t in (0.01, 0.05, 0.1)},
         }
     return {"bin_edges": [0.5 * i / bins for i in range(bins + 1)], "layers": out}
-
-
-@contextmanager
-def weight_noise(model: nn.Module, quantizer: WeightQuantizer, sigma: float, generator: torch.Generator) -> Iterator[nn.Module]:
-    """Add Gaussian noise of ``sigma`` grid steps to every quantized weight inside the block.
-
-    Inside the block every quantized weight carries Gaussian noise of ``sigma`` steps of its own
-    grid under ``quantizer``; the weights are restored on exit. The noise is drawn from
-    ``generator`` on the CPU, layer by layer, and the block receives ``model``.
-    """
-    saved = []
-    try:
-        with torch.no_grad():
-            for _, m in quantizable_layers(model):
-                w = cast(torch.Tensor, m.weight)
-                step = quant_grid(w, quantizer).step
-                noise = torch.randn(w.shape, generator=generator).to(device=w.device, dtype=w.dtype)
-                saved.append((w, w.detach().clone()))
-                w.add_(sigma * step * noise)
-        yield model
-    finally:
-        with torch.no_grad():
-            for w, orig in saved:
-                w.copy_(orig)
 
 
 def _scores(ctx: EvalContext, precision: str, cfg: EvaluationConfig, xt: torch.Tensor) -> dict[str, float]:
