@@ -97,6 +97,9 @@ def test_eval_adds_protocol_sections_plots_and_keeps_final(run_dir, capsys):
         (["--set", "federation.rounds=3"], "eval may only change evaluation.*"),
         (["--protocol", "nosuch"], "unknown protocol 'nosuch'"),
         (["--set", "evaluation.worst_case.draws=0"], "evaluation.worst_case.draws"),
+        (["--protocol", "prerelease", "--set", "evaluation.prerelease.patch=40"], "does not fit a 28x28 image"),
+        (["--protocol", "mitigation", "--set", "evaluation.mitigation.methods=[efrap, nosuch]"], "nosuch"),
+        (["--set", "evaluation.mitigation.requantize=[per_row]"], "evaluation.mitigation.requantize"),
     ],
 )
 def test_eval_bad_input(run_dir, capsys, argv_tail, expected):

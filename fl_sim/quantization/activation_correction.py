@@ -7,7 +7,7 @@ BatchNorm statistics; fl_sim's models have no BatchNorm, so the FP statistics he
 FP model's outputs on the server's unlabeled calibration set. Per output channel c of each
 Conv/Linear layer, in order (each correction computed with the earlier ones in place):
 
-- moment matching: ``y' = a_c y + b_c`` with ``a_c = std_fp / std_q`` and ``b_c = mean_fp - a_c mean_q``,
+- moment matching (channels: a Conv's dim 1, a Linear's last dim): ``y' = a_c y + b_c`` with ``a_c = std_fp / std_q`` and ``b_c = mean_fp - a_c mean_q``,
   so the corrected quantized channel has the FP channel's mean and standard deviation;
 - bounds: ``y'`` is clipped to the FP channel's calibration range, widened by ``slack`` times its
   width (a trigger that drives a channel beyond anything clean inputs produce is cut there).
@@ -41,36 +41,38 @@ class ChannelStats:
     hi: torch.Tensor
 
 
-def channel_stats(y: torch.Tensor) -> ChannelStats:
-    """The statistics of each channel of ``y`` (N, C, ...) over the batch and any spatial positions."""
-    flat = y.detach().transpose(0, 1).reshape(y.shape[1], -1)
+def channel_stats(y: torch.Tensor, dim: int = 1) -> ChannelStats:
+    """The statistics of each channel (dimension ``dim``) of ``y`` over every other dimension."""
+    flat = y.detach().movedim(dim, 0).reshape(y.shape[dim], -1)
     return ChannelStats(flat.mean(dim=1), flat.std(dim=1, unbiased=False), flat.amin(dim=1), flat.amax(dim=1))
 
 
 class Correction(nn.Module):
-    """``clamp(a * y + b, lo, hi)`` per channel (dim 1) of a layer's output ``y``."""
+    """``clamp(a * y + b, lo, hi)`` per channel of a layer's output ``y`` (channels on ``dim``)."""
 
     scale: torch.Tensor
     shift: torch.Tensor
     lo: torch.Tensor
     hi: torch.Tensor
 
-    def __init__(self, scale: torch.Tensor, shift: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> None:
+    def __init__(self, scale: torch.Tensor, shift: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, dim: int = 1) -> None:
         """Hold the per-channel factors as buffers (they travel with the model's device)."""
         super().__init__()
+        self.dim = dim
         self.register_buffer("scale", scale.detach().clone())
         self.register_buffer("shift", shift.detach().clone())
         self.register_buffer("lo", lo.detach().clone())
         self.register_buffer("hi", hi.detach().clone())
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """Correct ``y`` (N, C, ...) channel by channel."""
-        shape = (1, -1) + (1,) * (y.dim() - 2)
+        """Correct ``y`` channel by channel."""
+        shape = [1] * y.dim()
+        shape[self.dim] = -1
         out = y * self.scale.view(shape) + self.shift.view(shape)
         return torch.maximum(torch.minimum(out, self.hi.view(shape)), self.lo.view(shape))
 
 
-def correction_for(fp: ChannelStats, quantized: ChannelStats, slack: float, clip: bool) -> Correction:
+def correction_for(fp: ChannelStats, quantized: ChannelStats, slack: float, clip: bool, dim: int = 1) -> Correction:
     """The correction that gives the quantized channels the FP channels' mean and std (and, if ``clip``, their range)."""
     if slack < 0:
         raise ValueError(f"slack must be >= 0, got {slack}")
@@ -79,7 +81,7 @@ def correction_for(fp: ChannelStats, quantized: ChannelStats, slack: float, clip
     width = (fp.hi - fp.lo) * slack
     inf = torch.full_like(fp.lo, float("inf"))
     lo, hi = (fp.lo - width, fp.hi + width) if clip else (-inf, inf)
-    return Correction(scale, shift, lo, hi)
+    return Correction(scale, shift, lo, hi, dim)
 
 
 class Corrected(nn.Module):
@@ -134,9 +136,10 @@ def correct_activations(
     """
     out = copy.deepcopy(model)
     for name, fp_layer in quantizable_layers(model):
-        fp = channel_stats(_outputs(model, fp_layer, calibration, batch))
+        dim = 1 if isinstance(fp_layer, nn.Conv2d) else -1  # Conv: (N, C, H, W); Linear: (..., C)
+        fp = channel_stats(_outputs(model, fp_layer, calibration, batch), dim)
         layer = out.get_submodule(name)
         with quantized(out):
-            q = channel_stats(_outputs(out, layer, calibration, batch))
-        _replace(out, name, Corrected(layer, correction_for(fp, q, slack, clip)))
+            q = channel_stats(_outputs(out, layer, calibration, batch), dim)
+        _replace(out, name, Corrected(layer, correction_for(fp, q, slack, clip, dim)))
     return out

@@ -20,6 +20,8 @@ def test_channel_stats_reduce_everything_but_the_channel_dimension():
     assert torch.allclose(s.mean, torch.tensor([4.0, 0.0]))
     assert torch.allclose(s.std, torch.tensor([5**0.5, 2**0.5]))
     assert s.lo.tolist() == [1.0, -2.0] and s.hi.tolist() == [7.0, 2.0]
+    # A Linear layer on token sequences (N, L, C): the channels are the last dimension.
+    assert torch.allclose(channel_stats(y.transpose(1, 2), dim=-1).mean, s.mean)
 
 
 def test_correction_maps_an_affinely_distorted_channel_back_exactly():
@@ -39,7 +41,7 @@ def test_correction_maps_an_affinely_distorted_channel_back_exactly():
 def test_correct_activations_undoes_a_quantizer_that_doubles_a_layers_output():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
-    x = torch.randn(300, 5)
+    x = torch.randn(100, 3, 5)  # sequences of 3 tokens: a Linear's channels are its last dimension
 
     @contextlib.contextmanager
     def doubling(m):  # a stand-in "quantizer" whose effect is known: every Linear's output doubled
@@ -54,7 +56,7 @@ def test_correct_activations_undoes_a_quantizer_that_doubles_a_layers_output():
 
     fixed = correct_activations(model, doubling, x, slack=0.1, clip=True)
     assert isinstance(fixed[0], Corrected) and isinstance(fixed[2], Corrected)
-    assert torch.allclose(fixed[0].correction.scale, torch.full((4,), 0.5), atol=1e-4)
+    assert torch.allclose(fixed[0].correction.scale, torch.full((4,), 0.5), atol=1e-4) and fixed[0].correction.scale.shape == (4,)
     with torch.no_grad(), doubling(fixed):
         assert torch.allclose(fixed(x), model(x), atol=1e-4)
     assert isinstance(model[0], nn.Linear)  # the original is untouched

@@ -46,7 +46,10 @@ def run(ctx: EvalContext) -> dict[str, Any]:
     fit, held = x[: len(x) // 2], x[len(x) // 2 :]
     fp_model = ctx.model.to(ctx.device).eval()
     twin = copy.deepcopy(fp_model).requires_grad_(False)
-    positions = patch_positions(x.shape[-2], x.shape[-1], pr.patch, pr.positions_per_side)
+    try:
+        positions = patch_positions(x.shape[-2], x.shape[-1], pr.patch, pr.positions_per_side)
+    except ValueError as exc:
+        raise UserError(f"evaluation.prerelease.patch: {exc}") from None
     with precision_context(twin, name, ev, calib, ctx.device):
         clean = disagreement(fp_model, twin, x)
         probe, noise = {}, {}
