@@ -69,8 +69,9 @@ def check_existing(cells: list[Cell], out: Path, resolved: dict[str, dict[str, A
     """Check that each cell's existing run (finished or interrupted) is of the scenario the sweep now asks for.
 
     Otherwise its results would be reported as this sweep's: a difference raises UserError. The one
-    exception: a finished run that differs only in its evaluation protocols or their settings (its
-    ``final`` still holds) is returned, to be brought up to date on its saved model without retraining.
+    exception: a run that differs only in its evaluation protocols or their settings (its ``final``
+    still holds). If finished, it is returned, to be brought up to date on its saved model without
+    retraining; if interrupted, it resumes as it was staged and is brought up to date once finished.
     """
     from fl_sim.runner import SCENARIO_FILE, staging_dir
 
@@ -85,8 +86,9 @@ def check_existing(cells: list[Cell], out: Path, resolved: dict[str, dict[str, A
             where = first_difference(stored, resolved[cell.id])
             if where is None:
                 continue
-            if key and first_difference(_without_protocol_keys(stored), _without_protocol_keys(resolved[cell.id])) is None:
-                stale.append(cell)
+            if first_difference(_without_protocol_keys(stored), _without_protocol_keys(resolved[cell.id])) is None:
+                if key:  # finished: re-evaluate; interrupted: it resumes as staged, and is re-evaluated once finished
+                    stale.append(cell)
                 continue
             raise UserError(
                 f"cell {cell.id} in {out} was run with a different scenario ({where} differs): "
@@ -157,6 +159,9 @@ def run_sweep(
     if stale and not report_only:
         bring_up_to_date(stale, out, resolved, progress)
     outcomes = run_cells(todo, out, spec.parallel, spec.cell_cpus, address, on_done) if todo else []
+    resumed = check_existing(todo, out, resolved) if todo else []  # interrupted cells staged with older protocols
+    if resumed:
+        bring_up_to_date(resumed, out, resolved, progress)
     rows = gather_rows(cells, out, {o.cell_id: o for o in outcomes})
     files = write_reports(spec, rows, out)
     progress(f"sweep tables: {', '.join(str(out / f) for f in files)}")

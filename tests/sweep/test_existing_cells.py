@@ -45,6 +45,16 @@ def test_finished_cell_differing_only_in_protocols_is_returned_to_re_evaluate(tm
         check_existing([cell], tmp_path, {"c": {**more, "evaluation": {**more["evaluation"], "precisions": ["fp32"]}}})
 
 
+def test_interrupted_cell_differing_only_in_protocols_resumes_as_staged(tmp_path):
+    cell = Cell(id="c", axes={}, scenario="s.yaml", overrides=[])
+    stage = tmp_path / "cells" / ".c.incomplete"
+    stage.mkdir(parents=True)
+    staged = {"seed": 1, "evaluation": {"protocols": ["precisions"], "mitigation": {"bits": [4]}}}
+    (stage / "scenario.json").write_text(json.dumps(staged))
+    asked = {"seed": 1, "evaluation": {"protocols": ["precisions", "mitigation"], "mitigation": {"bits": [8, 4]}}}
+    assert check_existing([cell], tmp_path, {"c": asked}) == []  # not refused; nothing to re-evaluate yet
+
+
 def test_interrupted_cell_of_another_scenario_is_refused(tmp_path):
     cell = Cell(id="c", axes={}, scenario="s.yaml", overrides=[])
     stage = tmp_path / "cells" / ".c.incomplete"
