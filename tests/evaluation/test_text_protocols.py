@@ -90,3 +90,23 @@ def test_textattack_missing_is_reported(ctx, monkeypatch):
     got = run_recipes(["textfooler", "pwws"], ctx, ctx.data.test.x[:2], ctx.data.test.y[:2])
     assert set(got) == {"textfooler", "pwws"}
     assert not got["pwws"]["available"] and "textattack cannot be imported" in got["pwws"]["reason"]
+
+
+def test_mitigations_run_on_a_text_model_and_the_probe_refuses_it(ctx):
+    mitigation = ctx.scenario.evaluation.mitigation.model_copy(
+        update={
+            "methods": ["efrap", "lac", "noise"],
+            "bits": [4],
+            "efrap": ctx.scenario.evaluation.mitigation.efrap.model_copy(update={"steps": 2}),
+            "noise": ctx.scenario.evaluation.mitigation.noise.model_copy(update={"sigmas": [0.25], "draws": 1}),
+        }
+    )
+    s = ctx.scenario.model_copy(update={"evaluation": ctx.scenario.evaluation.model_copy(update={"mitigation": mitigation})})
+    text_ctx = EvalContext(ctx.model, ctx.data, s, ctx.device)
+    r = PROTOCOLS.get("mitigation")(text_ctx)
+    assert list(r["methods"]) == ["efrap", "lac", "noise"]
+    for entry in r["methods"].values():
+        for row in entry["rows"].values():
+            assert 0 <= row["int4"]["accuracy"] <= 1
+    with pytest.raises(UserError, match="prerelease"):
+        PROTOCOLS.get("prerelease")(text_ctx)
