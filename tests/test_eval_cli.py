@@ -153,7 +153,9 @@ def test_prerelease_check_records_a_verdict_in_results_and_report(run_dir):
     assert main(argv) == 0
     res = json.loads((run_dir / "results.json").read_text())
     pr = res["evaluation"]["prerelease"]
-    assert pr["score"] == max(pr["result"]["probe"].values()) and pr["flagged"] == (pr["score"] >= 0.5)
+    res = pr["result"]
+    assert res["probe_score"] == max(res["probe"].values()) and res["noise_score"] == max(res["noise_patch"].values())
+    assert pr["score"] == max(res["probe_score"], res["noise_score"]) and pr["flagged"] == (pr["score"] >= 0.5)
     assert len(pr["result"]["probe"]) == 4 and pr["result"]["examples"] == {"optimised_on": 32, "scored_on": 32}
     assert "**Verdict:" in (run_dir / "report.md").read_text()
 

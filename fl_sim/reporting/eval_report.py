@@ -186,7 +186,8 @@ def prerelease_section(r: dict[str, Any]) -> list[str]:
         f"**Verdict: {verdict}** (score {pct(r['score'])}, threshold {pct(r['threshold'])}). FP32 vs {r['precision']} "
         f"disagree on {pct(r['clean_disagreement'])} of the clean calibration inputs; a patch optimised on "
         f"{r['examples']['optimised_on']} of them to split the two models makes them disagree on the share below of the "
-        f"other {r['examples']['scored_on']} (a uniform-noise patch: up to {pct(r['noise_score'])}).",
+        f"other {r['examples']['scored_on']} (a uniform-noise patch: up to {pct(r['noise_score'])}; the score is the "
+        "larger of the two).",
         "",
         "| patch position (top, left) | optimised patch | noise patch |",
         "|---|---:|---:|",

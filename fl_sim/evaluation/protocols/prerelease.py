@@ -3,8 +3,9 @@
 Two label-free, trigger-free signals on the server's calibration set, for int<b> = ``prerelease.bits``:
 the share of clean calibration inputs on which FP32 and int<b> disagree, and the patch probe
 (``fl_sim.evaluation.patch_probe``): a small patch optimised on one half of the calibration set, at
-each position of an evenly spaced grid, to split int<b> from FP32; its disagreement on the other half is the score,
-next to a uniform-noise patch's. The model is flagged when the score reaches ``prerelease.threshold``.
+each position of an evenly spaced grid, to split int<b> from FP32, and a uniform-noise patch at the same
+positions; the score is the larger disagreement either causes on the other half. The model is
+flagged when the score reaches ``prerelease.threshold``.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def run(ctx: EvalContext) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``score`` and ``flagged`` (also under ``index``), ``threshold``, ``precision``, ``clean_disagreement``,
-        ``probe`` and ``noise_patch`` (disagreement per position, held-out half), ``examples`` (optimised on, scored on).
+        ``score`` (the larger of ``probe_score`` and ``noise_score``) and ``flagged`` (also under ``index``),
+        ``threshold``, ``precision``, ``clean_disagreement``, ``probe`` and ``noise_patch`` (disagreement per
+        position, held-out half), ``examples`` (optimised on, scored on).
     """
     if ctx.data.text is not None or ctx.data.calibration.x.dim() != 4:
         raise UserError("protocol prerelease probes image patches; it has no text counterpart yet (token ids are discrete)")
@@ -59,7 +61,9 @@ def run(ctx: EvalContext) -> dict[str, Any]:
             probe[key] = disagreement(fp_model, twin, stamp(held, patch, top, left))
             rand = torch.rand(patch.shape, generator=gen).to(ctx.device)
             noise[key] = disagreement(fp_model, twin, stamp(held, rand, top, left))
-    score = max(probe.values())
+    # Both patches are trigger-agnostic probes: the score is the larger split either finds.
+    best_probe, best_noise = max(probe.values()), max(noise.values())
+    score = max(best_probe, best_noise)
     verdict = {"score": score, "flagged": score >= pr.threshold}
     return {
         "index": verdict,
@@ -69,6 +73,7 @@ def run(ctx: EvalContext) -> dict[str, Any]:
         "clean_disagreement": clean,
         "probe": probe,
         "noise_patch": noise,
-        "noise_score": max(noise.values()),
+        "probe_score": best_probe,
+        "noise_score": best_noise,
         "examples": {"optimised_on": len(fit), "scored_on": len(held)},
     }
