@@ -8,9 +8,9 @@ registries by the wiring step (``fl_sim.wiring``), once.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fl_sim.config.precision import MAX_BITS, MIN_BITS, ActivationRange, Granularity, Observer, parse_precision
 
@@ -291,20 +291,23 @@ class DataFreeConfig(Strict):
     samples: int = Field(256, ge=1, description="generated calibration / probe samples")
 
 
+def _positive_steps(v: list[float]) -> list[float]:
+    if any(x <= 0 for x in v):
+        raise ValueError(f"sigmas must be positive (in steps), got {v}")
+    return v
+
+
+# Noise scales in steps of each layer's grid (the noise mitigation and the rounding_margin protocol).
+SigmaSteps = Annotated[list[float], AfterValidator(_positive_steps)]
+
+
 class NoiseSettings(Strict):
     """Mitigation ``noise``: Gaussian noise of sigma steps on the weights before rounding (Egashira et al. 2024)."""
 
-    sigmas: list[float] = Field(
+    sigmas: SigmaSteps = Field(
         default_factory=lambda: [0.1, 0.25, 0.5], min_length=1, description="in steps of each layer's grid"
     )
     draws: int = Field(5, ge=1, description="K: noise draws per sigma (mean and worst reported)")
-
-    @field_validator("sigmas")
-    @classmethod
-    def _positive(cls, v: list[float]) -> list[float]:
-        if any(x <= 0 for x in v):
-            raise ValueError(f"sigmas must be positive (in steps), got {v}")
-        return v
 
 
 class LearnedRoundingSettings(Strict):
@@ -381,16 +384,9 @@ class MitigationConfig(Strict):
 class RoundingMarginConfig(Strict):
     """Protocol ``rounding_margin``: weight noise before rounding, in steps of each layer's grid."""
 
-    sigmas: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.1, 0.25], min_length=1)
+    sigmas: SigmaSteps = Field(default_factory=lambda: [0.01, 0.05, 0.1, 0.25], min_length=1)
     draws: int = Field(5, ge=1, description="K: random noise draws per sigma and precision")
     bins: int = Field(10, ge=2, description="histogram bins of the distance to the nearest boundary, over [0, 0.5] steps")
-
-    @field_validator("sigmas")
-    @classmethod
-    def _positive(cls, v: list[float]) -> list[float]:
-        if any(x <= 0 for x in v):
-            raise ValueError(f"sigmas must be positive (in steps), got {v}")
-        return v
 
 
 class PrereleaseConfig(Strict):

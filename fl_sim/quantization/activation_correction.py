@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fl_sim.quantization.fake_quant_model import quantizable_layers
+from fl_sim.quantization.fake_quant_model import layer_io, quantizable_layers
 
 _EPS = 1e-8
 
@@ -98,22 +98,6 @@ class Corrected(nn.Module):
         return self.correction(self.layer(x))  # type: ignore[no-any-return]
 
 
-def _outputs(model: nn.Module, layer: nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
-    """The output of ``layer`` (a module of ``model``) when ``model`` runs on ``x`` (eval mode, no gradients)."""
-    seen: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, _a, out: seen.append(out.detach()))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for i in range(0, x.shape[0], batch):
-                model(x[i : i + batch])
-    finally:
-        handle.remove()
-        model.train(was_training)
-    return torch.cat(seen)
-
-
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
@@ -137,9 +121,9 @@ def correct_activations(
     out = copy.deepcopy(model)
     for name, fp_layer in quantizable_layers(model):
         dim = 1 if isinstance(fp_layer, nn.Conv2d) else -1  # Conv: (N, C, H, W); Linear: (..., C)
-        fp = channel_stats(_outputs(model, fp_layer, calibration, batch), dim)
+        fp = channel_stats(layer_io(model, fp_layer, calibration, batch)[1], dim)
         layer = out.get_submodule(name)
         with quantized(out):
-            q = channel_stats(_outputs(out, layer, calibration, batch), dim)
+            q = channel_stats(layer_io(out, layer, calibration, batch)[1], dim)
         _replace(out, name, Corrected(layer, correction_for(fp, q, slack, clip, dim)))
     return out

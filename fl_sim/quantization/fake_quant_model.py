@@ -56,6 +56,30 @@ def transformed_layers(model: nn.Module, weight_fn: Transform, input_fn: Transfo
             m.__dict__.pop("forward", None)
 
 
+def layer_io(model: nn.Module, layer: nn.Module, x: torch.Tensor, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input and output of ``layer`` (a module of ``model``) when ``model`` runs on ``x``.
+
+    In batches of ``batch``, in eval mode, without gradients; the model's training mode is restored.
+    """
+    seen: dict[str, list[torch.Tensor]] = {"in": [], "out": []}
+
+    def hook(_m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        seen["in"].append(args[0].detach())
+        seen["out"].append(out.detach())
+
+    handle = layer.register_forward_hook(hook)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i in range(0, x.shape[0], batch):
+                model(x[i : i + batch])
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return torch.cat(seen["in"]), torch.cat(seen["out"])
+
+
 def fake_quantized(
     model: nn.Module,
     spec: QuantSpec,

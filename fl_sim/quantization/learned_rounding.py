@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fl_sim.quantization.fake_quant_model import quantizable_layers, transformed_layers
+from fl_sim.quantization.fake_quant_model import layer_io, quantizable_layers, transformed_layers
 from fl_sim.quantization.intervals import QuantGrid, WeightQuantizer, quant_grid, range_box
 from fl_sim.quantization.rounding import nearest, positions
 
@@ -160,28 +160,6 @@ def learn_layer_rounding(
         return torch.where(held, nearest(w, grid), learned)
 
 
-def _capture(model: nn.Module, name: str, x: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The input and output of layer ``name`` when ``model`` runs on ``x`` (eval mode, no gradients)."""
-    layer = dict(model.named_modules())[name]
-    seen: dict[str, list[torch.Tensor]] = {"in": [], "out": []}
-
-    def hook(_m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        seen["in"].append(args[0].detach())
-        seen["out"].append(out.detach())
-
-    handle = layer.register_forward_hook(hook)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for i in range(0, x.shape[0], batch):
-                model(x[i : i + batch])
-    finally:
-        handle.remove()
-        model.train(was_training)
-    return torch.cat(seen["in"]), torch.cat(seen["out"])
-
-
 def reconstruct_rounding(
     model: nn.Module,
     quantizer: WeightQuantizer,
@@ -203,9 +181,9 @@ def reconstruct_rounding(
     for name, m in quantizable_layers(out):
         w = cast(torch.Tensor, m.weight)
         grid = quant_grid(w, quantizer)
-        _, target = _capture(model, name, calibration, 256)
+        _, target = layer_io(model, fp_layers[name], calibration)
         with transformed_layers(out, lambda _n, t: t, quantize_input):  # earlier layers rounded, inputs quantized
-            x, _ = _capture(out, name, calibration, 256)
+            x, _ = layer_io(out, m, calibration)
         inputs = quantize_input(name, x)
         flip = flipped_neurons(w, grid, flip_share) if flip_share > 0 else None
         start = start_fraction(w, grid, flip)
