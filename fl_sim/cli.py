@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from fl_sim.wiring import Wiring
 
 EXIT_USER_ERROR = 2
-LIST_KINDS = ("attacks", "strategies", "datasets", "models", "quantizers", "protocols", "mitigations")
+LIST_KINDS = ("attacks", "strategies", "preaggregators", "datasets", "models", "quantizers", "protocols", "mitigations")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -159,7 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     s = w.scenario
     print(
         f"fl-sim: running {s.name!r}: {s.federation.num_clients} clients ({s.attack.num_malicious} malicious), "
-        f"{s.federation.rounds} rounds, strategy {s.strategy.name}",
+        f"{s.federation.rounds} rounds, strategy {s.strategy.spec}",
         file=sys.stderr,
     )
     results = run_scenario(

@@ -1,7 +1,7 @@
 """Every registry, populated with the built-in components.
 
 Every registry, populated: the one place that loads the built-in components (datasets, models,
-behaviours, strategies, quantizers, protocols, mitigations). Only the wiring step imports it; scenarios may name
+behaviours, strategies, pre-aggregators, quantizers, protocols, mitigations). Only the wiring step imports it; scenarios may name
 only what is registered here.
 """
 
@@ -15,6 +15,7 @@ from fl_sim.data.sources import DATASETS
 from fl_sim.evaluation.mitigations import MITIGATIONS
 from fl_sim.evaluation.protocols import PROTOCOLS, register_protocols
 from fl_sim.models import MODELS
+from fl_sim.preaggregators import PREAGGREGATORS
 from fl_sim.quantization.registry import QUANTIZERS
 from fl_sim.registry import Registry
 from fl_sim.server.aggregation import STRATEGIES
@@ -24,6 +25,7 @@ register_protocols()
 CATALOGUE: dict[str, Registry[Any]] = {
     "attacks": BEHAVIOURS,
     "strategies": STRATEGIES,
+    "preaggregators": PREAGGREGATORS,
     "datasets": DATASETS,
     "models": MODELS,
     "quantizers": QUANTIZERS,
@@ -31,4 +33,15 @@ CATALOGUE: dict[str, Registry[Any]] = {
     "mitigations": MITIGATIONS,
 }
 
-__all__ = ["BEHAVIOURS", "CATALOGUE", "DATASETS", "MALICIOUS", "MITIGATIONS", "MODELS", "PROTOCOLS", "QUANTIZERS", "STRATEGIES"]
+__all__ = [
+    "BEHAVIOURS",
+    "CATALOGUE",
+    "DATASETS",
+    "MALICIOUS",
+    "MITIGATIONS",
+    "MODELS",
+    "PREAGGREGATORS",
+    "PROTOCOLS",
+    "QUANTIZERS",
+    "STRATEGIES",
+]

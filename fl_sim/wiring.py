@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from pydantic import BaseModel, ValidationError
 
 from fl_sim import components
+from fl_sim.clients.crafted import Crafted
 from fl_sim.clients.honest import honest_behaviour_name
 from fl_sim.clients.plan import AttackPlan, ClientPlan
 from fl_sim.clients.registry import Behaviour
@@ -25,7 +27,8 @@ from fl_sim.config.schema import AttackConfig, Collusion, Scenario
 from fl_sim.data.text_sources import TEXT_SOURCES
 from fl_sim.errors import UserError
 from fl_sim.models.text import TEXT_MODELS
-from fl_sim.server.aggregation import STRATEGIES, DefensePlan
+from fl_sim.preaggregators import PREAGGREGATORS, PreParams
+from fl_sim.server.aggregation import STRATEGIES, DefensePlan, PrePlan
 from fl_sim.server.routing import scenario_cohort_size
 
 
@@ -85,7 +88,7 @@ def _check_modality(s: Scenario) -> None:
         raise ValueError(f"model.pretrained is for text models; model {s.model.name!r} is built from scratch")
 
 
-def _attack_behaviour(a: AttackConfig) -> tuple[type[Behaviour], BaseModel]:
+def _attack_behaviour(a: AttackConfig, rule: str) -> tuple[type[Behaviour], BaseModel]:
     """The attack's class and parsed parameters, after the checks that need the class."""
     _named("attacks", a.behaviour, "attack.behaviour")
     if a.behaviour not in components.MALICIOUS:
@@ -103,9 +106,32 @@ def _attack_behaviour(a: AttackConfig) -> tuple[type[Behaviour], BaseModel]:
         )
     try:
         cls.check(a)
+        if issubclass(cls, Crafted):
+            cls.check_rule(params, rule)
     except ValueError as exc:
         raise ValueError(f"attack: {exc}") from None
     return cls, params
+
+
+def _pre_steps(s: Scenario, rule_f: int | None) -> tuple[tuple[PrePlan, ...], int]:
+    """The strategy's pre-aggregation steps, resolved in order, and how many updates reach the rule."""
+    n, plans = scenario_cohort_size(s), []
+    for i, step in enumerate(s.strategy.pre):
+        where = f"strategy.pre[{i}]"
+        _named("preaggregators", step.name, f"{where}.name")
+        cls = PREAGGREGATORS.get(step.name)
+        params = cast(PreParams, _parse(cls.Params, step.params, f"{where}.params", f"pre-aggregator {step.name!r}"))
+        f = None
+        if cls.uses_f():
+            given = getattr(params, "num_malicious", None)
+            f = int(given) if given is not None else (rule_f if rule_f is not None else s.attack.num_malicious)
+        try:
+            cls.check(params, f, n)
+        except ValueError as exc:
+            raise ValueError(f"{where} ({step.name!r}): {exc}") from None
+        plans.append(PrePlan(cls, params, f, step.name))
+        n = cls.outputs(params, n)
+    return tuple(plans), n
 
 
 def _defense(s: Scenario) -> DefensePlan:
@@ -116,11 +142,12 @@ def _defense(s: Scenario) -> DefensePlan:
     if cls.uses_f():
         given = getattr(params, "num_malicious", None)
         assumed_f, from_truth = (s.attack.num_malicious, True) if given is None else (int(given), False)
+    pre, inputs = _pre_steps(s, assumed_f)
     try:
-        cls.check(params, assumed_f, scenario_cohort_size(s))
+        cls.check(params, assumed_f, inputs)
     except ValueError as exc:
         raise ValueError(f"strategy {s.strategy.name!r}: {exc}") from None
-    return DefensePlan(cls, params, assumed_f, from_truth)
+    return DefensePlan(cls, params, assumed_f, from_truth, pre, inputs)
 
 
 def wire(s: Scenario) -> Wiring:
@@ -132,7 +159,7 @@ def wire(s: Scenario) -> Wiring:
     for name in s.evaluation.mitigation.methods:
         _named("mitigations", name, "evaluation.mitigation.methods")
     _check_modality(s)
-    attack_cls, attack_params = _attack_behaviour(s.attack)
+    attack_cls, attack_params = _attack_behaviour(s.attack, s.strategy.spec)
     honest = components.BEHAVIOURS.get(honest_behaviour_name(s))
     size = scenario_cohort_size(s)
     roles = tuple(malicious_ids(s.seed, s.federation.num_clients, s.attack.num_malicious))

@@ -62,6 +62,7 @@ def centered_clipping(
 
 from pydantic import Field  # noqa: E402
 
+from fl_sim.rule_replicas import REPLICAS  # noqa: E402
 from fl_sim.server.aggregation import (  # noqa: E402
     STRATEGIES,  # noqa: E402
     NoParams,
@@ -101,3 +102,11 @@ class CenteredClippingDefense(TensorDefense[CenteredClippingParams]):
         agg = centered_clipping(r.updates, r.weights, center, max(tau, 1e-12), iterations=p.iterations)
         self.center = agg.update.detach()
         return agg
+
+
+@REPLICAS.register(
+    "centered_clipping", "one clipping step around 0 with tau = the median norm (the server's previous aggregate is unknown)"
+)
+def _replica(updates: torch.Tensor, counts: torch.Tensor, f: int) -> torch.Tensor:
+    tau = max(float(updates.double().norm(dim=1).median()), 1e-12)
+    return centered_clipping(updates.double(), counts, None, tau).update

@@ -7,6 +7,7 @@ import torch
 from flwr.app import RecordDict
 from flwr.serverapp.strategy import FedAvg, Strategy
 
+from fl_sim.rule_replicas import REPLICAS
 from fl_sim.server.aggregation import STRATEGIES, FlowerDefense, NoParams
 
 
@@ -23,3 +24,8 @@ class FedAvgDefense(FlowerDefense[NoParams]):
     def decisions(self, contents: list[RecordDict], counts: torch.Tensor) -> torch.Tensor:
         """Each client's share of the examples."""
         return (counts / counts.sum()).double()
+
+
+@REPLICAS.register("fedavg", "the example-weighted mean")
+def _replica(updates: torch.Tensor, counts: torch.Tensor, f: int) -> torch.Tensor:
+    return (counts.double() / counts.double().sum()) @ updates.double()

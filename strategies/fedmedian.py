@@ -3,8 +3,10 @@
 The paper: "Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates", ICML 2018.
 """
 
+import torch
 from flwr.serverapp.strategy import FedMedian, Strategy
 
+from fl_sim.rule_replicas import REPLICAS
 from fl_sim.server.aggregation import STRATEGIES, FlowerDefense, NoParams
 
 
@@ -17,3 +19,8 @@ class FedMedianDefense(FlowerDefense[NoParams]):
     def flower_strategy(self) -> Strategy:
         """Flower's FedMedian."""
         return FedMedian()
+
+
+@REPLICAS.register("fedmedian", "the coordinate-wise median (mean of the two middle values when n is even)")
+def _replica(updates: torch.Tensor, counts: torch.Tensor, f: int) -> torch.Tensor:
+    return updates.double().quantile(0.5, dim=0)

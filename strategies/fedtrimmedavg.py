@@ -1,8 +1,10 @@
 """FedTrimmedAvg: coordinate-wise trimmed mean (Yin et al., ICML 2018). Flower's built-in."""
 
+import torch
 from flwr.serverapp.strategy import FedTrimmedAvg, Strategy
 from pydantic import Field
 
+from fl_sim.rule_replicas import REPLICAS
 from fl_sim.server.aggregation import STRATEGIES, FlowerDefense, NoParams
 
 
@@ -21,3 +23,10 @@ class FedTrimmedAvgDefense(FlowerDefense[TrimmedParams]):
     def flower_strategy(self) -> Strategy:
         """Flower's FedTrimmedAvg with the scenario's beta."""
         return FedTrimmedAvg(beta=self.params.beta)
+
+
+@REPLICAS.register("fedtrimmedavg", "the trimmed mean at the default beta = 0.2 (Flower's cut: int(beta n) each end)")
+def _replica(updates: torch.Tensor, counts: torch.Tensor, f: int) -> torch.Tensor:
+    n = updates.shape[0]
+    cut = int(TrimmedParams().beta * n)
+    return updates.double().sort(dim=0).values[cut : n - cut].mean(0)

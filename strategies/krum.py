@@ -8,6 +8,7 @@ from flwr.app import RecordDict
 from flwr.serverapp.strategy import Krum, Strategy
 from flwr.serverapp.strategy.multikrum import select_multikrum
 
+from fl_sim.rule_replicas import REPLICAS
 from fl_sim.server.aggregation import STRATEGIES, AssumedF, FlowerDefense, ServerKnowledge
 
 
@@ -66,3 +67,8 @@ class KrumDefense(FlowerDefense[AssumedF]):
     def decisions(self, contents: list[RecordDict], counts: torch.Tensor) -> torch.Tensor:
         """All weight on the reply Flower's Krum picks."""
         return selection_weights(len(contents), flower_pick(contents, assumed_f(self.knowledge), 1))
+
+
+@REPLICAS.register("krum", "Krum's pick in float64 on the updates")
+def _replica(updates: torch.Tensor, counts: torch.Tensor, f: int) -> torch.Tensor:
+    return updates.double()[multikrum_select(updates, f, 1)[0]]

@@ -8,8 +8,9 @@ from flwr.app import RecordDict
 from flwr.serverapp.strategy import MultiKrum, Strategy
 from pydantic import Field
 
+from fl_sim.rule_replicas import REPLICAS
 from fl_sim.server.aggregation import STRATEGIES, AssumedF, FlowerDefense
-from strategies.krum import assumed_f, flower_pick
+from strategies.krum import assumed_f, flower_pick, multikrum_select
 
 
 class MultiKrumParams(AssumedF):
@@ -37,3 +38,10 @@ class MultiKrumDefense(FlowerDefense[MultiKrumParams]):
         w = torch.zeros(len(contents), dtype=torch.float64)
         w[picked] = counts.double()[picked] / counts.double()[picked].sum()
         return w
+
+
+@REPLICAS.register("multikrum", "the example-weighted mean of the n - f best Krum scores, in float64 on the updates")
+def _replica(updates: torch.Tensor, counts: torch.Tensor, f: int) -> torch.Tensor:
+    picked = multikrum_select(updates, f, max(1, updates.shape[0] - f))
+    w = counts.double()[picked]
+    return (w / w.sum()) @ updates.double()[picked]

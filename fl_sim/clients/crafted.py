@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import torch
-from pydantic import Field
+from pydantic import BaseModel, Field
 from torch import nn
 
 from fl_sim.clients import model_poisoning as mp
@@ -30,6 +30,8 @@ class CraftContext:
     num_replies: int  # n: updates the server will aggregate this round
     num_colluders: int  # f: colluders among them
     generator: torch.Generator
+    rule: str = "fedavg"  # the server's rule spec as the scenario names it ("nnm+krum"): public, as Kerckhoffs has it
+    full_knowledge: bool = False  # ``known`` holds the round's honest updates (omniscient), not estimates
 
 
 _Params = NoParams
@@ -103,6 +105,10 @@ class Crafted(Behaviour):
         """Reject ``boost``, which has no effect on a computed update."""
         if attack.boost != 1.0:
             raise ValueError("boost has no effect on crafted attacks (their update is computed, not trained); remove it")
+
+    @classmethod
+    def check_rule(cls, params: BaseModel, rule: str) -> None:
+        """Raise ValueError if the attack cannot adapt to the scenario's rule spec ``rule`` (adaptive attacks only)."""
 
 
 @register_attack("sign_flip", "sends the negated known benign mean update (x scale)")

@@ -208,11 +208,46 @@ class AttackConfig(Strict):
         return self
 
 
+class PreStepConfig(Strict):
+    """One pre-aggregation step (a registered name, ``fl-sim list preaggregators``) and its parameters."""
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class StrategyConfig(Strict):
-    """The aggregation rule or defense (a registered name) and its parameters (checked when wiring)."""
+    """The aggregation rule or defense (a registered name), its parameters, and the pre-aggregation steps before it.
+
+    ``pre`` items are names or {name, params}; ``name: "nnm+krum"`` is shorthand for ``pre: [nnm]``
+    with ``name: krum`` (the form a sweep grid or ``--set`` takes).
+    """
 
     name: str = "fedavg"
     params: dict[str, Any] = Field(default_factory=dict)
+    pre: list[PreStepConfig] = Field(default_factory=list, description="pre-aggregators applied in order before the rule")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        pre = [{"name": p} if isinstance(p, str) else p for p in data.get("pre") or []]
+        name = data.get("name")
+        if isinstance(name, str) and "+" in name:
+            parts = [p.strip() for p in name.split("+")]
+            if not all(parts):
+                raise ValueError(f"name {name!r} is not a rule like 'krum' or pre-aggregators and a rule like 'nnm+krum'")
+            if pre:
+                raise ValueError(f"name {name!r} names pre-aggregators and so does 'pre': use one of the two")
+            pre, data["name"] = [{"name": p} for p in parts[:-1]], parts[-1]
+        data["pre"] = pre
+        return data
+
+    @property
+    def spec(self) -> str:
+        """The pre-aggregators and the rule joined by '+', e.g. ``"nnm+krum"`` (just the rule without pre)."""
+        return "+".join([p.name for p in self.pre] + [self.name])
 
 
 class Distribution(str, Enum):

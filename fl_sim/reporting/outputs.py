@@ -30,7 +30,8 @@ def defense_section(name: str, plan: DefensePlan) -> dict[str, Any]:
         source = "attack.num_malicious (the true count: strategy.params.num_malicious was not set)"
     else:
         source = "strategy.params.num_malicious"
-    return {"name": name, "assumed_f": plan.assumed_f, "assumed_f_source": source}
+    pre = [{"name": p.step_name, "params": p.params.model_dump(mode="json"), "assumed_f": p.assumed_f} for p in plan.pre]
+    return {"name": name, "assumed_f": plan.assumed_f, "assumed_f_source": source, "pre": pre}
 
 
 def build_results(
@@ -60,7 +61,7 @@ def build_results(
             "test_size": len(data.test),
         },
         "roles": {"malicious": list(malicious)},
-        "defense": defense_section(s.strategy.name, defense),
+        "defense": defense_section(s.strategy.spec, defense),
         "history": history,
         "detection": detection_rates(history, set(malicious)),
         "persistence": persistence(history),

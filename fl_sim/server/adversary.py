@@ -57,7 +57,13 @@ def rewrite_updates(
 
     out: list[torch.Tensor] = []
     gen = torch_generator(s.seed, "adversary", server_round)
-    ctx = CraftContext(num_replies=len(honest) + len(colluders), num_colluders=len(colluders), generator=gen)
+    ctx = CraftContext(
+        num_replies=len(honest) + len(colluders),
+        num_colluders=len(colluders),
+        generator=gen,
+        rule=s.strategy.spec,
+        full_knowledge=collusion is Collusion.OMNISCIENT and len(benign) > 0,
+    )
     for i, r in enumerate(colluders):
         known = known_for(i)
         if isinstance(behaviour, Crafted):

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fl_sim.cohort import sample_cohort
 from fl_sim.config.schema import EvaluationConfig, TrainingConfig
 from fl_sim.data.tensors import ExampleSet
+from fl_sim.preaggregators import Mixed, PreAggregator, PreParams, attribute, chain, identity
 from fl_sim.registry import Registry
 from fl_sim.seeding import torch_generator
 from fl_sim.server.payload_guard import GuardLimits, inspect_states, screen, structural_problem
@@ -69,7 +70,7 @@ class ServerKnowledge:
     code determined to cheat can still inspect the interpreter.
     """
 
-    cohort_size: int
+    cohort_size: int  # updates the rule receives per round (after any pre-aggregation)
     num_clients: int
     calibration: ExampleSet  # the server's own clean set (root data), never given to clients
     num_classes: int
@@ -221,6 +222,7 @@ class FederatedStrategy(Strategy):
     routing: Routing
     limits: GuardLimits = field(default_factory=GuardLimits)
     dropped: Callable[[int, int], bool] | None = None  # (round, partition id) -> reply lost in transit
+    pre: list[PreAggregator[Any]] = field(default_factory=list)  # pre-aggregation steps, applied in order
     round_log: dict[int, RoundLog] = field(default_factory=dict)
     reference: State = field(default_factory=dict)
     flower: Strategy | None = field(default=None, init=False, repr=False)  # a FlowerDefense's strategy
@@ -297,30 +299,59 @@ class FederatedStrategy(Strategy):
         counts = torch.tensor([r.count for r in kept], dtype=torch.float64, device=device)
         return reference, keys, updates, counts
 
+    def _mix(self, server_round: int, updates: torch.Tensor, counts: torch.Tensor) -> Mixed:
+        """The pre-aggregation steps on the round's updates (the identity without any)."""
+        if not self.pre:
+            return identity(updates, counts)
+        return chain(self.pre, updates, counts, self.defense.knowledge.generator("pre-aggregation", server_round))
+
     def _aggregate_tensors(
         self, server_round: int, kept: list[Screened], defense: TensorDefense[Any], log: RoundLog
     ) -> tuple[ArrayRecord, MetricRecord]:
         reference, keys, updates, counts = self._stack(kept, defense.knowledge.device)
         pids = [r.pid for r in kept]
-        agg = defense.aggregate(RoundInput(server_round, pids, updates, counts, reference, keys))
-        log.weights = {p: float(w) for p, w in zip(pids, agg.weights.tolist())}
-        if agg.scores is not None:
+        mixed = self._mix(server_round, updates, counts)
+        same = mixed.updates.shape[0] == len(pids)
+        # a bucket is named by its first member: pid-keyed state (FoolsGold's history) stays per input
+        inputs = pids if same else [pids[int(row.nonzero()[0])] for row in mixed.mixing]
+        agg = defense.aggregate(RoundInput(server_round, inputs, mixed.updates, mixed.weights, reference, keys))
+        weights = attribute(agg.weights, mixed.mixing) if self.pre else agg.weights
+        log.weights = {p: float(w) for p, w in zip(pids, weights.tolist())}
+        if agg.scores is not None and same:
             log.scores = {p: float(v) for p, v in zip(pids, agg.scores.tolist())}
-        if agg.clipped is not None:
+        if agg.clipped is not None and same:
             log.clipped = [p for p, c in zip(pids, agg.clipped.tolist()) if c]
         state = unflatten_update(agg.update.detach().to("cpu", torch.float32), reference, keys)
         return ArrayRecord(state), MetricRecord({"kept": int((agg.weights > 0).sum())})
 
+    def _mixed_replies(self, server_round: int, kept: list[Screened]) -> tuple[list[Message], torch.Tensor, Mixed]:
+        """The replies Flower aggregates after the pre-aggregation steps, their counts, and the mixing."""
+        reference, keys, updates, counts = self._stack(kept, torch.device("cpu"))
+        mixed = self._mix(server_round, updates, counts)
+        messages = []
+        for r, u, c in zip(kept, mixed.updates, mixed.weights.tolist()):  # outputs <= inputs: reuse the envelopes
+            state = unflatten_update(u.to(torch.float32), reference, keys)
+            r.message.content = RecordDict({ARRAYS: ArrayRecord(state), "metrics": MetricRecord({COUNT: float(c)})})
+            messages.append(r.message)
+        return messages, mixed.weights, mixed
+
     def _aggregate_flower(
         self, server_round: int, kept: list[Screened], defense: FlowerDefense[Any], log: RoundLog
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        counts = torch.tensor([r.count for r in kept], dtype=torch.float64)
+        if self.pre:
+            messages, counts, mixed = self._mixed_replies(server_round, kept)
+        else:
+            messages = [r.message for r in kept]
+            counts = torch.tensor([r.count for r in kept], dtype=torch.float64)
+            mixed = None
         # Decided before aggregating (Flower may consume the arrays), logged only if Flower aggregated.
-        weights = defense.decisions([r.message.content for r in kept], counts)
+        weights = defense.decisions([m.content for m in messages], counts)
         if self.flower is None:
             self.flower = defense.flower_strategy()  # built once per run
-        arrays, metrics = self.flower.aggregate_train(server_round, [r.message for r in kept])
+        arrays, metrics = self.flower.aggregate_train(server_round, messages)
         if weights is not None and arrays is not None:
+            if mixed is not None:
+                weights = attribute(weights, mixed.mixing)
             log.weights = {r.pid: float(w) for r, w in zip(kept, weights.tolist())}
         return arrays, metrics
 
@@ -373,3 +404,19 @@ class DefensePlan:
     params: BaseModel
     assumed_f: int | None
     f_is_true_count: bool = False
+    pre: tuple[PrePlan, ...] = ()  # pre-aggregation steps, in order
+    rule_inputs: int | None = None  # updates per round the rule receives after ``pre`` (None: the cohort)
+
+    def pre_steps(self) -> list[PreAggregator[Any]]:
+        """Fresh instances of the pre-aggregation steps."""
+        return [p.step(p.params, p.assumed_f) for p in self.pre]
+
+
+@dataclass(frozen=True)
+class PrePlan:
+    """One resolved pre-aggregation step: its class, validated parameters and assumed f."""
+
+    step: type[PreAggregator[Any]]
+    params: PreParams
+    assumed_f: int | None
+    step_name: str = ""  # the registered name, for the records

@@ -27,7 +27,7 @@ def server_knowledge(s: Scenario, data: FederatedData, plan: DefensePlan) -> Ser
         return build_model(model, num_classes, input_shape, pretrained)
 
     return ServerKnowledge(
-        cohort_size=scenario_cohort_size(s),
+        cohort_size=plan.rule_inputs or scenario_cohort_size(s),  # what the rule receives, after pre-aggregation
         num_clients=s.federation.num_clients,
         calibration=data.calibration,
         num_classes=data.num_classes,
@@ -67,4 +67,5 @@ def build_strategy(
         routing=Routing(node_of or {}, s.federation.num_clients),
         limits=GuardLimits(g.max_norm_ratio, g.max_examples_ratio),
         dropped=lambda rnd, pid: is_dropped(s, rnd, pid),
+        pre=plan.pre_steps(),
     )
