@@ -17,7 +17,7 @@ import torch
 from pydantic import BaseModel, Field
 
 from fl_sim.clients import adaptive_poisoning as ap
-from fl_sim.clients.crafted import CraftContext, Crafted
+from fl_sim.clients.crafted import CraftContext, Crafted, IPMParams, alie_z_for
 from fl_sim.clients.registry import NoParams, register_attack
 from fl_sim.rule_replicas import check_spec, simulate
 from fl_sim.seeding import torch_generator
@@ -112,7 +112,8 @@ class OptimalALIE(Adaptive):
     def craft(self, known: torch.Tensor, ctx: CraftContext) -> torch.Tensor:
         """The searched ALIE update."""
         honest = self.honest_estimate(known, ctx)
-        return ap.optimal_alie(honest, ctx.num_colluders, self.aggregator(ctx), self.params.max_z)[0]
+        fixed = alie_z_for(ctx.num_replies, ctx.num_colluders)  # never weaker than Baruch et al.'s own z
+        return ap.optimal_alie(honest, ctx.num_colluders, self.aggregator(ctx), self.params.max_z, (fixed,))[0]
 
 
 @register_attack(
@@ -127,7 +128,8 @@ class OptimalIPM(Adaptive):
     def craft(self, known: torch.Tensor, ctx: CraftContext) -> torch.Tensor:
         """The searched IPM update."""
         honest = self.honest_estimate(known, ctx)
-        return ap.optimal_ipm(honest, ctx.num_colluders, self.aggregator(ctx), self.params.max_epsilon)[0]
+        fixed = IPMParams().epsilon  # never weaker than the fixed attack's default epsilon
+        return ap.optimal_ipm(honest, ctx.num_colluders, self.aggregator(ctx), self.params.max_epsilon, (fixed,))[0]
 
 
 @register_attack(

@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -30,11 +30,19 @@ Aggregator = Callable[[torch.Tensor], torch.Tensor]
 _GOLDEN = (math.sqrt(5) - 1) / 2
 
 
-def search_scale(objective: Callable[[float], float], max_scale: float, grid: int = 12, refine: int = 16) -> float:
+def search_scale(
+    objective: Callable[[float], float],
+    max_scale: float,
+    grid: int = 12,
+    refine: int = 16,
+    candidates: Sequence[float] = (),
+) -> float:
     """The scale in [0, max_scale] maximising ``objective``: a grid of ``grid`` + 1 points, then golden-section search.
 
     The refinement runs inside the two grid cells around the best grid point and keeps whichever of
     that point and the refined one scores higher, so the result is never worse than the grid's best.
+    ``candidates`` (e.g. the fixed attack's own factor) are scored too: the result is never worse than
+    any of them either.
     """
     if not max_scale > 0:
         raise ValueError(f"max_scale must be > 0, got {max_scale}")
@@ -43,6 +51,7 @@ def search_scale(objective: Callable[[float], float], max_scale: float, grid: in
     points = [max_scale * i / grid for i in range(grid + 1)]
     scores = [objective(p) for p in points]
     best = max(range(len(points)), key=lambda i: (scores[i], -i))
+    extra = max(((objective(c), c) for c in candidates), default=None)
     lo, hi = points[max(best - 1, 0)], points[min(best + 1, grid)]
     a, b = hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo)
     fa, fb = objective(a), objective(b)
@@ -55,8 +64,10 @@ def search_scale(objective: Callable[[float], float], max_scale: float, grid: in
             lo, a, fa = a, b, fb
             b = lo + _GOLDEN * (hi - lo)
             fb = objective(b)
-    refined, f_refined = (a, fa) if fa >= fb else (b, fb)
-    return refined if f_refined > scores[best] else points[best]
+    found = max([(scores[best], points[best]), (fa, a), (fb, b)], key=lambda t: t[0])
+    if extra is not None and extra[0] > found[0]:
+        found = extra
+    return found[1]
 
 
 def deviation(aggregate: Aggregator, honest: torch.Tensor, malicious: torch.Tensor, copies: int) -> float:
@@ -69,19 +80,23 @@ def _std(b: torch.Tensor) -> torch.Tensor:
     return b.std(dim=0, correction=1) if b.shape[0] > 1 else torch.zeros_like(b[0])
 
 
-def optimal_alie(honest: torch.Tensor, copies: int, aggregate: Aggregator, max_z: float) -> tuple[torch.Tensor, float]:
-    """ALIE's mean - z std with z in [0, max_z] maximising the deviation; returns (update, z)."""
+def optimal_alie(
+    honest: torch.Tensor, copies: int, aggregate: Aggregator, max_z: float, candidates: Sequence[float] = ()
+) -> tuple[torch.Tensor, float]:
+    """ALIE's mean - z std with z in [0, max_z] (or a candidate) maximising the deviation; returns (update, z)."""
     h = honest.double()
     mean, std = h.mean(0), _std(h)
-    z = search_scale(lambda z: deviation(aggregate, h, mean - z * std, copies), max_z)
+    z = search_scale(lambda z: deviation(aggregate, h, mean - z * std, copies), max_z, candidates=candidates)
     return (mean - z * std).to(honest.dtype), z
 
 
-def optimal_ipm(honest: torch.Tensor, copies: int, aggregate: Aggregator, max_epsilon: float) -> tuple[torch.Tensor, float]:
-    """IPM's -epsilon mean with epsilon in [0, max_epsilon] maximising the deviation; returns (update, epsilon)."""
+def optimal_ipm(
+    honest: torch.Tensor, copies: int, aggregate: Aggregator, max_epsilon: float, candidates: Sequence[float] = ()
+) -> tuple[torch.Tensor, float]:
+    """IPM's -epsilon mean with epsilon in [0, max_epsilon] (or a candidate) maximising the deviation; (update, epsilon)."""
     h = honest.double()
     mean = h.mean(0)
-    eps = search_scale(lambda e: deviation(aggregate, h, -e * mean, copies), max_epsilon)
+    eps = search_scale(lambda e: deviation(aggregate, h, -e * mean, copies), max_epsilon, candidates=candidates)
     return (-eps * mean).to(honest.dtype), eps
 
 

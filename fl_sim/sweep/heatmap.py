@@ -73,9 +73,29 @@ def _save_png(fig: Any, path: Path) -> None:
         raise
 
 
-def draw_heatmap(rows: list[dict[str, Any]], spec: HeatmapSpec, path: Path) -> None:
-    """Draw ``spec.metric`` over ``spec.rows`` x ``spec.cols`` as an annotated PNG at ``path``."""
+WORST_LABEL = "worst case"
+
+
+def with_worst(
+    row_labels: list[str], col_labels: list[str], matrix: Matrix, worst: list[float | None], as_row: bool
+) -> tuple[list[str], list[str], Matrix]:
+    """The matrix with the worst case appended as a last row (``as_row``: one value per column) or a last column."""
+    if as_row:
+        return [*row_labels, WORST_LABEL], col_labels, [*matrix, list(worst)]
+    return row_labels, [*col_labels, WORST_LABEL], [[*line, w] for line, w in zip(matrix, worst)]
+
+
+def draw_heatmap(
+    rows: list[dict[str, Any]], spec: HeatmapSpec, path: Path, worst: tuple[list[float | None], bool] | None = None
+) -> None:
+    """Draw ``spec.metric`` over ``spec.rows`` x ``spec.cols`` as an annotated PNG at ``path``.
+
+    ``worst``: (values, as_row), the worst case per defense, drawn as a last row or column set apart
+    by a white line.
+    """
     row_labels, col_labels, matrix = heatmap_matrix(rows, spec.rows, spec.cols, spec.metric)
+    if worst is not None:
+        row_labels, col_labels, matrix = with_worst(row_labels, col_labels, matrix, *worst)
     percent = is_percent(spec.metric)
     scale = 100.0 if percent else 1.0
     data = np.ma.masked_invalid(np.array([[np.nan if v is None else scale * v for v in line] for line in matrix]))
@@ -86,6 +106,9 @@ def draw_heatmap(rows: list[dict[str, Any]], spec: HeatmapSpec, path: Path) -> N
         limits: dict[str, Any] = {"vmin": 0.0, "vmax": 100.0} if percent else {}
         image = ax.imshow(data, cmap=cmap, aspect="auto", **limits)
         _annotate(ax, image, matrix, spec.metric)
+        if worst is not None:
+            line = ax.axhline if worst[1] else ax.axvline
+            line((len(row_labels) if worst[1] else len(col_labels)) - 1.5, color="white", linewidth=3)
         tilt: dict[str, Any] = {"rotation": 30, "ha": "right"} if max(map(len, col_labels)) > 6 else {}
         ax.set_xticks(range(len(col_labels)), col_labels, **tilt)
         ax.set_yticks(range(len(row_labels)), row_labels)

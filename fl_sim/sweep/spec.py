@@ -58,6 +58,13 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+class WorstCaseSpec(Strict):
+    """Which axis holds the defenses (``per``) and which the attacks (``over``) for the worst-case column."""
+
+    per: str = "strategy.name"
+    over: str = SCENARIO_AXIS
+
+
 class SweepSpec(Strict):
     """A whole sweep: the cartesian product of ``scenario`` files and ``grid`` values, each cell a run."""
 
@@ -70,6 +77,9 @@ class SweepSpec(Strict):
     cell_cpus: float = Field(1.0, gt=0)
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), min_length=1)
     heatmaps: list[HeatmapSpec] = Field(default_factory=list)
+    worst_case: WorstCaseSpec | None = Field(
+        None, description="the worst-case column's axes (default: strategy.name over scenario, when both vary)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -135,6 +145,13 @@ class SweepSpec(Strict):
                 raise ValueError(f"heatmaps.{i}: rows and cols are both {h.rows!r}")
             if h.metric not in self.metrics:
                 raise ValueError(f"heatmaps.{i}.metric: {h.metric!r} is not in 'metrics'")
+        if self.worst_case is not None:
+            for which in ("per", "over"):
+                axis = getattr(self.worst_case, which)
+                if axis not in names:
+                    raise ValueError(f"worst_case.{which}: {axis!r} is not an axis (axes: {names})")
+            if self.worst_case.per == self.worst_case.over:
+                raise ValueError(f"worst_case: per and over are both {self.worst_case.per!r}")
         # Every axis holds at least one value (checked above), so the product has at least one cell.
         return self
 

@@ -107,15 +107,17 @@ def render_markdown(
     summary: list[dict[str, Any]],
     heatmap_files: list[str],
     replicate: str = "seed",
+    sections: list[str] | None = None,
 ) -> str:
     """Render the sweep's summary.md.
 
-    Cell counts, one table line per grid point (``mean ± std (n)`` over seeds), failed cells with their
-    error, and the heatmaps.
+    Cell counts, one table line per grid point (``mean ± std (n)`` over seeds), extra ``sections``
+    (Markdown lines, e.g. the worst case per defense), failed cells with their error, and the heatmaps.
     """
     lines = [f"# Sweep {spec.name}", "", _status_line(rows), ""]
     lines.append(f"Each entry: mean ± sample std over {replicate}s (number of runs with a value).")
     lines += ["", *_table(spec, summary, replicate)]
+    lines += sections or []
     lines += _failed(rows)
     if heatmap_files:
         lines += ["", "## Heatmaps", ""] + [f"![{name}]({name})" for name in heatmap_files]

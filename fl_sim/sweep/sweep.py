@@ -16,10 +16,11 @@ from fl_sim.errors import UserError
 from fl_sim.files import write_json_atomic, write_text_atomic
 from fl_sim.sweep.execute import RESULTS, CellOutcome, cell_dir, is_finished, run_cells
 from fl_sim.sweep.grid import Cell, expand
-from fl_sim.sweep.heatmap import draw_heatmap
-from fl_sim.sweep.spec import SweepSpec, axes
+from fl_sim.sweep.heatmap import draw_heatmap, heatmap_matrix
+from fl_sim.sweep.spec import HeatmapSpec, SweepSpec, axes
 from fl_sim.sweep.summary import DONE, FAILED, render_markdown, summarize
 from fl_sim.sweep.table import cell_row, write_table
+from fl_sim.sweep.worst_case import worst_axes, worst_direction, worst_markdown, worst_row
 
 TABLE = "results.csv"
 SUMMARY = "summary.md"
@@ -124,16 +125,31 @@ def gather_rows(cells: list[Cell], out: Path, outcomes: dict[str, CellOutcome]) 
     return rows
 
 
+def _worst_line(
+    rows: list[dict[str, Any]], h: HeatmapSpec, worst: tuple[str, str] | None
+) -> tuple[list[float | None], bool] | None:
+    """The heatmap's worst-case row (defenses as columns) or column (defenses as rows), if it shows both axes."""
+    if worst is None or {h.rows, h.cols} != set(worst) or worst_direction(h.metric) is None:
+        return None
+    per, over = worst
+    as_row = h.cols == per
+    row_labels, col_labels, _ = heatmap_matrix(rows, h.rows, h.cols, h.metric)
+    labels = col_labels if as_row else row_labels
+    return worst_row(rows, per, over, h.metric, labels), as_row
+
+
 def write_reports(spec: SweepSpec, rows: list[dict[str, Any]], out: Path) -> list[str]:
     """results.csv, one heatmap PNG per spec entry, summary.md; returns the file names written."""
     write_table(rows, out / TABLE)
     names = []
+    worst = worst_axes(spec)
     for h in spec.heatmaps:
         name = f"heatmap_{h.metric}_by_{h.rows}_x_{h.cols}.png".replace("/", "-")
-        draw_heatmap(rows, h, out / name)
+        draw_heatmap(rows, h, out / name, _worst_line(rows, h, worst))
         names.append(name)
     summary = summarize(rows, axes(spec), spec.metrics)
-    write_text_atomic(out / SUMMARY, render_markdown(spec, rows, summary, names))
+    sections = worst_markdown(rows, *worst, spec.metrics) if worst is not None else []
+    write_text_atomic(out / SUMMARY, render_markdown(spec, rows, summary, names, sections=sections))
     return [TABLE, *names, SUMMARY]
 
 
