@@ -3,6 +3,7 @@ replies (omniscient sign flip), and every round records which colluders were sam
 
 import json
 
+import pytest
 import yaml
 
 from fl_sim.cli import main
@@ -32,3 +33,29 @@ def test_omniscient_sign_flip_through_flower_stalls_training(tmp_path):
     # 3 honest updates u and one of -5u: the aggregate moves by -u/2 per round, so no learning.
     assert clean > 0.6
     assert res["final"]["fp32"]["accuracy"] < 0.3
+
+
+def test_optimal_ipm_searched_against_fedavg_through_flower_stalls_training(tmp_path):
+    raw = tiny_raw(
+        federation={"num_clients": 4, "rounds": 3},
+        attack={"behaviour": "optimal_ipm", "collusion": "omniscient", "num_malicious": 1, "params": {}},
+    )
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(path), "--out", str(tmp_path / "r")]) == 0
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    # Against the mean the deviation grows with epsilon: the search takes the largest (20), so the
+    # aggregate is (3 - 20) / 4 of the honest mean: training runs backwards.
+    assert res["final"]["fp32"]["accuracy"] < 0.3
+    assert res["defense"]["name"] == "fedavg" and res["defense"]["pre"] == []
+
+
+def test_adaptive_attacks_need_a_replica_of_the_rule(tmp_path):
+    from fl_sim.errors import UserError
+
+    attack = {"behaviour": "fang", "collusion": "omniscient", "num_malicious": 1, "params": {}}
+    with pytest.raises(UserError, match=r"the scenario's strategy .*no replica of rule 'flame'"):
+        scenario_of(tiny_raw(attack=attack, strategy={"name": "flame"}), "t")
+    scenario_of(tiny_raw(attack={**attack, "params": {"against": "nnm+krum"}}, strategy={"name": "flame"}), "t")
+    with pytest.raises(UserError, match=r"params.against: unknown pre-aggregator 'foo'"):
+        scenario_of(tiny_raw(attack={**attack, "params": {"against": "foo+krum"}}), "t")
