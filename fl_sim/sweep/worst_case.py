@@ -22,7 +22,7 @@ DEFENSE_AXIS = "strategy.name"
 
 
 def worst_direction(metric: str) -> Direction | None:
-    """ "min" where lower is worse for the defender (accuracy, TPR), "max" where higher is (ASR, FPR, success)."""
+    """Which way is worse for the defender: "min" for accuracy and TPR, "max" for ASR, FPR and attack success."""
     if metric.endswith(_LOW_IS_WORSE):
         return "min"
     if metric.endswith(_HIGH_IS_WORSE):
