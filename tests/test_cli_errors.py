@@ -119,10 +119,26 @@ def test_missing_idx_folder_given_by_override(capsys, tmp_path):
     assert "folder not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kind", ["attacks", "strategies", "datasets", "models", "quantizers", "protocols", "mitigations"])
+@pytest.mark.parametrize(
+    "kind", ["attacks", "strategies", "preaggregators", "datasets", "models", "quantizers", "protocols", "mitigations"]
+)
 def test_list_prints_registered(kind, capsys):
     assert main(["list", kind]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) >= 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "names"),
+    [
+        ("preaggregators", ["nnm", "bucketing", "arc"]),
+        ("strategies", ["meamed", "mda", "monna"]),
+        ("attacks", ["optimal_alie", "optimal_ipm", "fang"]),
+    ],
+)
+def test_list_names_the_adaptive_attacks_rules_and_preaggregators(kind, names, capsys):
+    assert main(["list", kind]) == 0
+    listed = {line.split()[0] for line in capsys.readouterr().out.strip().splitlines()}
+    assert set(names) <= listed
 
 
 def test_validate_prints_resolved_scenario(capsys):
