@@ -140,34 +140,31 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``fl-sim run``: one scenario (or one per seed with --seeds), or the rest of an interrupted run."""
-    from fl_sim.runner import choose_run_dir, resume_scenario, run_scenario
+    from fl_sim import api
 
     if args.num_cpus is not None and args.num_cpus < 1:
         raise UserError(f"--num-cpus must be at least 1, got {args.num_cpus}")
     if args.resume:
         if args.scenario or args.overrides or args.out:
             raise UserError("--resume takes only the run directory (no scenario, --set or --out)")
-        run_dir = Path(args.resume)
-        w = resume_scenario(run_dir)
+        run = api.resume(args.resume, num_cpus=args.num_cpus, verbose=args.verbose)
     elif not args.scenario:
         raise UserError("run needs a scenario file (or --resume RUN_DIR)")
     elif args.seeds:
         return _run_seeds(args)
     else:
-        w = _load(args)
-        run_dir = choose_run_dir(w.scenario, args.out, args.force)
-    s = w.scenario
-    print(
-        f"fl-sim: running {s.name!r}: {s.federation.num_clients} clients ({s.attack.num_malicious} malicious), "
-        f"{s.federation.rounds} rounds, strategy {s.strategy.spec}",
-        file=sys.stderr,
-    )
-    results = run_scenario(
-        w, run_dir, verbose=args.verbose, resume=bool(args.resume), ray_address=args.ray_address, num_cpus=args.num_cpus
-    )
-    for name, m in results["final"].items():
+        run = api.run(
+            args.scenario,
+            args.overrides,
+            args.out,
+            force=args.force,
+            num_cpus=args.num_cpus,
+            ray_address=args.ray_address,
+            verbose=args.verbose,
+        )
+    for name, m in run.results["final"].items():
         print(f"{name:>6}: accuracy {100 * m['accuracy']:.2f}%  backdoor ASR {100 * m['backdoor_asr']:.2f}%")
-    print(f"results: {run_dir}/results.json  report: {run_dir}/report.md")
+    print(f"results: {run.dir}/results.json  report: {run.dir}/report.md")
     return 0
 
 
@@ -205,15 +202,15 @@ def _run_seeds(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``fl-sim sweep``: run (or report) a grid of scenarios."""
-    from fl_sim.sweep.spec import load_sweep
-    from fl_sim.sweep.summary import DONE
-    from fl_sim.sweep.sweep import SUMMARY, run_sweep
+    from fl_sim import api
+    from fl_sim.sweeps.summary import DONE
+    from fl_sim.sweeps.sweep import SUMMARY
 
-    spec = load_sweep(args.sweep)
+    spec = api.sweep_spec_of(args.sweep)
     out = (Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name).resolve()
-    rows = run_sweep(spec, out, args.ray_address, args.report_only)
-    unfinished = [r["cell"] for r in rows if r["status"] != DONE]
-    print(f"{len(rows) - len(unfinished)} of {len(rows)} cells done; summary: {out / SUMMARY}")
+    table = api.sweep(spec, out, ray_address=args.ray_address, report_only=args.report_only)
+    unfinished = [str(c) for c, status in zip(table["cell"], table["status"]) if status != DONE]
+    print(f"{len(table) - len(unfinished)} of {len(table)} cells done; summary: {out / SUMMARY}")
     if unfinished:
         print(
             f"fl-sim: {len(unfinished)} cells not done (see {out / SUMMARY}); run the same command again to retry them",
@@ -225,13 +222,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """``fl-sim eval``: evaluation protocols on a finished run's global model."""
-    from fl_sim.reevaluate import reevaluate
+    from fl_sim import api
 
-    run_dir = Path(args.run_dir)
-    results = reevaluate(run_dir, args.protocols, args.overrides)
-    for name in args.protocols or results["scenario"]["evaluation"]["protocols"]:
-        print(f"{name}: {results['evaluation'][name]['seconds']:.1f}s on {results['evaluation'][name]['device']}")
-    print(f"results: {run_dir}/results.json  report: {run_dir}/report.md")
+    run = api.load_run(args.run_dir)
+    done = run.evaluate(args.protocols or None, args.overrides)
+    for name, result in done.items():
+        print(f"{name}: {result['seconds']:.1f}s on {result['device']}")
+    print(f"results: {run.dir}/results.json  report: {run.dir}/report.md")
     return 0
 
 

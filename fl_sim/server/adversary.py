@@ -16,6 +16,7 @@ honest updates; independent -> each its own honest update only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -83,8 +84,8 @@ def rewrite_updates(
 class Adversary:
     """Rewrites the colluders' replies of each attack round before the server screens them."""
 
-    def __init__(self, s: Scenario, attack: AttackPlan, pid_of: dict[int, int]) -> None:
-        self.s, self.pid_of = s, pid_of
+    def __init__(self, s: Scenario, attack: AttackPlan, pid_for: Callable[[Message], int]) -> None:
+        self.s, self.pid_for = s, pid_for
         self.bad = set(attack.malicious)
         self.behaviour = attack.make()
 
@@ -112,7 +113,7 @@ class Adversary:
         """Flower glue: rewrite the colluders' reply messages in place (failed replies are left alone)."""
         ok, decoded = [], []
         for m in replies:
-            entry = None if m.has_error() else _decode(m, self.pid_of)
+            entry = None if m.has_error() else _decode(m, self.pid_for)
             if entry is not None:
                 ok.append(m)
                 decoded.append(entry)
@@ -123,7 +124,7 @@ class Adversary:
         return replies
 
 
-def _decode(m: Message, pid_of: dict[int, int]) -> tuple[int, State, float] | None:
+def _decode(m: Message, pid_for: Callable[[Message], int]) -> tuple[int, State, float] | None:
     """Decode one reply, or None.
 
     (partition id, state, example count) of a reply; None if it cannot be read (the server's
@@ -131,7 +132,7 @@ def _decode(m: Message, pid_of: dict[int, int]) -> tuple[int, State, float] | No
     """
     try:
         arrays, metrics = cast(ArrayRecord, m.content[ARRAYS]), cast(MetricRecord, m.content[METRICS])
-        return pid_of.get(m.metadata.src_node_id, -1), arrays.to_torch_state_dict(), float(cast(float, metrics[COUNT]))
+        return pid_for(m), arrays.to_torch_state_dict(), float(cast(float, metrics[COUNT]))
     except Exception:  # a malformed reply: anything can be wrong with it
         return None
 
@@ -143,10 +144,10 @@ def needs_adversary(s: Scenario, attack: AttackPlan) -> bool:
     return attack.behaviour.crafted or s.attack.collusion is Collusion.OMNISCIENT or s.attack.stealth.enabled
 
 
-def build_adversary(s: Scenario, attack: AttackPlan, pid_of: dict[int, int]) -> Adversary | None:
+def build_adversary(s: Scenario, attack: AttackPlan, pid_for: Callable[[Message], int]) -> Adversary | None:
     """The adversary for ``s``, or None when none is needed.
 
-    ``pid_of`` maps node id -> partition id; pass the strategy's own map (``pid_of``), which follows
-    the round's routing.
+    ``pid_for`` names the partition a reply comes from; pass the strategy's own (``pid_for``), which
+    follows the round's routing.
     """
-    return Adversary(s, attack, pid_of) if needs_adversary(s, attack) else None
+    return Adversary(s, attack, pid_for) if needs_adversary(s, attack) else None

@@ -227,10 +227,9 @@ class FederatedStrategy(Strategy):
     reference: State = field(default_factory=dict)
     flower: Strategy | None = field(default=None, init=False, repr=False)  # a FlowerDefense's strategy
 
-    @property
-    def pid_of(self) -> dict[int, int]:
-        """Node id -> partition id for the current round (the server-side adversary reads it)."""
-        return self.routing.pid_of
+    def pid_for(self, reply: Message) -> int:
+        """The partition id a reply comes from (-1: unknown; the server-side adversary uses it too)."""
+        return self.routing.pid_for(reply)
 
     def log(self, server_round: int) -> RoundLog:
         """The round's log entry (created on first use)."""
@@ -244,7 +243,7 @@ class FederatedStrategy(Strategy):
         config["server-round"] = server_round
         self.reference = arrays.to_torch_state_dict()
         node_of = self.routing.assign(cohort)
-        return [
+        messages = [
             Message(
                 content=RecordDict({ARRAYS: arrays, CONFIG: ConfigRecord({**config, PARTITION_KEY: p})}),
                 message_type=MessageType.TRAIN,
@@ -252,25 +251,27 @@ class FederatedStrategy(Strategy):
             )
             for p in cohort
         ]
+        self.routing.sent(messages, cohort)
+        return messages
 
     def lose_in_transit(self, server_round: int, replies: Iterable[Message]) -> list[Message]:
         """The replies that reach the server: those hit by an injected ``drop`` fault are logged and removed."""
         replies = list(replies)
         if self.dropped is None:
             return replies
-        lost = [m for m in replies if self.dropped(server_round, self.pid_of.get(m.metadata.src_node_id, -1))]
-        self.log(server_round).dropped = sorted(self.pid_of[m.metadata.src_node_id] for m in lost)
+        lost = [m for m in replies if self.dropped(server_round, self.pid_for(m))]
+        self.log(server_round).dropped = sorted(self.pid_for(m) for m in lost)
         return [m for m in replies if all(m is not x for x in lost)]
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Screen the replies, aggregate the kept ones with the defense, refuse a malformed aggregate."""
         log = self.log(server_round)
-        ordered = sorted(replies, key=lambda m: self.pid_of.get(m.metadata.src_node_id, -1))
+        ordered = sorted(replies, key=self.pid_for)
         ok = [m for m in ordered if not m.has_error()]
         failed = [m for m in ordered if m.has_error()]
-        log.replied = [self.pid_of[m.metadata.src_node_id] for m in ok]
-        log.failed = [self.pid_of.get(m.metadata.src_node_id, -1) for m in failed]
-        log.errors = {str(self.pid_of.get(m.metadata.src_node_id, -1)): error_summary(m.error.reason or "") for m in failed}
+        log.replied = [self.pid_for(m) for m in ok]
+        log.failed = [self.pid_for(m) for m in failed]
+        log.errors = {str(self.pid_for(m)): error_summary(m.error.reason or "") for m in failed}
         answered = set(log.replied) | set(log.failed) | set(log.dropped)
         log.timed_out = [p for p in log.cohort if p not in answered]
         kept = self._screen(ok, log)
@@ -365,7 +366,7 @@ class FederatedStrategy(Strategy):
         counts = [reply_count(m, COUNT) for m in ok]
         problems, norms = inspect_states(self.reference, states)
         reasons, capped = screen(self.reference, states, counts, self.limits, (problems, norms))
-        pids = [self.pid_of[m.metadata.src_node_id] for m in ok]
+        pids = [self.pid_for(m) for m in ok]
         log.norm_ratio = norm_ratios(pids, norms)
         kept: list[Screened] = []
         for m, pid, state, reason, n, c in zip(ok, pids, states, reasons, counts, capped):

@@ -54,18 +54,39 @@ def initial_model(s: Scenario, data: FederatedData) -> torch.nn.Module:
         return build_model(s.model.name, data.num_classes, data.input_shape, s.model.pretrained)
 
 
-def discover_partitions(grid: Grid, minimum: int, timeout: float = 600.0) -> dict[int, int]:
+def wait_for_nodes(grid: Grid, wanted: int, timeout: float = 120.0, settle: float = 5.0) -> list[int]:
+    """The connected node ids, once ``wanted`` nodes are there or the count has not changed for ``settle`` seconds.
+
+    RuntimeError (one line, naming the fix) when no node connects within ``timeout`` seconds: a run
+    never waits silently for nodes that are not coming.
+    """
+    start = last_change = time.monotonic()
+    seen = -1
+    while True:
+        ids = list(grid.get_node_ids())
+        now = time.monotonic()
+        if len(ids) != seen:
+            seen, last_change = len(ids), now
+        if len(ids) >= wanted or (ids and now - last_change >= settle):
+            return ids
+        if not ids and now - start > timeout:
+            raise RuntimeError(
+                f"no Flower node connected within {timeout:.0f}s; the scenario needs at least 1 (ideally {wanted}, "
+                "one per client of a round): start SuperNodes or raise the federation's num-supernodes"
+            )
+        time.sleep(0.05)
+
+
+def discover_partitions(grid: Grid, wanted: int, timeout: float = 120.0, settle: float = 5.0) -> dict[int, int]:
     """Map each node's partition index to its node id.
 
-    Wait for at least ``minimum`` nodes, ask every connected node for its index (its
-    ``partition-id``: with a node per client, the client; with fewer nodes, a cohort slot);
-    return index -> node id. The indices must be 0..M-1 for the M nodes.
+    Wait for the nodes (``wait_for_nodes``), ask every connected node for its index (its
+    ``partition-id``: with a node per client, the client; with fewer nodes, a slot that runs the
+    round's clients in turn); return index -> node id. The indices must be 0..M-1 for the M nodes.
     """
-    deadline = time.monotonic() + timeout
-    while len(ids := list(grid.get_node_ids())) < minimum:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(ids)} of {minimum} client nodes connected within {timeout:.0f}s")
-        time.sleep(0.05)
+    ids = wait_for_nodes(grid, wanted, timeout, settle)
+    if len(ids) < wanted:
+        _progress(f"fl-sim: {len(ids)} Flower nodes for {wanted} clients per round: each node runs its share in turn")
     msgs = [Message(RecordDict({"config": ConfigRecord({})}), message_type=MessageType.QUERY, dst_node_id=i) for i in ids]
     node_of: dict[int, int] = {}
     for reply in grid.send_and_receive(msgs, timeout=timeout):
@@ -161,7 +182,7 @@ def run_rounds(
     model = initial_model(s, data)
     node_of = discover_partitions(grid, execution_nodes(s))
     strategy = build_strategy(s, defense, data, node_of)
-    adversary = build_adversary(s, attack, strategy.pid_of)  # reads the strategy's routing
+    adversary = build_adversary(s, attack, strategy.pid_for)  # reads the strategy's routing
     ckpt = load_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     outcome = FederationOutcome(final_state=model.state_dict(), history=list(ckpt.history) if ckpt else [])
     if ckpt is not None:

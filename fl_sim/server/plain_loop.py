@@ -41,7 +41,7 @@ def run_plain(
     s = plan.scenario
     model = initial_model(s, data)
     device = torch.device("cpu")
-    adversary = build_adversary(s, plan.attack, {pid: pid for pid in range(s.federation.num_clients)})
+    adversary = build_adversary(s, plan.attack, lambda m: m.metadata.src_node_id)  # node id = partition id here
     memo = SubmissionMemo()
     for rnd in range(1, s.federation.rounds + 1):
         cohort = sample_cohort(s.seed, rnd, s.federation.num_clients, plan.cohort_size)

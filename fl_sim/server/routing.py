@@ -1,13 +1,17 @@
 """Which Flower node runs which client in a round.
 
 With one node per client, node i always runs client (partition) i. Clients hold no state between
-rounds, so a large population does not need a node each: with fewer nodes than clients (one per
-cohort slot), each round's sampled clients are spread over the nodes in cohort order and every
-message names the partition to train. Flower's simulation engine polls every node for work, so a
-population of 1,000 nodes costs the server CPU each round even when only 100 train.
+rounds, so a large population does not need a node each: with fewer nodes than clients, each
+round's sampled clients are spread over the nodes in cohort order, round-robin (a node with several
+runs them one after another), and every message names the partition to train. A reply is traced to
+its client through the message it answers (``reply_to_message_id``), so several clients may share a
+node in one round. Flower's simulation engine polls every node for work, so a population of 1,000
+nodes costs the server CPU each round even when only 100 train.
 """
 
 from __future__ import annotations
+
+from flwr.app import Message
 
 from fl_sim.cohort import cohort_size
 from fl_sim.config.schema import Scenario
@@ -29,10 +33,10 @@ def execution_nodes(s: Scenario) -> int:
 
 
 class Routing:
-    """Partition id <-> node id for the current round.
+    """Partition id <-> node id for the current round, and which client each reply comes from.
 
-    ``node_of`` and ``pid_of`` are updated in place by ``assign`` so that every holder (strategy, adversary) sees the current
-    round's map.
+    ``node_of`` and ``pid_of`` are updated in place by ``assign`` so that every holder sees the
+    current round's map; ``pid_of`` (node -> partition) holds only the nodes that run one client.
     """
 
     def __init__(self, node_of_slot: dict[int, int], num_clients: int) -> None:
@@ -40,15 +44,30 @@ class Routing:
         self.per_client = len(self.slots) >= num_clients
         self.node_of: dict[int, int] = dict(node_of_slot) if self.per_client else {}
         self.pid_of: dict[int, int] = {node: pid for pid, node in self.node_of.items()}
+        self._sent: list[tuple[Message, int]] = []
 
     def assign(self, cohort: list[int]) -> dict[int, int]:
         """Route this round's ``cohort``; returns partition id -> node id."""
         if self.per_client:
             return self.node_of
-        if len(cohort) > len(self.slots):
-            raise RuntimeError(f"a cohort of {len(cohort)} clients but only {len(self.slots)} nodes to run them")
+        if not self.slots:
+            raise RuntimeError("no Flower node to run the clients on")
         self.node_of.clear()
-        self.node_of.update({pid: self.slots[i] for i, pid in enumerate(cohort)})
+        self.node_of.update({pid: self.slots[i % len(self.slots)] for i, pid in enumerate(cohort)})
+        shared = {node for node in self.node_of.values() if list(self.node_of.values()).count(node) > 1}
         self.pid_of.clear()
-        self.pid_of.update({node: pid for pid, node in self.node_of.items()})
+        self.pid_of.update({node: pid for pid, node in self.node_of.items() if node not in shared})
         return self.node_of
+
+    def sent(self, messages: list[Message], pids: list[int]) -> None:
+        """Remember which partition each of this round's messages names (their ids exist once Flower sends them)."""
+        self._sent = list(zip(messages, pids))
+
+    def pid_for(self, reply: Message) -> int:
+        """The partition a reply comes from: by the message it answers, else by its node (-1: unknown)."""
+        answered = reply.metadata.reply_to_message_id
+        if answered:
+            for message, pid in self._sent:
+                if message.metadata.message_id == answered:
+                    return pid
+        return self.pid_of.get(reply.metadata.src_node_id, -1)

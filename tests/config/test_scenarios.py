@@ -21,8 +21,8 @@ def test_scenario_validates(path, tmp_path):
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_sweep_validates_every_cell(path, tmp_path):
-    from fl_sim.sweep.grid import expand
-    from fl_sim.sweep.spec import load_sweep
+    from fl_sim.sweeps.grid import expand
+    from fl_sim.sweeps.spec import load_sweep
 
     cells = expand(load_sweep(path))
     assert len({c.id for c in cells}) == len(cells) > 1

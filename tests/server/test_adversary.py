@@ -243,7 +243,7 @@ def test_rewrite_does_not_depend_on_reply_arrival_order():
     ref = {k: v.clone() for k, v in model.state_dict().items()}
     g = torch.Generator().manual_seed(0)
     replies = [(pid, {k: v + 0.01 * torch.randn(v.shape, generator=g) for k, v in ref.items()}, 100.0) for pid in range(6)]
-    adv = Adversary(s, wired(s).clients.attack, {pid: pid for pid in range(6)})
+    adv = Adversary(s, wired(s).clients.attack, lambda m: m.metadata.src_node_id)
     a = adv.rewrite_states(1, replies, ref)
     b = adv.rewrite_states(1, list(reversed(replies)), ref)
     assert sorted(a) == sorted(b) == sorted(adv.bad)

@@ -1,4 +1,4 @@
-"""Routing clients to Flower nodes: one node per client when all train, else one per cohort slot."""
+"""Routing clients to Flower nodes: one node per client when there are enough, else round-robin over the nodes."""
 
 import pytest
 
@@ -19,8 +19,26 @@ def test_slots_follow_the_cohort_and_update_shared_maps_in_place():
     assert pid_of == {20: 7, 21: 512}
     r.assign([3, 999])
     assert pid_of == {20: 3, 21: 999} and r.node_of == {3: 20, 999: 21}
-    with pytest.raises(RuntimeError, match="cohort of 3 clients but only 2 nodes"):
-        r.assign([1, 2, 3])
+    # more clients than nodes: round-robin, the shared nodes leave the node -> partition map
+    assert r.assign([1, 2, 3]) == {1: 20, 2: 21, 3: 20}
+    assert pid_of == {21: 2}
+    with pytest.raises(RuntimeError, match="no Flower node"):
+        Routing({}, num_clients=4).assign([0])
+
+
+def test_replies_are_traced_through_the_message_they_answer(task_identity):
+    from flwr.app import ConfigRecord, Message, RecordDict
+
+    r = Routing({0: 20, 1: 21}, num_clients=10)
+    node_of = r.assign([4, 5, 6])
+    sent = [Message(RecordDict({"config": ConfigRecord({})}), dst_node_id=node_of[p], message_type="train") for p in (4, 5, 6)]
+    r.sent(sent, [4, 5, 6])
+    for i, m in enumerate(sent):  # what Flower's grid does when it pushes them
+        m.metadata.__dict__["_message_id"] = f"id-{i}"
+    replies = [Message(RecordDict({}), reply_to=m) for m in sent]
+    assert [r.pid_for(m) for m in replies] == [4, 5, 6]  # nodes 20 and 21 ran 4 and 6, and 5
+    stray = Message(RecordDict({}), reply_to=Message(RecordDict({}), dst_node_id=21, message_type="train"))
+    assert r.pid_for(stray) == 5  # no message id: by node, which runs one client
 
 
 def test_execution_nodes():

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fl_sim.sweep.heatmap import heatmap_matrix, label
-from fl_sim.sweep.spec import SCENARIO_AXIS, SweepSpec
-from fl_sim.sweep.spec import axes as sweep_axes
-from fl_sim.sweep.summary import format_value, is_percent
+from fl_sim.sweeps.heatmap import heatmap_matrix, label
+from fl_sim.sweeps.spec import SCENARIO_AXIS, SweepSpec
+from fl_sim.sweeps.spec import axes as sweep_axes
+from fl_sim.sweeps.summary import format_value, is_percent
 
 Direction = Literal["min", "max"]
 _LOW_IS_WORSE = ("accuracy", "tpr")

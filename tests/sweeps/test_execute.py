@@ -7,8 +7,8 @@ import torch
 
 from fl_sim.runner import staging_dir
 from fl_sim.server.checkpoint import Checkpoint, save_checkpoint
-from fl_sim.sweep.execute import cell_command, cell_env
-from fl_sim.sweep.grid import Cell
+from fl_sim.sweeps.execute import cell_command, cell_env
+from fl_sim.sweeps.grid import Cell
 
 CELL = Cell(id="c", axes={"seed": 1}, scenario="/s/a.yaml", overrides=["federation.rounds=3", "seed=1"])
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from fl_sim.sweep.spec import SCENARIO_AXIS, SweepSpec, axes
+from fl_sim.sweeps.spec import SCENARIO_AXIS, SweepSpec, axes
 
 MAX_ID_LENGTH = 120
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")

@@ -7,8 +7,8 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from fl_sim.sweep.spec import SweepSpec
-from fl_sim.sweep.spec import axes as sweep_axes
+from fl_sim.sweeps.spec import SweepSpec
+from fl_sim.sweeps.spec import axes as sweep_axes
 
 DONE = "done"
 FAILED = "failed"

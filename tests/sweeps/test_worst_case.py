@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from fl_sim.sweep.heatmap import WORST_LABEL, with_worst
-from fl_sim.sweep.spec import SweepSpec
-from fl_sim.sweep.sweep import write_reports
-from fl_sim.sweep.worst_case import worst_axes, worst_case, worst_direction, worst_markdown
+from fl_sim.sweeps.heatmap import WORST_LABEL, with_worst
+from fl_sim.sweeps.spec import SweepSpec
+from fl_sim.sweeps.sweep import write_reports
+from fl_sim.sweeps.worst_case import worst_axes, worst_case, worst_direction, worst_markdown
 
 # accuracy, asr by (attack, defense); seeds 0 and 1 of (alie, krum) average to 0.4
 VALUES = {

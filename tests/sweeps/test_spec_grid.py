@@ -8,8 +8,8 @@ import pytest
 
 from fl_sim.config.loader import parse_overrides
 from fl_sim.errors import UserError
-from fl_sim.sweep.grid import MAX_ID_LENGTH, encode_value, expand
-from fl_sim.sweep.spec import DEFAULT_METRICS, SweepSpec, axes, load_sweep
+from fl_sim.sweeps.grid import MAX_ID_LENGTH, encode_value, expand
+from fl_sim.sweeps.spec import DEFAULT_METRICS, SweepSpec, axes, load_sweep
 
 
 def _scenarios(tmp_path: Path, *names: str) -> list[Path]:

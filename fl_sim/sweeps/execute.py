@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fl_sim.errors import UserError
-from fl_sim.sweep.grid import Cell
+from fl_sim.sweeps.grid import Cell
 
 RESULTS = "results.json"
 

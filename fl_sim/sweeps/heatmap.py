@@ -14,8 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fl_sim.sweep.spec import HeatmapSpec  # noqa: E402
-from fl_sim.sweep.summary import DONE, format_value, is_percent  # noqa: E402
+from fl_sim.sweeps.spec import HeatmapSpec  # noqa: E402
+from fl_sim.sweeps.summary import DONE, format_value, is_percent  # noqa: E402
 
 Matrix = list[list[float | None]]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fl_sim.sweep.grid import Cell
-from fl_sim.sweep.heatmap import draw_heatmap, heatmap_matrix
-from fl_sim.sweep.spec import HeatmapSpec, SweepSpec
-from fl_sim.sweep.summary import format_value, render_markdown, summarize
-from fl_sim.sweep.table import cell_row, flatten_results, write_table
+from fl_sim.sweeps.grid import Cell
+from fl_sim.sweeps.heatmap import draw_heatmap, heatmap_matrix
+from fl_sim.sweeps.spec import HeatmapSpec, SweepSpec
+from fl_sim.sweeps.summary import format_value, render_markdown, summarize
+from fl_sim.sweeps.table import cell_row, flatten_results, write_table
 
 RESULTS = {
     "final": {

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fl_sim.files import write_text_atomic
-from fl_sim.sweep.grid import Cell
+from fl_sim.sweeps.grid import Cell
 
 _SECTIONS = ("detection", "timing")
 

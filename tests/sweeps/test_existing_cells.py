@@ -8,8 +8,8 @@ import yaml
 
 from fl_sim.cli import main
 from fl_sim.errors import UserError
-from fl_sim.sweep.grid import Cell
-from fl_sim.sweep.sweep import check_existing, first_difference
+from fl_sim.sweeps.grid import Cell
+from fl_sim.sweeps.sweep import check_existing, first_difference
 from tests.conftest import tiny_raw
 
 

@@ -14,13 +14,13 @@ from typing import Any
 
 from fl_sim.errors import UserError
 from fl_sim.files import write_json_atomic, write_text_atomic
-from fl_sim.sweep.execute import RESULTS, CellOutcome, cell_dir, is_finished, run_cells
-from fl_sim.sweep.grid import Cell, expand
-from fl_sim.sweep.heatmap import draw_heatmap, heatmap_matrix
-from fl_sim.sweep.spec import HeatmapSpec, SweepSpec, axes
-from fl_sim.sweep.summary import DONE, FAILED, render_markdown, summarize
-from fl_sim.sweep.table import cell_row, write_table
-from fl_sim.sweep.worst_case import worst_axes, worst_direction, worst_markdown, worst_row
+from fl_sim.sweeps.execute import RESULTS, CellOutcome, cell_dir, is_finished, run_cells
+from fl_sim.sweeps.grid import Cell, expand
+from fl_sim.sweeps.heatmap import draw_heatmap, heatmap_matrix
+from fl_sim.sweeps.spec import HeatmapSpec, SweepSpec, axes
+from fl_sim.sweeps.summary import DONE, FAILED, render_markdown, summarize
+from fl_sim.sweeps.table import cell_row, write_table
+from fl_sim.sweeps.worst_case import worst_axes, worst_direction, worst_markdown, worst_row
 
 TABLE = "results.csv"
 SUMMARY = "summary.md"
