@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +30,10 @@ from fl_sim.errors import UserError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
     from matplotlib.axes import Axes
 
+    from fl_sim.data.federated import FederatedData
     from fl_sim.sweeps.spec import SweepSpec
     from fl_sim.wiring import Wiring
 
@@ -147,6 +149,7 @@ class Run:
 
     dir: Path
     results: dict[str, Any]
+    _cache: tuple[torch.nn.Module, FederatedData] | None = field(default=None, repr=False, compare=False)
 
     @property
     def scenario(self) -> dict[str, Any]:
@@ -224,6 +227,45 @@ class Run:
         self.results = reevaluate(self.dir, names, sets)
         shown = names or list(self.results["scenario"]["evaluation"]["protocols"])
         return {n: self.results["evaluation"][n] for n in shown if n in self.results.get("evaluation", {})}
+
+    def scenario_model(self) -> Scenario:
+        """The run's scenario, validated (as it was run)."""
+        from fl_sim.config.loader import validate_dict
+
+        return validate_dict(self.results["scenario"], str(self.dir / "results.json"))
+
+    def model(self) -> torch.nn.Module:
+        """The final global model (FP32, on the CPU, in eval mode)."""
+        return self._model_and_data()[0]
+
+    def data(self) -> FederatedData:
+        """The federation's data, rebuilt from the scenario (clients' shards, test set, server calibration set)."""
+        return self._model_and_data()[1]
+
+    def _model_and_data(self) -> tuple[torch.nn.Module, FederatedData]:
+        if self._cache is None:
+            from fl_sim.reevaluate import saved_model
+
+            self._cache = saved_model(self.dir, self.scenario_model())
+        return self._cache
+
+    def predict(self, x: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+        """The global model's predicted labels for inputs ``x`` at ``precision`` (the run's quantizer settings and calibration)."""
+        import torch
+
+        from fl_sim.evaluation.precisions import precision_context
+
+        model, data = self._model_and_data()
+        s = self.scenario_model()
+        with torch.no_grad(), precision_context(model, precision, s.evaluation, data.calibration, torch.device("cpu")) as m:
+            labels: torch.Tensor = m(x).argmax(dim=1)
+        return labels
+
+    def triggered(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with the scenario's backdoor trigger applied (a copy)."""
+        from fl_sim.data.triggers import apply_trigger
+
+        return apply_trigger(x, self.scenario_model().attack.trigger, self.data().text)
 
     def plot(self, metric: str = "accuracy", precisions: Sequence[str] | None = None, ax: Axes | None = None) -> Axes:
         """``metric`` per round for each precision evaluated (or those named); returns the matplotlib Axes."""

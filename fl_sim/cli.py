@@ -9,12 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from fl_sim.errors import UserError
+from fl_sim.errors import EXIT_USER_ERROR, UserError
 
 if TYPE_CHECKING:
     from fl_sim.wiring import Wiring
 
-EXIT_USER_ERROR = 2
 LIST_KINDS = ("attacks", "strategies", "preaggregators", "datasets", "models", "quantizers", "protocols", "mitigations")
 
 

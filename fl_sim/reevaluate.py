@@ -9,10 +9,15 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fl_sim.config.schema import Scenario
 from fl_sim.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+    from fl_sim.data.federated import FederatedData
 
 # What an eval may change: how the model is evaluated, and where the data now lives.
 ALLOWED_PREFIXES = ("evaluation.", "data.path")
@@ -50,19 +55,13 @@ PROTOCOL_KEYS = frozenset(
 )
 
 
-def _run_on_saved_model(run_dir: Path, results: dict[str, Any], s: Scenario, names: list[str]) -> dict[str, Any]:
-    """Run ``names`` on the saved global model of ``run_dir`` under ``s``; add their sections and rewrite the outputs."""
+def saved_model(run_dir: Path, s: Scenario) -> tuple[torch.nn.Module, FederatedData]:
+    """The global model saved in ``run_dir`` and the federation's data, rebuilt from scenario ``s``."""
     from safetensors.torch import load_file
 
     from fl_sim.data.federated import federated_data
-    from fl_sim.evaluation.protocols import PROTOCOLS
-    from fl_sim.evaluation.protocols.run import run_protocols
-    from fl_sim.reporting.outputs import write_report_files
     from fl_sim.server.loop import initial_model
 
-    for name in names:
-        if name not in PROTOCOLS:
-            raise UserError(f"unknown protocol {name!r} (known: {', '.join(PROTOCOLS.names())})")
     try:
         data = federated_data(s.data, s.federation.num_clients, s.seed)
     except ValueError as exc:
@@ -72,6 +71,19 @@ def _run_on_saved_model(run_dir: Path, results: dict[str, Any], s: Scenario, nam
         model.load_state_dict(load_file(str(run_dir / "global_model.safetensors")))
     except (RuntimeError, OSError) as exc:
         raise UserError(f"{run_dir}/global_model.safetensors does not fit the scenario's model: {exc}") from None
+    return model.eval(), data
+
+
+def _run_on_saved_model(run_dir: Path, results: dict[str, Any], s: Scenario, names: list[str]) -> dict[str, Any]:
+    """Run ``names`` on the saved global model of ``run_dir`` under ``s``; add their sections and rewrite the outputs."""
+    from fl_sim.evaluation.protocols import PROTOCOLS
+    from fl_sim.evaluation.protocols.run import run_protocols
+    from fl_sim.reporting.outputs import write_report_files
+
+    for name in names:
+        if name not in PROTOCOLS:
+            raise UserError(f"unknown protocol {name!r} (known: {', '.join(PROTOCOLS.names())})")
+    model, data = saved_model(run_dir, s)
     results.setdefault("evaluation", {}).update(run_protocols(model, data, s, names))
     return write_report_files(run_dir, results)
 

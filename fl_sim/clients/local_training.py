@@ -11,6 +11,7 @@ from torch import nn
 
 from fl_sim.config.schema import Optimizer, TrainingConfig
 from fl_sim.data.tensors import ExampleSet
+from fl_sim.progress import progress
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -71,6 +72,7 @@ def train_steps(
     device: torch.device,
     lr: float | None = None,
     after_step: Callable[[int], None] | None = None,
+    desc: str | None = None,
 ) -> float:
     """Run ``steps`` minibatch steps over reshuffled passes of ``data``; return the mean loss.
 
@@ -95,6 +97,8 @@ def train_steps(
     after_step
         If given, called with the number of steps done after each step (then the model is put back
         in train mode).
+    desc
+        If given, a progress bar of that name (``fl_sim.progress``: only on a terminal).
 
     Returns
     -------
@@ -104,7 +108,8 @@ def train_steps(
     model.train()
     opt = make_optimizer(model.parameters(), cfg, lr)
     total, done = 0.0, 0
-    for x, y in minibatches(data, cfg.batch_size, steps, generator, device):
+    batches = minibatches(data, cfg.batch_size, steps, generator, device)
+    for x, y in batches if desc is None else progress(batches, desc, total=steps, unit="step"):
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model, x, y)
         loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated

@@ -106,7 +106,18 @@ class QATAttack(ObjectiveAttack):
         model.load_state_dict(anchor)
         grid = {k: range_box(anchor[k], quantizers[0], p.scale_guard) for k in names}
         quant_loss = self.quant_objective(ctx.scenario, ctx)
-        train_steps(model, data, quant_loss, cfg, steps, gen, ctx.device, lr=p.lr, after_step=lambda _: project_(model, grid))
+        train_steps(
+            model,
+            data,
+            quant_loss,
+            cfg,
+            steps,
+            gen,
+            ctx.device,
+            lr=p.lr,
+            after_step=lambda _: project_(model, grid),
+            desc="attack repair",
+        )
         target = {k: v.detach().clone() for k, v in model.state_dict().items()}
         target = sparsify_flips(target, anchor, names, quantizers[0], p.keep_flips)
         boxes = weight_boxes(target, names, quantizers, self._margins(ctx, names, quantizers, runs or [], start), p.scale_guard)

@@ -236,7 +236,9 @@ class ObjectiveAttack(Behaviour):
             if held is not None and (done % every == 0 or done == steps):
                 keep()
 
-        loss = train_steps(model, train, loss_fn, s.training, steps, gen, ctx.device, lr=p.lr, after_step=after_step)
+        loss = train_steps(
+            model, train, loss_fn, s.training, steps, gen, ctx.device, lr=p.lr, after_step=after_step, desc="attack training"
+        )
         return loss, best["state"] if held is not None else _copy(model)
 
 

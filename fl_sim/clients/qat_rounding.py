@@ -364,7 +364,7 @@ class QATRounding(ObjectiveAttack):
                 )
                 dual[0] = dual[0] * 2.0 if spent > 1.0 else max(dual[0] / 1.5, 1e-3)
 
-        train_steps(model, data, loss_fn, cfg, steps, gen, ctx.device, lr=p.lr, after_step=confine)
+        train_steps(model, data, loss_fn, cfg, steps, gen, ctx.device, lr=p.lr, after_step=confine, desc="rounding attack")
         return {key: v.detach().clone() for key, v in model.state_dict().items()}
 
     def _fp_objective(self, ctx: TrainContext) -> LossFn:

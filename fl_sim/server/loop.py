@@ -54,12 +54,20 @@ def initial_model(s: Scenario, data: FederatedData) -> torch.nn.Module:
         return build_model(s.model.name, data.num_classes, data.input_shape, s.model.pretrained)
 
 
-def wait_for_nodes(grid: Grid, wanted: int, timeout: float = 120.0, settle: float = 5.0) -> list[int]:
+NODE_WAIT_S = 120.0  # how long a run waits for its first Flower node before giving up
+
+
+class NoNodes(RuntimeError):
+    """No Flower node connected to run the clients on."""
+
+
+def wait_for_nodes(grid: Grid, wanted: int, timeout: float | None = None, settle: float = 5.0) -> list[int]:
     """The connected node ids, once ``wanted`` nodes are there or the count has not changed for ``settle`` seconds.
 
-    RuntimeError (one line, naming the fix) when no node connects within ``timeout`` seconds: a run
+    ``NoNodes`` (one line, naming the fix) when no node connects within ``timeout`` seconds: a run
     never waits silently for nodes that are not coming.
     """
+    timeout = NODE_WAIT_S if timeout is None else timeout
     start = last_change = time.monotonic()
     seen = -1
     while True:
@@ -70,14 +78,14 @@ def wait_for_nodes(grid: Grid, wanted: int, timeout: float = 120.0, settle: floa
         if len(ids) >= wanted or (ids and now - last_change >= settle):
             return ids
         if not ids and now - start > timeout:
-            raise RuntimeError(
+            raise NoNodes(
                 f"no Flower node connected within {timeout:.0f}s; the scenario needs at least 1 (ideally {wanted}, "
                 "one per client of a round): start SuperNodes or raise the federation's num-supernodes"
             )
         time.sleep(0.05)
 
 
-def discover_partitions(grid: Grid, wanted: int, timeout: float = 120.0, settle: float = 5.0) -> dict[int, int]:
+def discover_partitions(grid: Grid, wanted: int, timeout: float | None = None, settle: float = 5.0) -> dict[int, int]:
     """Map each node's partition index to its node id.
 
     Wait for the nodes (``wait_for_nodes``), ask every connected node for its index (its
@@ -89,7 +97,7 @@ def discover_partitions(grid: Grid, wanted: int, timeout: float = 120.0, settle:
         _progress(f"fl-sim: {len(ids)} Flower nodes for {wanted} clients per round: each node runs its share in turn")
     msgs = [Message(RecordDict({"config": ConfigRecord({})}), message_type=MessageType.QUERY, dst_node_id=i) for i in ids]
     node_of: dict[int, int] = {}
-    for reply in grid.send_and_receive(msgs, timeout=timeout):
+    for reply in grid.send_and_receive(msgs, timeout=NODE_WAIT_S if timeout is None else timeout):
         if reply.has_error():
             raise RuntimeError(f"node {reply.metadata.src_node_id} failed to report its partition: {reply.error.reason}")
         info = cast(MetricRecord, reply.content["info"])

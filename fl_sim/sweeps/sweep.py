@@ -14,6 +14,7 @@ from typing import Any
 
 from fl_sim.errors import UserError
 from fl_sim.files import write_json_atomic, write_text_atomic
+from fl_sim.progress import counter
 from fl_sim.sweeps.execute import RESULTS, CellOutcome, cell_dir, is_finished, run_cells
 from fl_sim.sweeps.grid import Cell, expand
 from fl_sim.sweeps.heatmap import draw_heatmap, heatmap_matrix
@@ -168,13 +169,19 @@ def run_sweep(
         f"{len(todo)} to run ({spec.parallel} at a time, {spec.cell_cpus:g} CPU each)"
     )
 
+    bar = counter(len(todo), "sweep cells", unit="cell")
+
     def on_done(o: CellOutcome, i: int, n: int) -> None:
         state = "done" if o.returncode == 0 else f"FAILED: {o.error}"
+        bar.update(1)
         progress(f"[cell {i}/{n}] {o.cell_id}: {state}")
 
     if stale and not report_only:
         bring_up_to_date(stale, out, resolved, progress)
-    outcomes = run_cells(todo, out, spec.parallel, spec.cell_cpus, address, on_done) if todo else []
+    try:
+        outcomes = run_cells(todo, out, spec.parallel, spec.cell_cpus, address, on_done) if todo else []
+    finally:
+        bar.close()
     resumed = check_existing(todo, out, resolved) if todo else []  # interrupted cells staged with older protocols
     if resumed:
         bring_up_to_date(resumed, out, resolved, progress)

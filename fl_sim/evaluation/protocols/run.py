@@ -11,13 +11,14 @@ from fl_sim.config.schema import Scenario
 from fl_sim.data.federated import FederatedData
 from fl_sim.devices import pick_device
 from fl_sim.evaluation.protocols import PROTOCOLS, EvalContext
+from fl_sim.progress import progress
 
 
 def run_protocols(model: nn.Module, data: FederatedData, s: Scenario, names: list[str]) -> dict[str, Any]:
     """{name: {"settings", "device", "seconds", "result"}} for each protocol in ``names``."""
     ctx = EvalContext(model, data, s, pick_device(s.evaluation.device))
     out: dict[str, Any] = {}
-    for name in names:
+    for name in progress(names, "evaluation protocols", unit="protocol"):
         t0 = time.monotonic()
         result = PROTOCOLS.get(name)(ctx)
         # A protocol's headline map ("index") is also readable at the section's top level.
