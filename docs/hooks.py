@@ -39,13 +39,10 @@ def _type_name(tp: Any) -> str:
 
 
 def _nested(tp: Any) -> list[type[BaseModel]]:
-    found = []
-    for a in (tp, *typing.get_args(tp)):
-        if isinstance(a, type) and issubclass(a, BaseModel):
-            found.append(a)
-        elif typing.get_args(a):
-            found += _nested(a)
-    return found
+    """The pydantic models inside a field's type (the type itself, or its arguments, recursively)."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    return [m for a in typing.get_args(tp) for m in _nested(a)]
 
 
 def _default(field: Any) -> str:
@@ -112,7 +109,15 @@ def cli_reference() -> str:
     from fl_sim.cli import build_parser
 
     parser = build_parser()
-    out = ["# Command line", "", "Generated from `fl_sim/cli.py` at each documentation build.", "", "```text", parser.format_help(), "```"]
+    out = [
+        "# Command line",
+        "",
+        "Generated from `fl_sim/cli.py` at each documentation build.",
+        "",
+        "```text",
+        parser.format_help(),
+        "```",
+    ]
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, sub in subparsers.choices.items():
         out += ["", f"## `fl-sim {name}`", "", "```text", sub.format_help(), "```"]

@@ -9,27 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import matplotlib
+from matplotlib.figure import Figure  # no pyplot: a caller's backend (a notebook's) is left alone
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from fl_sim.config.precision import PrecisionKind, parse_precision  # noqa: E402
+from fl_sim.config.precision import PrecisionKind, parse_precision
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 
 def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _panels(keys: list[str], width: float) -> tuple[Figure, list[tuple[Axes, str]]]:
     """One figure with a panel per key: (figure, [(axis, key), ...])."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(width * len(keys), 4), squeeze=False)
+    fig = Figure(figsize=(width * len(keys), 4))
+    axes = fig.subplots(1, len(keys), squeeze=False)
     return fig, list(zip(axes[0], keys))
 
 
@@ -45,7 +41,8 @@ def bits_plot(path: Path, by_precision: dict[str, dict[str, Any]]) -> bool:
     ints = sorted((parse_precision(p).bits, m) for p, m in by_precision.items() if parse_precision(p).kind is PrecisionKind.INT)
     if len(ints) < 2:
         return False
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     bits = cast("list[int]", [b for b, _ in ints])  # int<b> precisions all have bits
     for metric, label in (("accuracy", "clean accuracy"), ("backdoor_asr", "backdoor ASR")):
         line = ax.plot(bits, [100 * m[metric] for _, m in ints], marker="o", label=label)[0]

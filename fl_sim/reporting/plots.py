@@ -5,10 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # no pyplot: a caller's backend (a notebook's) is left alone
 
 
 def _series(history: list[dict[str, Any]], metric: str) -> dict[str, tuple[list[int], list[float]]]:
@@ -24,7 +21,8 @@ def _series(history: list[dict[str, Any]], metric: str) -> dict[str, tuple[list[
 
 
 def _line_plot(path: Path, history: list[dict[str, Any]], metric: str, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for p, (xs, ys) in _series(history, metric).items():
         ax.plot(xs, ys, marker="o", label=p)
     ax.set_xlabel("round")
@@ -35,14 +33,14 @@ def _line_plot(path: Path, history: list[dict[str, Any]], metric: str, title: st
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _bar_plot(path: Path, final: dict[str, dict[str, Any]]) -> None:
     names = list(final)
     acc = [100 * (final[p]["accuracy"] or 0) for p in names]
     asr = [100 * (final[p]["backdoor_asr"] or 0) for p in names]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     xs = range(len(names))
     ax.bar([x - 0.2 for x in xs], acc, width=0.4, label="clean accuracy")
     ax.bar([x + 0.2 for x in xs], asr, width=0.4, label="backdoor ASR")
@@ -53,7 +51,6 @@ def _bar_plot(path: Path, final: dict[str, dict[str, Any]]) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write_plots(run_dir: Path, results: dict[str, Any]) -> list[str]:

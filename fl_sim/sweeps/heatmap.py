@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: a caller's backend (a notebook's) is left alone
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from fl_sim.sweeps.spec import HeatmapSpec  # noqa: E402
-from fl_sim.sweeps.summary import DONE, format_value, is_percent  # noqa: E402
+from fl_sim.sweeps.spec import HeatmapSpec
+from fl_sim.sweeps.summary import DONE, format_value, is_percent
 
 Matrix = list[list[float | None]]
 
@@ -99,24 +97,22 @@ def draw_heatmap(
     percent = is_percent(spec.metric)
     scale = 100.0 if percent else 1.0
     data = np.ma.masked_invalid(np.array([[np.nan if v is None else scale * v for v in line] for line in matrix]))
-    cmap = plt.get_cmap("viridis").copy()
+    cmap = matplotlib.colormaps["viridis"].copy()
     cmap.set_bad("lightgrey")
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(col_labels) + 2), max(3.0, 0.6 * len(row_labels) + 1.5)))
-    try:
-        limits: dict[str, Any] = {"vmin": 0.0, "vmax": 100.0} if percent else {}
-        image = ax.imshow(data, cmap=cmap, aspect="auto", **limits)
-        _annotate(ax, image, matrix, spec.metric)
-        if worst is not None:
-            line = ax.axhline if worst[1] else ax.axvline
-            line((len(row_labels) if worst[1] else len(col_labels)) - 1.5, color="white", linewidth=3)
-        tilt: dict[str, Any] = {"rotation": 30, "ha": "right"} if max(map(len, col_labels)) > 6 else {}
-        ax.set_xticks(range(len(col_labels)), col_labels, **tilt)
-        ax.set_yticks(range(len(row_labels)), row_labels)
-        ax.set_xlabel(spec.cols)
-        ax.set_ylabel(spec.rows)
-        ax.set_title(spec.title or f"{spec.metric}: mean over other axes and seeds", fontsize=10)
-        fig.colorbar(image, ax=ax, label=f"{spec.metric} (%)" if percent else spec.metric)
-        fig.tight_layout()
-        _save_png(fig, Path(path))
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(max(4.0, 1.1 * len(col_labels) + 2), max(3.0, 0.6 * len(row_labels) + 1.5)))
+    ax = fig.subplots()
+    limits: dict[str, Any] = {"vmin": 0.0, "vmax": 100.0} if percent else {}
+    image = ax.imshow(data, cmap=cmap, aspect="auto", **limits)
+    _annotate(ax, image, matrix, spec.metric)
+    if worst is not None:
+        line = ax.axhline if worst[1] else ax.axvline
+        line((len(row_labels) if worst[1] else len(col_labels)) - 1.5, color="white", linewidth=3)
+    tilt: dict[str, Any] = {"rotation": 30, "ha": "right"} if max(map(len, col_labels)) > 6 else {}
+    ax.set_xticks(range(len(col_labels)), col_labels, **tilt)
+    ax.set_yticks(range(len(row_labels)), row_labels)
+    ax.set_xlabel(spec.cols)
+    ax.set_ylabel(spec.rows)
+    ax.set_title(spec.title or f"{spec.metric}: mean over other axes and seeds", fontsize=10)
+    fig.colorbar(image, ax=ax, label=f"{spec.metric} (%)" if percent else spec.metric)
+    fig.tight_layout()
+    _save_png(fig, Path(path))
