@@ -97,8 +97,7 @@ def draw_heatmap(
     percent = is_percent(spec.metric)
     scale = 100.0 if percent else 1.0
     data = np.ma.masked_invalid(np.array([[np.nan if v is None else scale * v for v in line] for line in matrix]))
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("lightgrey")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
     fig = Figure(figsize=(max(4.0, 1.1 * len(col_labels) + 2), max(3.0, 0.6 * len(row_labels) + 1.5)))
     ax = fig.subplots()
     limits: dict[str, Any] = {"vmin": 0.0, "vmax": 100.0} if percent else {}
