@@ -172,8 +172,8 @@ def _run_seeds(args: argparse.Namespace) -> int:
     import json
     from datetime import datetime
 
+    from fl_sim import api
     from fl_sim.reporting.seeds import markdown, summarize, write_summary
-    from fl_sim.runner import run_scenario
 
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         raise UserError(f"--seeds must be distinct non-negative integers, got {args.seeds}")
@@ -187,10 +187,17 @@ def _run_seeds(args: argparse.Namespace) -> int:
         if (run_dir / "results.json").is_file() and not args.force:
             print(f"fl-sim: seed {seed}: already finished in {run_dir}", file=sys.stderr)
         else:
-            args_seed = argparse.Namespace(**{**vars(args), "overrides": [*args.overrides, f"seed={seed}"]})
-            w = _load(args_seed)
-            print(f"fl-sim: seed {seed}: running {w.scenario.name!r} into {run_dir}", file=sys.stderr)
-            run_scenario(w, run_dir, verbose=args.verbose, ray_address=args.ray_address, num_cpus=args.num_cpus)
+            print(f"fl-sim: seed {seed}: running {first.name!r} into {run_dir}", file=sys.stderr)
+            # no finished run there (or --force): write it, as the loop always has
+            api.run(
+                args.scenario,
+                [*args.overrides, f"seed={seed}"],
+                run_dir,
+                force=True,
+                num_cpus=args.num_cpus,
+                ray_address=args.ray_address,
+                verbose=args.verbose,
+            )
         per_seed[seed] = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     summary = summarize(per_seed)
     write_summary(out, first.name, summary)
