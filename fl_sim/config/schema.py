@@ -131,7 +131,7 @@ class TrainingConfig(Strict):
 
 
 class Collusion(str, Enum):
-    """How the colluders coordinate (README "Collusion model")."""
+    """How the colluders coordinate (docs: concepts/threat-model.md)."""
 
     INDEPENDENT = "independent"  # each trains on its own data toward the shared goal (client side)
     AGGREGATION_AWARE = "aggregation_aware"  # pooled data, estimated benign mean, steer the FedAvg aggregate
