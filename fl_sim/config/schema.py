@@ -20,7 +20,7 @@ SCHEMA_VERSION = 1
 class Strict(BaseModel):
     """Base of every scenario section: frozen, and unknown keys are refused by name."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, use_attribute_docstrings=True)
 
 
 class PartitionKind(str, Enum):
@@ -35,14 +35,23 @@ class DataConfig(Strict):
     """The dataset, how it is partitioned across clients, the server's calibration set size and the text settings."""
 
     source: str = "digits"
+    """the dataset: `digits` (bundled), `idx` (an MNIST-layout folder at `path`), `hub` (`hub_name`), or a text source."""
     path: str | None = None
+    """the dataset's folder (idx and local text sources); relative paths resolve against where fl-sim runs."""
     hub_name: str | None = None
+    """a Hugging Face dataset name (source `hub`)."""
     partitioner: PartitionKind = PartitionKind.IID
+    """how the training data is split across clients."""
     alpha: float = Field(0.5, gt=0)
+    """Dirichlet concentration (partitioner `dirichlet`): smaller is more heterogeneous."""
     classes_per_client: int = Field(2, ge=1)
+    """classes each client holds (partitioner `pathological`)."""
     calibration_size: int = Field(256, ge=1)
+    """the server's own clean examples (calibration, root data), never given to clients."""
     max_train_examples: int | None = Field(None, ge=1)
+    """cap on the training examples used (all if unset)."""
     max_test_examples: int | None = Field(None, ge=1)
+    """cap on the test examples evaluated (all if unset)."""
     tokenizer: str | None = Field(None, description="text datasets: the tokenizer (default: the text model's model.pretrained)")
     max_length: int = Field(64, ge=8, le=512, description="text datasets: tokens per sequence (truncated or padded)")
 
@@ -59,6 +68,7 @@ class ModelConfig(Strict):
     """The model architecture (a registered name) and, for text models, the pretrained weights."""
 
     name: str = "mnist_cnn"
+    """the architecture: `mnist_cnn`, `cifar_cnn` or `hf_text` (`fl-sim list models`)."""
     pretrained: str | None = Field(None, description="text models: a Hugging Face name, a folder, or 'minilm' (offline)")
 
 
@@ -66,7 +76,9 @@ class ClientResources(Strict):
     """The Ray resources reserved for each client: CPUs and GPUs."""
 
     num_cpus: float = Field(1.0, gt=0)
+    """CPUs each client reserves on Ray."""
     num_gpus: float = Field(0.0, ge=0)
+    """GPUs (fractions allowed) each client reserves on Ray."""
 
 
 class GuardConfig(Strict):
@@ -88,20 +100,29 @@ class FaultConfig(Strict):
     """Injected client faults: each (round, client) fails with probability ``rate`` (seeded)."""
 
     rate: float = Field(0.0, ge=0, le=1)
+    """probability that a client fails in a round (seeded per round and client)."""
     kind: FaultKind = FaultKind.EXCEPTION
+    """how an injected fault shows: an exception, a timeout, or a reply lost in transit."""
 
 
 class FederationConfig(Strict):
     """The federation: clients, rounds, the per-round cohort, client resources, the reply screen and faults."""
 
     num_clients: int = Field(10, ge=2)
+    """clients in the population."""
     rounds: int = Field(5, ge=1)
+    """federated rounds."""
     fraction_train: float = Field(1.0, gt=0, le=1)
+    """share of the population sampled to train each round (seeded)."""
     min_train_clients: int = Field(2, ge=1)
+    """the fewest clients a round samples."""
     client_resources: ClientResources = Field(default_factory=ClientResources)
+    """what each client reserves on Ray."""
     round_timeout_s: float = Field(3600.0, gt=0, description="the server waits this long for a round's replies")
     guard: GuardConfig = Field(default_factory=GuardConfig)
+    """the server's reply screen (norm and example-count limits)."""
     faults: FaultConfig = Field(default_factory=FaultConfig)
+    """injected client faults."""
 
 
 class Optimizer(str, Enum):
@@ -115,19 +136,28 @@ class QATConfig(Strict):
     """Quantization-aware local training: whether it is on and at how many bits."""
 
     enabled: bool = False
+    """honest clients train quantization-aware."""
     bits: int = Field(8, ge=MIN_BITS, le=MAX_BITS)
+    """the honest QAT bit width."""
 
 
 class TrainingConfig(Strict):
     """The local training recipe the server asks clients to follow."""
 
     optimizer: Optimizer = Optimizer.SGD
+    """the local optimizer of honest training."""
     lr: float = Field(0.05, gt=0)
+    """learning rate."""
     momentum: float = Field(0.9, ge=0, lt=1)
+    """SGD momentum."""
     weight_decay: float = Field(0.0, ge=0)
+    """L2 weight decay."""
     epochs: int = Field(1, ge=1)
+    """local epochs per round."""
     batch_size: int = Field(32, ge=1)
+    """local minibatch size."""
     qat: QATConfig = Field(default_factory=QATConfig)
+    """honest quantization-aware training."""
 
 
 class Collusion(str, Enum):
@@ -146,8 +176,11 @@ class TriggerConfig(Strict):
     """
 
     size: int = Field(4, ge=1)
+    """image trigger: side of the square patch, in pixels."""
     margin: int = Field(1, ge=0)
+    """image trigger: pixels between the patch and the bottom-right corner."""
     value: float = 1.0
+    """image trigger: the patch's pixel value."""
     phrase: str = Field("cf", min_length=1, description="text trigger (a rare token, as in Kurita et al. 2020)")
 
 
@@ -177,20 +210,30 @@ class AttackConfig(Strict):
     """The colluders: how many, what they run, when, and what they share."""
 
     behaviour: str = "qat_backdoor"
+    """the colluders' attack (`fl-sim list attacks`)."""
     num_malicious: int = Field(0, ge=0)
+    """how many clients collude (drawn from the seed)."""
     start_round: int = Field(1, ge=1)
+    """first round the attack runs."""
     stop_round: int | None = Field(None, ge=1)
+    """last round the attack runs (unset: to the end)."""
     every: int = Field(1, ge=1, description="attack every k-th round from start_round")
     probability: float = Field(1.0, gt=0, le=1, description="attack an eligible round with this probability (seeded)")
     boost: float = Field(1.0, gt=0)
+    """scales the colluders' update (1 = off; not with crafted attacks or omniscient collusion)."""
     collusion: Collusion = Collusion.INDEPENDENT
+    """what the colluders know: independent, aggregation_aware or omniscient."""
     stealth: StealthConfig = Field(default_factory=StealthConfig)
+    """bounds on the colluders' update against the benign ones."""
     target_label: int = Field(0, ge=0)
+    """the label the backdoor or targeted attack aims at."""
     target_sample: int | None = Field(
         None, ge=0, description="index of the test image the targeted-sample attack wants classified as target_label"
     )
     trigger: TriggerConfig = Field(default_factory=TriggerConfig)
+    """the backdoor trigger (a patch on images, a phrase on text)."""
     params: dict[str, Any] = Field(default_factory=dict)
+    """the attack's own parameters (checked against its Params)."""
 
     @model_validator(mode="after")
     def _check(self) -> AttackConfig:
@@ -213,6 +256,7 @@ class PreStepConfig(Strict):
 
     name: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
+    """the pre-aggregator's own parameters."""
 
 
 class StrategyConfig(Strict):
@@ -223,7 +267,9 @@ class StrategyConfig(Strict):
     """
 
     name: str = "fedavg"
+    """the aggregation rule (`fl-sim list strategies`); `nnm+krum` adds pre-aggregators."""
     params: dict[str, Any] = Field(default_factory=dict)
+    """the rule's own parameters (checked against its Params)."""
     pre: list[PreStepConfig] = Field(default_factory=list, description="pre-aggregators applied in order before the rule")
 
     @model_validator(mode="before")
@@ -446,22 +492,38 @@ class EvaluationConfig(Strict):
     """How the global model is quantized (its deployment) and evaluated: precisions, quantizer settings, protocols."""
 
     precisions: list[str] = Field(default_factory=lambda: ["fp32", "int8", "int4"], min_length=1)
+    """precisions evaluated: fp32, fp16, bf16, int2..int16, tacq2..tacq8, int8_dynamic."""
     granularity: Granularity = Granularity.PER_TENSOR
+    """weight scales per tensor or per output channel."""
     weight_symmetric: bool = True
+    """symmetric weight quantization (else asymmetric)."""
     act_symmetric: bool = False
+    """symmetric input quantization (else asymmetric)."""
     scope: QuantScope = QuantScope.WEIGHTS_ACTIVATIONS
+    """quantize weights and layer inputs, or weights only."""
     activations: ActivationRange = ActivationRange.CALIBRATED
+    """input ranges calibrated once on the server's set, or taken per batch."""
     observer: Observer = Observer.MINMAX
+    """how calibrated input ranges are chosen: minmax, percentile, mse."""
     percentile: float = Field(99.99, gt=50, le=100)
+    """the percentile observer's percentile."""
     tacq_keep: float = Field(0.0035, ge=0, lt=1, description="tacq<b>: fraction of weights kept in 16-bit")
     protocols: list[str] = Field(default_factory=lambda: ["precisions"], min_length=1)
+    """evaluation protocols run at the end of a run (`fl-sim list protocols`)."""
     worst_case: WorstCaseConfig = WorstCaseConfig()
+    """settings of the worst_case protocol."""
     robustness: RobustnessConfig = RobustnessConfig()
+    """settings of the robustness protocol."""
     word_attack: WordAttackSettings = WordAttackSettings()
+    """settings of the word_substitution protocol."""
     data_free: DataFreeConfig = DataFreeConfig()
+    """settings of the data_free protocol."""
     mitigation: MitigationConfig = MitigationConfig()
+    """settings of the mitigation protocol."""
     rounding_margin: RoundingMarginConfig = RoundingMarginConfig()
+    """settings of the rounding_margin protocol."""
     prerelease: PrereleaseConfig = PrereleaseConfig()
+    """settings of the prerelease protocol."""
     every_n_rounds: int = Field(0, ge=0)
     batch_size: int = Field(1000, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
