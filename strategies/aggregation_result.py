@@ -20,6 +20,7 @@ __all__ = [
     "cosine_similarity",
     "gaussian_noise",
     "median",
+    "refuse_f_at_least_n",
     "weighted_mean",
 ]
 
@@ -130,3 +131,9 @@ def gaussian_noise(d: int, std: float, generator: torch.Generator | None, device
     if generator is None:
         raise ValueError(f"a torch.Generator is needed to draw noise of std {std}; pass a seeded one")
     return std * torch.randn(d, generator=generator, dtype=torch.float64, device=generator.device).to(device)
+
+
+def refuse_f_at_least_n(assumed_f: int | None, n: int) -> None:
+    """Raise ValueError when the assumed number of attackers f leaves no update to trust (f >= n)."""
+    if assumed_f is not None and assumed_f >= n:
+        raise ValueError(f"needs fewer attackers than the {n} updates of a round, got f={assumed_f}")

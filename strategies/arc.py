@@ -15,7 +15,7 @@ import math
 import torch
 
 from fl_sim.preaggregators import PREAGGREGATORS, Mixed, PreAggregator, PreAssumedF
-from strategies.aggregation_result import check_updates, check_weights
+from strategies.aggregation_result import check_updates, check_weights, refuse_f_at_least_n
 
 
 def arc_clipped(n: int, f: int) -> int:
@@ -56,8 +56,7 @@ class ARCStep(PreAggregator[PreAssumedF]):
     @classmethod
     def check(cls, params: PreAssumedF, assumed_f: int | None, n: int) -> None:  # type: ignore[override]
         """Refuse f >= n."""
-        if assumed_f is not None and assumed_f >= n:
-            raise ValueError(f"arc needs fewer than n={n} attackers, got f={assumed_f}")
+        refuse_f_at_least_n(assumed_f, n)
 
     def apply(self, updates: torch.Tensor, weights: torch.Tensor, generator: torch.Generator) -> Mixed:
         """Clip the k largest updates to the (n - k)-th norm."""

@@ -17,7 +17,7 @@ import torch
 
 from fl_sim.rule_replicas import REPLICAS
 from fl_sim.server.aggregation import STRATEGIES, AssumedF, RoundInput, TensorDefense
-from strategies.aggregation_result import Aggregate, check_updates
+from strategies.aggregation_result import Aggregate, check_updates, refuse_f_at_least_n
 from strategies.krum import assumed_f, selection_weights
 
 MAX_SUBSETS = 200_000
@@ -62,11 +62,10 @@ class MDADefense(TensorDefense[AssumedF]):
 
     @classmethod
     def check(cls, params: AssumedF, assumed_f: int | None, cohort_size: int) -> None:  # type: ignore[override]
-        """F < n and a searchable number of subsets."""
+        """Refuse f >= n and more subsets than MDA searches."""
+        refuse_f_at_least_n(assumed_f, cohort_size)
         if assumed_f is None:
             return
-        if assumed_f >= cohort_size:
-            raise ValueError(f"needs fewer attackers than the {cohort_size} clients of a round, got f={assumed_f}")
         if math.comb(cohort_size, assumed_f) > MAX_SUBSETS:
             raise ValueError(f"C({cohort_size}, {assumed_f}) subsets is more than MDA searches ({MAX_SUBSETS})")
 

@@ -12,7 +12,7 @@ import torch
 
 from fl_sim.rule_replicas import REPLICAS
 from fl_sim.server.aggregation import STRATEGIES, AssumedF, RoundInput, TensorDefense
-from strategies.aggregation_result import Aggregate, check_updates
+from strategies.aggregation_result import Aggregate, check_updates, refuse_f_at_least_n
 from strategies.krum import assumed_f
 
 
@@ -52,8 +52,7 @@ class MeamedDefense(TensorDefense[AssumedF]):
     @classmethod
     def check(cls, params: AssumedF, assumed_f: int | None, cohort_size: int) -> None:  # type: ignore[override]
         """Refuse f >= n."""
-        if assumed_f is not None and assumed_f >= cohort_size:
-            raise ValueError(f"needs fewer attackers than the {cohort_size} clients of a round, got f={assumed_f}")
+        refuse_f_at_least_n(assumed_f, cohort_size)
 
     def aggregate(self, r: RoundInput) -> Aggregate:
         """Meamed of the round's updates."""

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from fl_sim.rule_replicas import REPLICAS
 from fl_sim.server.aggregation import STRATEGIES, AssumedF, RoundInput, TensorDefense
-from strategies.aggregation_result import Aggregate, check_updates, check_vector
+from strategies.aggregation_result import Aggregate, check_updates, check_vector, refuse_f_at_least_n
 from strategies.fltrust import server_update
 from strategies.krum import assumed_f, selection_weights
 
@@ -53,8 +53,7 @@ class MoNNADefense(TensorDefense[MoNNAParams]):
     @classmethod
     def check(cls, params: MoNNAParams, assumed_f: int | None, cohort_size: int) -> None:  # type: ignore[override]
         """Refuse f >= n."""
-        if assumed_f is not None and assumed_f >= cohort_size:
-            raise ValueError(f"needs fewer attackers than the {cohort_size} clients of a round, got f={assumed_f}")
+        refuse_f_at_least_n(assumed_f, cohort_size)
 
     def aggregate(self, r: RoundInput) -> Aggregate:
         """The n - f updates nearest the server's update, averaged."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from fl_sim.preaggregators import PREAGGREGATORS, Mixed, PreAggregator, PreAssumedF
-from strategies.aggregation_result import check_updates, check_weights
+from strategies.aggregation_result import check_updates, check_weights, refuse_f_at_least_n
 
 
 def nnm_mixing(updates: torch.Tensor, f: int) -> torch.Tensor:
@@ -45,8 +45,7 @@ class NNMStep(PreAggregator[PreAssumedF]):
     @classmethod
     def check(cls, params: PreAssumedF, assumed_f: int | None, n: int) -> None:  # type: ignore[override]
         """Refuse f >= n."""
-        if assumed_f is not None and assumed_f >= n:
-            raise ValueError(f"nnm needs fewer than n={n} attackers, got f={assumed_f}")
+        refuse_f_at_least_n(assumed_f, n)
 
     def apply(self, updates: torch.Tensor, weights: torch.Tensor, generator: torch.Generator) -> Mixed:
         """Mix each update with its n - f nearest neighbours."""
