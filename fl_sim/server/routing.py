@@ -11,6 +11,8 @@ nodes costs the server CPU each round even when only 100 train.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from flwr.app import Message
 
 from fl_sim.cohort import cohort_size
@@ -54,7 +56,8 @@ class Routing:
             raise RuntimeError("no Flower node to run the clients on")
         self.node_of.clear()
         self.node_of.update({pid: self.slots[i % len(self.slots)] for i, pid in enumerate(cohort)})
-        shared = {node for node in self.node_of.values() if list(self.node_of.values()).count(node) > 1}
+        load = Counter(self.node_of.values())
+        shared = {node for node, clients in load.items() if clients > 1}
         self.pid_of.clear()
         self.pid_of.update({node: pid for pid, node in self.node_of.items() if node not in shared})
         return self.node_of
