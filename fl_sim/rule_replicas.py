@@ -42,17 +42,30 @@ def check_spec(spec: str) -> None:
         raise ValueError(f"no replica of rule {rule!r} for an adaptive attack (rules with one: {known})")
 
 
-def simulate(spec: str, updates: torch.Tensor, f: int, generator: torch.Generator) -> torch.Tensor:
-    """The (d,) aggregate that rule ``spec`` would return on (n, d) ``updates`` with equal counts and f colluders.
+def simulate(
+    spec: str, updates: torch.Tensor, f: int, generator: torch.Generator, counts: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The (d,) aggregate that rule ``spec`` would return on (n, d) ``updates`` with f colluders.
 
-    Pre-aggregation steps run with their default parameters and the same f; randomised steps
-    (bucketing) draw from ``generator``.
+    ``counts``: the (n,) example counts (None: equal). Pre-aggregation steps run with their default
+    parameters and the same f; randomised steps (bucketing) draw from ``generator``.
     """
     pre, rule = split_spec(spec)
     x = updates.double()
-    counts = torch.ones(x.shape[0], dtype=torch.float64, device=x.device)
+    if counts is None:
+        counts = torch.ones(x.shape[0], dtype=torch.float64, device=x.device)
+    counts = counts.double().to(x.device)
     if pre:
         steps = [cls(cls.Params(), f if cls.uses_f() else None) for cls in map(PREAGGREGATORS.get, pre)]
         mixed = chain(steps, x, counts, generator)
         x, counts = mixed.updates.double(), mixed.weights
     return REPLICAS.get(rule)(x, counts, f)
+
+
+def has_replica(spec: str) -> bool:
+    """Whether every step and the rule of ``spec`` have a replica (``simulate`` can run it)."""
+    try:
+        check_spec(spec)
+    except (KeyError, ValueError):
+        return False
+    return True

@@ -90,3 +90,11 @@ class NormClippingDefense(TensorDefense[NormClippingParams]):
         """Clip each update to the bound, average, add noise."""
         gen = self.knowledge.generator("norm_clipping", r.server_round)
         return norm_clipping(r.updates, r.weights, self.params.max_norm, noise_std=self.params.noise_std, generator=gen)
+
+
+from fl_sim.rule_replicas import REPLICAS  # noqa: E402
+
+
+@REPLICAS.register("norm_clipping", "clipping to the round's median update norm, no noise (the defaults)")
+def _replica(updates: torch.Tensor, counts: torch.Tensor, f: int) -> torch.Tensor:
+    return norm_clipping(updates.double(), counts, None).update

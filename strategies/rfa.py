@@ -90,3 +90,11 @@ class RFADefense(TensorDefense[RFAParams]):
     def aggregate(self, r: RoundInput) -> Aggregate:
         """Smoothed Weiszfeld on the round's updates."""
         return geometric_median(r.updates, r.weights, max_iter=self.params.max_iter, tol=self.params.tol)
+
+
+from fl_sim.rule_replicas import REPLICAS  # noqa: E402
+
+
+@REPLICAS.register("rfa", "smoothed Weiszfeld with the default budget and tolerance")
+def _replica(updates: torch.Tensor, counts: torch.Tensor, f: int) -> torch.Tensor:
+    return geometric_median(updates.double(), counts).update

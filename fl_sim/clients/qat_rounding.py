@@ -23,11 +23,17 @@ colluders:
 5. submit what brings the rule's aggregate there (``rounding_placement.submission``).
 
 The FP aggregate differs from the honest one only by sub-step moves of the flipped weights.
+
+Omniscient collusion: the colluders reply honestly and the server-side adversary, which holds the
+round's honest updates and the colluders' pooled data, runs steps 1-5 on the real round: h is the
+rule's real aggregate, the reach and spread are the real honest updates', the margin is
+``margin_floor`` (``place_exactly``; the placement and its budget search: ``exact_rounding``).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable
 from enum import Enum
@@ -38,6 +44,8 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
+from fl_sim.clients.exact_rounding import ExactPlacement, KnownRound, honest_point, place
+from fl_sim.clients.honest import honest_for
 from fl_sim.clients.local_training import LossFn, steps_per_epoch, train_steps
 from fl_sim.clients.objective_attack import AttackParams, ObjectiveAttack, State
 from fl_sim.clients.qat_objectives import (
@@ -58,13 +66,15 @@ from fl_sim.clients.qat_objectives import (
 from fl_sim.clients.registry import TrainContext, register_attack
 from fl_sim.clients.repair import quantized_weight_names, weight_quantizer
 from fl_sim.clients.rounding_placement import honest_spread, select_flips, submission
-from fl_sim.clients.rule_models import RULE_MODELS, Family, RuleModel, order_reach
+from fl_sim.clients.rule_models import RULE_MODELS, Family, RuleModel, order_reach, real_order_reach
 from fl_sim.config.precision import MAX_BITS, MIN_BITS, ActivationRange, QuantSpec
 from fl_sim.config.schema import AttackConfig, Collusion
 from fl_sim.data.tensors import ExampleSet
 from fl_sim.quantization.fake_quant_model import calibrate_ranges, fake_quantized
 from fl_sim.quantization.intervals import QuantGrid, WeightQuantizer, quant_grid, range_box
 from fl_sim.quantization.rounding import flip_cost, nearest, neighbour_box, positions
+
+_EXACT_RUNS = 10**9  # the honest aggregate is known, not estimated from a few runs
 
 
 class Objective(str, Enum):  # noqa: UP042  (a StrEnum would change str() of the members)
@@ -177,10 +187,13 @@ class QATRounding(ObjectiveAttack):
     @classmethod
     def check(cls, attack: AttackConfig) -> None:
         """Refuse settings the attack cannot honour: other collusions, boost, a sample attack without its sample."""
-        if attack.collusion is not Collusion.AGGREGATION_AWARE:
+        if attack.collusion not in (Collusion.AGGREGATION_AWARE, Collusion.OMNISCIENT):
             raise ValueError(
-                "qat_rounding estimates the honest updates from the colluders' benign runs: set attack.collusion: aggregation_aware"
+                "qat_rounding is coordinated: set attack.collusion to aggregation_aware (the colluders estimate the honest "
+                "updates) or omniscient (the adversary places the flips on the round's real honest updates)"
             )
+        if attack.stealth.enabled:
+            raise ValueError("qat_rounding bounds its own distance (attack.params.distance_budget): leave attack.stealth off")
         if attack.boost != 1.0:
             raise ValueError("qat_rounding places its submission for the rule itself: leave attack.boost at 1")
         objective = attack.params.get("objective", Objective.BACKDOOR.value)
@@ -190,6 +203,80 @@ class QATRounding(ObjectiveAttack):
     def shard_estimate(self) -> bool:
         """The benign runs train on disjoint shards: their spread stands for the honest clients'."""
         return True
+
+    def rule_spec(self, strategy: str) -> str:
+        """The rule spec the omniscient adversary runs the replica of: ``against``, or the scenario's ``strategy``."""
+        return strategy if self.params.against == "strategy" else self.params.against
+
+    def train(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
+        """Omniscient: train honestly (the adversary attacks on the real round); otherwise the attack's own round."""
+        if ctx.scenario.attack.collusion is Collusion.OMNISCIENT:
+            return honest_for(ctx.scenario).train(model, ctx)
+        return super().train(model, ctx)
+
+    def place_exactly(self, known: KnownRound, model: nn.Module, ctx: TrainContext) -> ExactPlacement:
+        """Omniscient: learn the rounding on the real honest aggregate h and place it on the real round.
+
+        As ``_attack`` with the estimate replaced by the truth: h is the rule's aggregate with the
+        colluders at the honest mean, the reach of order rules comes from the real honest values,
+        the spread and the screen's limit from the real honest updates, and the margin is
+        ``margin_floor`` (no aggregation error is left to cover) unless set.
+        """
+        s, p = ctx.scenario, self.params
+        data = ctx.colluder_data if ctx.colluder_data is not None else ctx.data
+        gen = ctx.colluder_generator if ctx.colluder_generator is not None else ctx.generator
+        rule = p.rule(s.strategy.name)
+        n, k, names = len(known.honest) + known.colluders, known.colluders, known.names
+        c0, h64 = honest_point(known, rule)
+        dev = ctx.device
+        h = {key: (h64[key] if key in h64 else v).to(v.dtype).to(dev) for key, v in model.state_dict().items()}
+        _, spread = honest_spread(known.honest, c0, list(c0))
+        quantizer = weight_quantizer(p.spec())
+        margin = p.margin_floor if p.margin == "auto" else float(p.margin)
+        grids = {key: quant_grid(h[key], quantizer) for key in names}
+        cost = {key: self._exact_costs(key, h, known, grids[key], quantizer, rule, margin) for key in names}
+        gain = rule.gain(n, k) if rule.family is not Family.ORDER else 1.0
+        beta = p.budget(rule, n, k, _EXACT_RUNS)  # h is exact: Krum's budget loses no share to an estimate
+        price = None if beta is None else {key: _price(cost[key], gain, beta * spread) for key in names}
+        steps = (p.epochs or s.training.epochs) * steps_per_epoch(len(ctx.data), s.training.batch_size)
+        latent = self._learn_rounding(model, data, h, names, grids, cost, price, ctx, gen, steps)
+        ref = {key: v.to(dev) for key, v in known.reference.items()}
+        wished = {
+            key: torch.where(nearest(latent[key], grids[key]) != nearest(h[key], grids[key]), latent[key], ref[key])
+            .double()
+            .cpu()
+            for key in names
+        }
+        accept = self._screen_test(model, data, gen, known, dev) if rule.screened else None
+        placed = place(known, {**known.reference, **wished}, rule, quantizer, margin, beta, accept)
+        return dataclasses.replace(placed, reachable=sum(int(cost[key].isfinite().sum()) for key in names))
+
+    def _exact_costs(
+        self, key: str, h: State, known: KnownRound, grid: QuantGrid, quantizer: WeightQuantizer, rule: RuleModel, margin: float
+    ) -> torch.Tensor:
+        """``_costs`` on the real round: the reach of an order rule from the real honest values."""
+        w = h[key]
+        cost = flip_cost(w, grid, margin)
+        out = range_box(w, quantizer).pinned | ~cost.isfinite()
+        if rule.family is Family.ORDER:
+            values = torch.stack([m[key] for m in known.honest]).to(w)
+            down, up = real_order_reach(w.double(), values.double(), known.colluders, rule)
+            out = out | (cost > up.to(w)) | (-cost > down.to(w))
+        return torch.where(out, torch.full_like(cost, math.inf), cost)
+
+    def _screen_test(
+        self, model: nn.Module, data: ExampleSet, gen: torch.Generator, known: KnownRound, device: torch.device
+    ) -> Callable[[State], bool]:
+        """The quantization screen's test of a submission: its score under 1.5 x the real honest models' median."""
+        p = self.params
+        probe = data.x[torch.randperm(len(data), generator=gen)[: p.screen_samples]].to(device)
+        full = model.state_dict()
+
+        def state_of(floats: State) -> State:
+            return {key: (floats[key] if key in floats else v).to(v.dtype).to(device) for key, v in full.items()}
+
+        limit = 1.5 * float(torch.tensor([_screen_score(model, state_of(m), probe, p) for m in known.honest]).median())
+        return lambda c: _screen_score(model, state_of(c), probe, p) <= limit
 
     def _attack(self, model: nn.Module, ctx: TrainContext) -> dict[str, float]:
         s, p = ctx.scenario, self.params

@@ -171,8 +171,12 @@ def order_reach(
 
     The honest values are modelled as h + sigma z_j (``blom_scores``); both reaches are >= 0.
     """
-    honest = synthetic_honest(h, sigma, max(cohort - colluders, 1))
-    big = 1e6 * sigma.clamp_min(1e-12)
+    return real_order_reach(h, synthetic_honest(h, sigma, max(cohort - colluders, 1)), colluders, rule)
+
+
+def real_order_reach(h: torch.Tensor, honest: torch.Tensor, colluders: int, rule: RuleModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """(down, up): how far below and above h k colluders move the order aggregate of the (m, *h.shape) ``honest`` values."""
+    big = 1e6 * (honest.max(0).values - honest.min(0).values).clamp_min(1e-12) + h.abs()
     down = h - order_aggregate(torch.cat([honest, _copies(h - big, colluders)]), rule.statistic, rule.trim)
     up = order_aggregate(torch.cat([honest, _copies(h + big, colluders)]), rule.statistic, rule.trim) - h
     return down.clamp_min(0), up.clamp_min(0)

@@ -13,7 +13,7 @@ import torch
 
 from fl_sim.clients.plan import ClientPlan
 from fl_sim.clients.registry import SubmissionMemo, TrainContext
-from fl_sim.config.schema import Collusion
+from fl_sim.config.schema import Collusion, Scenario
 from fl_sim.data.attack_targets import target_sample
 from fl_sim.data.federated import FederatedData
 from fl_sim.data.tensors import ExampleSet
@@ -45,6 +45,38 @@ def pooled(data: FederatedData, ids: tuple[int, ...]) -> ExampleSet:
     return ExampleSet(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]))
 
 
+def context_for(
+    scenario: Scenario,
+    bad: tuple[int, ...],
+    data: FederatedData,
+    partition_id: int,
+    server_round: int,
+    cohort: list[int],
+    device: torch.device,
+    memo: SubmissionMemo | None = None,
+) -> TrainContext:
+    """What client ``partition_id`` knows when it trains in ``server_round`` (seeded RNGs, colluders' pooled data)."""
+    colluding = partition_id in bad
+    # Independent colluders share only the goal; coordinated ones also pool data and an RNG.
+    pooling = colluding and scenario.attack.collusion is not Collusion.INDEPENDENT
+    return TrainContext(
+        scenario=scenario,
+        server_round=server_round,
+        partition_id=partition_id,
+        data=data.clients[partition_id],
+        cohort_size=len(cohort),
+        device=device,
+        generator=torch_generator(scenario.seed, "client", server_round, partition_id),
+        colluder_data=pooled(data, bad) if pooling else None,
+        colluders_in_cohort=len([i for i in cohort if i in bad]) if colluding else 0,
+        colluder_generator=torch_generator(scenario.seed, "colluders", server_round) if pooling else None,
+        target_sample=target_sample(data, scenario.attack) if colluding else None,
+        num_classes=data.num_classes,
+        text=data.text,
+        memo=memo if pooling else None,
+    )
+
+
 def run_client(
     plan: ClientPlan,
     data: FederatedData,
@@ -66,27 +98,7 @@ def run_client(
         torch.manual_seed(derive_seed(scenario.seed, "client-global", server_round, partition_id))
         model = build_model(scenario.model.name, data.num_classes, data.input_shape, scenario.model.pretrained).to(device)
         model.load_state_dict(global_state)
-        bad = plan.attack.malicious
-        colluding = partition_id in bad
-        # Independent colluders share only the goal; coordinated ones also pool data and an RNG.
-        pooling = colluding and scenario.attack.collusion is not Collusion.INDEPENDENT
-        in_cohort = [i for i in cohort if i in bad]
-        ctx = TrainContext(
-            scenario=scenario,
-            server_round=server_round,
-            partition_id=partition_id,
-            data=data.clients[partition_id],
-            cohort_size=len(cohort),
-            device=device,
-            generator=torch_generator(scenario.seed, "client", server_round, partition_id),
-            colluder_data=pooled(data, bad) if pooling else None,
-            colluders_in_cohort=len(in_cohort) if colluding else 0,
-            colluder_generator=torch_generator(scenario.seed, "colluders", server_round) if pooling else None,
-            target_sample=target_sample(data, scenario.attack) if colluding else None,
-            num_classes=data.num_classes,
-            text=data.text,
-            memo=memo if pooling else None,
-        )
+        ctx = context_for(scenario, plan.attack.malicious, data, partition_id, server_round, cohort, device, memo)
         behaviour = plan.behaviour_for(partition_id)
         metrics = behaviour.train(model, ctx)
         state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}

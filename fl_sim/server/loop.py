@@ -24,7 +24,7 @@ from fl_sim.data.federated import FederatedData
 from fl_sim.memory import tree_rss_mb
 from fl_sim.models import build_model
 from fl_sim.seeding import derive_seed
-from fl_sim.server.adversary import Adversary, build_adversary
+from fl_sim.server.adversary import Adversary, Workbench, build_adversary
 from fl_sim.server.aggregation import PARTITION_KEY, DefensePlan, FederatedStrategy
 from fl_sim.server.attack_trace import hit_rates, strip_targets
 from fl_sim.server.build import build_strategy
@@ -145,7 +145,10 @@ class _Federation:
         metrics = self.evaluate_round(self.model, want)
         log = self.strategy.log(server_round)
         elapsed = time.monotonic() - self.t0
-        record = RoundRecord.build(server_round, log, set(self.attack.malicious), active, metrics, elapsed, tree_rss_mb(), hits)
+        placement = self.adversary.placement.get(server_round, {}) if self.adversary is not None else {}
+        record = RoundRecord.build(
+            server_round, log, set(self.attack.malicious), active, metrics, elapsed, tree_rss_mb(), hits, placement
+        )
         self.outcome.history.append(record)
         for line in _show(record, s.federation.rounds, time.monotonic() - self.t0):
             self.progress(line)
@@ -164,6 +167,13 @@ class _Federation:
             self.model.load_state_dict(aggregated.to_torch_state_dict())
         state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         hits = hit_rates(state, targets, self.attack.params, self.model)
+        placed = self.adversary.placement.get(rnd) if self.adversary is not None else None
+        if placed:
+            self.progress(
+                f"    exact placement: {placed['landed']:.0f} of {placed['wanted']:.0f} wanted flips landed "
+                f"({placed['kept']:.0f} placed, {placed.get('reachable', float('nan')):.0f} reachable, "
+                f"{placed['collateral']:.0f} other integers changed)"
+            )
         if hits:
             shown = "  ".join(f"{k} {100 * v:.2f}%" for k, v in hits.items())
             self.progress(f"    integer hit rate of the aggregate on the colluders' target: {shown}")
@@ -190,7 +200,10 @@ def run_rounds(
     model = initial_model(s, data)
     node_of = discover_partitions(grid, execution_nodes(s))
     strategy = build_strategy(s, defense, data, node_of)
-    adversary = build_adversary(s, attack, strategy.pid_for)  # reads the strategy's routing
+    bench = Workbench(
+        build_model(s.model.name, data.num_classes, data.input_shape, s.model.pretrained), data, torch.device("cpu")
+    )
+    adversary = build_adversary(s, attack, strategy.pid_for, bench)  # reads the strategy's routing
     ckpt = load_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     outcome = FederationOutcome(final_state=model.state_dict(), history=list(ckpt.history) if ckpt else [])
     if ckpt is not None:

@@ -18,7 +18,7 @@ from fl_sim.clients.registry import SubmissionMemo
 from fl_sim.clients.runtime import run_client
 from fl_sim.cohort import sample_cohort
 from fl_sim.data.federated import FederatedData
-from fl_sim.server.adversary import build_adversary
+from fl_sim.server.adversary import Workbench, build_adversary
 from fl_sim.server.loop import initial_model
 
 State = dict[str, torch.Tensor]
@@ -41,7 +41,9 @@ def run_plain(
     s = plan.scenario
     model = initial_model(s, data)
     device = torch.device("cpu")
-    adversary = build_adversary(s, plan.attack, lambda m: m.metadata.src_node_id)  # node id = partition id here
+    # node id = partition id here
+    bench = Workbench(initial_model(s, data), data, device)
+    adversary = build_adversary(s, plan.attack, lambda m: m.metadata.src_node_id, bench)
     memo = SubmissionMemo()
     for rnd in range(1, s.federation.rounds + 1):
         cohort = sample_cohort(s.seed, rnd, s.federation.num_clients, plan.cohort_size)

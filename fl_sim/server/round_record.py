@@ -76,6 +76,8 @@ class RoundRecord:
     integer_hit_rate: dict[str, float] | None  # attack rounds: share of the aggregate's integers on the colluders' target
     fp32_accuracy: float | None
     precisions: dict[str, dict[str, float]]
+    # omniscient qat_rounding's rounds: wanted / kept / landed flips, collateral integers, budget (exact_rounding)
+    placement: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -88,6 +90,7 @@ class RoundRecord:
         elapsed_s: float,
         memory_mb: float | None,
         hits: dict[str, float] | None = None,
+        placement: dict[str, float] | None = None,
     ) -> RoundRecord:
         """The record of ``server_round`` from the server's log and the harness's ground truth."""
         return cls(
@@ -112,6 +115,7 @@ class RoundRecord:
             integer_hit_rate=hits,
             fp32_accuracy=precisions["fp32"]["accuracy"] if "fp32" in precisions else None,
             precisions=precisions,
+            placement=dict(placement or {}),
         )
 
     def to_json(self) -> dict[str, Any]:

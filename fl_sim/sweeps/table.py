@@ -32,7 +32,8 @@ def flatten_results(results: dict[str, Any]) -> dict[str, float | None]:
     """Flatten a run's results.json to ``{"int8.accuracy": 0.91, "detection.tpr": 1.0, "timing.total_s": 42.3}``.
 
     The ``mitigation`` and ``prerelease`` protocols' figures, when the run has them, come flattened too
-    (``mitigation.efrap.flip=20%.int4.backdoor_asr``, ``prerelease.score``). Only scalars are kept (per-class lists are dropped); bools become 1.0 / 0.0; missing sections are skipped.
+    (``mitigation.efrap.flip=20%.int4.backdoor_asr``, ``prerelease.score``), and the last attack round's exact
+    placement (``placement.landed``, omniscient ``qat_rounding``). Only scalars are kept (per-class lists are dropped); bools become 1.0 / 0.0; missing sections are skipped.
     """
     out: dict[str, float | None] = {}
     for precision, metrics in (results.get("final") or {}).items():
@@ -41,7 +42,14 @@ def flatten_results(results: dict[str, Any]) -> dict[str, float | None]:
         out.update(_flat_section(name, results.get(name)))
     out.update(_flat_mitigation(results))
     out.update(_flat_section("prerelease", _protocol_result(results, "prerelease")))
+    out.update(_flat_section("placement", _last_placement(results)))
     return out
+
+
+def _last_placement(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The last attack round's exact placement (omniscient qat_rounding), if the run has one."""
+    placed = [h["placement"] for h in results.get("history") or [] if isinstance(h, dict) and h.get("placement")]
+    return placed[-1] if placed else None
 
 
 def _protocol_result(results: dict[str, Any], name: str) -> Any:

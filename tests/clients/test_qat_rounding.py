@@ -88,7 +88,7 @@ def test_bad_settings_are_refused_in_one_line():
         RoundingParams(keep_best=True)
     with pytest.raises(ValueError, match="distance_budget"):
         RoundingParams(distance_budget=-1)
-    raw = tiny_raw(attack={"behaviour": "qat_rounding", "collusion": "omniscient", "params": {}})
+    raw = tiny_raw(attack={"behaviour": "qat_rounding", "collusion": "independent", "params": {}})
     raw["attack"]["params"] = {}
     with pytest.raises(UserError, match="aggregation_aware"):
         scenario_of(raw, "t")
