@@ -14,7 +14,17 @@ from fl_sim.errors import EXIT_USER_ERROR, UserError
 if TYPE_CHECKING:
     from fl_sim.wiring import Wiring
 
-LIST_KINDS = ("attacks", "strategies", "preaggregators", "datasets", "models", "quantizers", "protocols", "mitigations")
+LIST_KINDS = (
+    "attacks",
+    "strategies",
+    "preaggregators",
+    "replicas",
+    "datasets",
+    "models",
+    "quantizers",
+    "protocols",
+    "mitigations",
+)
 
 
 class _Parser(argparse.ArgumentParser):

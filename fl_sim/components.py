@@ -18,6 +18,7 @@ from fl_sim.models import MODELS
 from fl_sim.preaggregators import PREAGGREGATORS
 from fl_sim.quantization.registry import QUANTIZERS
 from fl_sim.registry import Registry
+from fl_sim.rule_replicas import REPLICAS
 from fl_sim.server.aggregation import STRATEGIES
 
 register_protocols()
@@ -31,6 +32,7 @@ CATALOGUE: dict[str, Registry[Any]] = {
     "quantizers": QUANTIZERS,
     "protocols": PROTOCOLS,
     "mitigations": MITIGATIONS,
+    "replicas": REPLICAS,  # the rules adaptive attacks can run a copy of (attack.params.against)
 }
 
 __all__ = [

@@ -71,6 +71,30 @@ def defense_lines(defense: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def placement_lines(history: list[dict[str, Any]]) -> list[str]:
+    """The omniscient adversary's exact placement per attack round (nothing for other attacks)."""
+    placed = [(h["round"], h["placement"]) for h in history if h.get("placement")]
+    if not placed:
+        return []
+    rows = [
+        "## Exact placement of the rounding flips",
+        "",
+        "Per attack round: weights whose rounding the rule lets the colluders change, flips the learned rounding "
+        "wants, flips placed, flips the rule's aggregate rounds as wished, other integers changed, and the "
+        "distance budget used (honest spreads; '-' for none).",
+        "",
+        "| round | reachable | wanted | placed | landed | collateral | budget |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r, m in placed:
+        reach = f"{m['reachable']:.0f}" if "reachable" in m else "-"
+        budget = f"{m['budget']:.2f}" if "budget" in m else "-"
+        rows.append(
+            f"| {r} | {reach} | {m['wanted']:.0f} | {m['kept']:.0f} | {m['landed']:.0f} | {m['collateral']:.0f} | {budget} |"
+        )
+    return rows + [""]
+
+
 def persistence_lines(p: dict[str, Any] | None) -> list[str]:
     """The attack's persistence after its last round (nothing when no honest round followed it)."""
     if not p or not p["precisions"]:
@@ -125,6 +149,7 @@ def render_report(results: dict[str, Any]) -> str:
         "",
         *detection_lines(results.get("detection")),
         "",
+        *placement_lines(results["history"]),
         *persistence_lines(results.get("persistence")),
         "",
         "## Rounds",

@@ -10,6 +10,7 @@ from fl_sim.cli import main
 from fl_sim.data.federated import federated_data
 from fl_sim.evaluation.precisions import evaluate_precisions
 from fl_sim.server.plain_loop import run_plain
+from fl_sim.sweeps.table import flatten_results
 from tests.conftest import scenario_of, tiny_raw, wired
 
 
@@ -59,3 +60,23 @@ def test_adaptive_attacks_need_a_replica_of_the_rule(tmp_path):
     scenario_of(tiny_raw(attack={**attack, "params": {"against": "nnm+krum"}}, strategy={"name": "flame"}), "t")
     with pytest.raises(UserError, match=r"params.against: unknown pre-aggregator 'foo'"):
         scenario_of(tiny_raw(attack={**attack, "params": {"against": "foo+krum"}}), "t")
+
+
+def test_omniscient_qat_rounding_through_flower_records_its_exact_placement(tmp_path):
+    raw = tiny_raw(
+        federation={"num_clients": 6, "rounds": 2},
+        strategy={"name": "fedtrimmedavg"},
+        attack={"behaviour": "qat_rounding", "collusion": "omniscient", "num_malicious": 2, "start_round": 2},
+    )
+    raw["attack"]["params"] = {"epochs": 1, "lr": 0.01}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(path), "--out", str(tmp_path / "r")]) == 0
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    first, attacked = res["history"][1], res["history"][2]
+    assert first["placement"] == {} and not first["attack_active"]
+    m = attacked["placement"]
+    # the adversary learned on the real round: every flip it wanted is reachable, and the trimmed mean lands what it placed
+    assert m["exact"] == 1.0 and 0 < m["landed"] == m["kept"] <= m["wanted"] <= m["reachable"]
+    assert "Exact placement of the rounding flips" in (tmp_path / "r" / "report.md").read_text()
+    assert flatten_results(res)["placement.landed"] == m["landed"]
