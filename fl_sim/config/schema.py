@@ -255,6 +255,7 @@ class PreStepConfig(Strict):
     """One pre-aggregation step (a registered name, ``fl-sim list preaggregators``) and its parameters."""
 
     name: str = Field(min_length=1)
+    """the registered pre-aggregator (``fl-sim list preaggregators``)."""
     params: dict[str, Any] = Field(default_factory=dict)
     """the pre-aggregator's own parameters."""
 
@@ -310,7 +311,9 @@ class WorstCaseConfig(Strict):
 
     draws: int = Field(50, ge=1, description="K: random calibration sets")
     sizes: list[int] = Field(default_factory=lambda: [32, 256], min_length=1)
+    """calibration set sizes (examples per set)."""
     distributions: list[Distribution] = Field(default_factory=lambda: list(Distribution), min_length=1)
+    """how the calibration sets are drawn (in distribution, class-imbalanced, corrupted, ...)."""
     client_examples: int = Field(200, ge=1, description="examples per client for per-client accuracy")
 
     @field_validator("sizes")
@@ -332,9 +335,12 @@ class RobustnessConfig(Strict):
     """Protocol ``robustness``: adversarial accuracy under the attacks at each epsilon."""
 
     attacks: list[AdversarialAttack] = Field(default_factory=lambda: list(AdversarialAttack), min_length=1)
+    """the adversarial-example attacks run."""
     epsilons: list[float] = Field(default_factory=lambda: [0.1, 0.2], min_length=1)
+    """L-infinity budgets, in input units."""
     examples: int = Field(500, ge=1, description="test examples attacked")
     pgd_steps: int = Field(10, ge=1)
+    """PGD iterations per example."""
 
     @field_validator("epsilons")
     @classmethod
@@ -369,6 +375,7 @@ class DataFreeConfig(Strict):
 
     steps: int = Field(200, ge=1, description="generator training steps")
     batch_size: int = Field(64, ge=2)
+    """generated samples per generator step."""
     samples: int = Field(256, ge=1, description="generated calibration / probe samples")
 
 
@@ -397,8 +404,10 @@ class LearnedRoundingSettings(Strict):
     flip_share: float = Field(0.2, ge=0, le=1, description="efrap: share of neurons (largest truncation error) started flipped")
     steps: int = Field(500, ge=1, description="optimisation steps per layer")
     lr: float = Field(0.01, gt=0)
+    """learning rate of the rounding variables."""
     reg_weight: float = Field(0.01, ge=0, description="weight of AdaRound's regulariser driving each rounding to 0 or 1")
     batch_size: int = Field(64, ge=1)
+    """calibration examples per optimisation step."""
 
 
 class LacSettings(Strict):
@@ -434,10 +443,12 @@ class MitigationConfig(Strict):
     )
     finetune_steps: int = Field(100, ge=1, description="server-side fine-tune: minibatch steps on the calibration set")
     finetune_lr: float = Field(0.01, gt=0)
+    """server-side fine-tune: learning rate."""
     noise: NoiseSettings = NoiseSettings()
     efrap: LearnedRoundingSettings = LearnedRoundingSettings()
     lac: LacSettings = LacSettings()
     requantize: list[RequantizeVariant] = Field(default_factory=lambda: list(RequantizeVariant), min_length=1)
+    """mitigation ``requantize``: the other quantizers the model is re-quantized with."""
 
     @field_validator("bits")
     @classmethod
@@ -466,6 +477,7 @@ class RoundingMarginConfig(Strict):
     """Protocol ``rounding_margin``: weight noise before rounding, in steps of each layer's grid."""
 
     sigmas: SigmaSteps = Field(default_factory=lambda: [0.01, 0.05, 0.1, 0.25], min_length=1)
+    """noise std, in steps of each layer's grid."""
     draws: int = Field(5, ge=1, description="K: random noise draws per sigma and precision")
     bins: int = Field(10, ge=2, description="histogram bins of the distance to the nearest boundary, over [0, 0.5] steps")
 
@@ -478,6 +490,7 @@ class PrereleaseConfig(Strict):
     positions_per_side: int = Field(4, ge=1, description="the patch is tried on this many x this many evenly spaced positions")
     steps: int = Field(60, ge=1, description="probe optimisation steps per patch position")
     lr: float = Field(0.1, gt=0)
+    """learning rate of the probe patch."""
     threshold: float = Field(0.5, gt=0, le=1, description="flag the model when the probe's FP/int<b> disagreement reaches this")
 
 
@@ -525,8 +538,11 @@ class EvaluationConfig(Strict):
     prerelease: PrereleaseConfig = PrereleaseConfig()
     """settings of the prerelease protocol."""
     every_n_rounds: int = Field(0, ge=0)
+    """evaluate every precision each n-th round (0: FP32 each round, every precision at the end)."""
     batch_size: int = Field(1000, ge=1)
+    """test examples per evaluation batch."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """where the evaluation runs ('auto': the GPU when there is one)."""
 
     @field_validator("precisions")
     @classmethod
@@ -549,10 +565,15 @@ class Scenario(Strict):
     """A whole federated experiment."""
 
     schema_version: Literal[1] = 1
+    """the scenario format's version."""
     name: str = Field(min_length=1)
+    """the experiment's name (run directories are named after it)."""
     description: str = ""
+    """free text, shown in the report."""
     seed: int = Field(0, ge=0)
+    """the one seed every random draw of the run derives from."""
     output_dir: str = "runs"
+    """where runs are written (a run directory per run)."""
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
