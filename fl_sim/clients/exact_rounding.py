@@ -21,7 +21,8 @@ and the adversary does the attack on the real round (``QATRounding.place_exactly
 
 Every candidate is scored on the aggregate the rule returns (its replica, ``fl_sim.rule_replicas``),
 re-gridded as the deployer would. Without a replica the colluders' model of the rule stands in
-(``rule_models``) and the rule's default budget is used unsearched. Pure maths on model states.
+(``rule_models``) and the rule's default budget is used unsearched, unless ``accept`` (a real test
+of each submission) screens the candidates. Pure maths on model states.
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ def place(
     gain = share if rule.family is Family.MEAN else rule.gain(n, k)
     _, spread = honest_spread(known.honest, c0, list(c0))
     cost = {key: wish.target[key] - h[key] for key in known.names}
-    ladder = LADDER if exact and budget is not None else (1.0,)
+    ladder = LADDER if (exact or accept is not None) and budget is not None else (1.0,)  # the screen is a real test too
     best: ExactPlacement | None = None
     best_worth = -1.0
     for factor in ladder:

@@ -103,6 +103,23 @@ def test_a_screen_that_takes_no_candidate_leaves_the_honest_mean():
     assert placed.kept == 0 and all(torch.allclose(placed.submission[k], _c0(honest, counts)[k]) for k in ref)
 
 
+def test_the_screen_keeps_the_largest_placement_it_accepts():
+    ref, honest, counts = _round(1)
+    c0 = _c0(honest, counts)
+    wish, _ = _wish(ref, c0)
+
+    def distance(c):
+        return float(sum((c[k] - c0[k]).pow(2).sum() for k in c0)) ** 0.5
+
+    unbounded = place(_known(ref, honest, counts), wish, RULE_MODELS["quant_aware"], Q, 0.05, None)
+    limit = distance(unbounded.submission) / 3
+    placed = place(
+        _known(ref, honest, counts), wish, RULE_MODELS["quant_aware"], Q, 0.05, None, accept=lambda c: distance(c) <= limit
+    )
+    assert 0 < placed.kept < unbounded.kept and distance(placed.submission) <= limit
+    assert placed.budget is not None  # a rung of the ladder, in honest spreads
+
+
 def _c0(honest, counts):
     return {k: sum(w * s[k] for s, w in zip(honest, counts)) / sum(counts) for k in honest[0]}
 
