@@ -184,12 +184,12 @@ def _replica_of(
     """Rule ``spec``'s aggregate (its replica) as a function of the k colluders' common submission; None: no replica."""
     if not has_replica(spec):
         return None
-    weights = torch.tensor(counts, dtype=torch.float64)
-    base = torch.stack([_flat(m, reference) for m in honest])
+    weights, keys, f64 = torch.tensor(counts, dtype=torch.float64), list(reference), torch.float64
+    base = torch.stack([flatten_update(m, reference, keys, f64) for m in honest])
 
     def aggregate(c: State) -> State:
-        x = torch.cat([base, _flat(c, reference).expand(k, -1)])
-        return _unflat(simulate(spec, x, k, gen, weights), reference)
+        x = torch.cat([base, flatten_update(c, reference, keys, f64).expand(k, -1)])
+        return unflatten_update(simulate(spec, x, k, gen, weights), reference, keys)
 
     return aggregate
 
@@ -197,20 +197,6 @@ def _replica_of(
 def _floats(state: State, keys: list[str]) -> State:
     """The float entries of a state, in float64 on the CPU."""
     return {k: state[k].detach().cpu().double() for k in keys}
-
-
-def _flat(state: State, reference: State) -> torch.Tensor:
-    """``state - reference`` as one float64 vector (the keys of ``reference``, in order)."""
-    return torch.cat([(state[k] - reference[k]).reshape(-1) for k in reference])
-
-
-def _unflat(vec: torch.Tensor, reference: State) -> State:
-    """``reference + vec`` as a state (the inverse of ``_flat``)."""
-    out, at = {}, 0
-    for k, v in reference.items():
-        out[k] = v + vec[at : at + v.numel()].reshape(v.shape)
-        at += v.numel()
-    return out
 
 
 def _decode(m: Message, pid_for: Callable[[Message], int]) -> tuple[int, State, float] | None:
