@@ -255,14 +255,12 @@ class QATRounding(ObjectiveAttack):
         self, key: str, h: State, known: KnownRound, grid: QuantGrid, quantizer: WeightQuantizer, rule: RuleModel, margin: float
     ) -> torch.Tensor:
         """``_costs`` on the real round: the reach of an order rule from the real honest values."""
-        w = h[key]
-        cost = flip_cost(w, grid, margin)
-        out = range_box(w, quantizer).pinned | ~cost.isfinite()
+        w, reach = h[key], None
         if rule.family is Family.ORDER:
-            values = torch.stack([m[key] for m in known.honest]).to(w)
-            down, up = real_order_reach(w.double(), values.double(), known.colluders, rule)
-            out = out | (cost > up.to(w)) | (-cost > down.to(w))
-        return torch.where(out, torch.full_like(cost, math.inf), cost)
+            values = torch.stack([m[key] for m in known.honest]).double()
+            down, up = real_order_reach(w.double(), values.to(w.device), known.colluders, rule)
+            reach = (down.to(w), up.to(w))
+        return _reachable_cost(w, grid, quantizer, margin, reach)
 
     def _screen_test(
         self, model: nn.Module, data: ExampleSet, gen: torch.Generator, known: KnownRound, device: torch.device
@@ -270,7 +268,7 @@ class QATRounding(ObjectiveAttack):
         """The quantization screen's test of a submission: its score under 1.5 x the real honest models' median."""
         p = self.params
         probe = data.x[torch.randperm(len(data), generator=gen)[: p.screen_samples]].to(device)
-        full = model.state_dict()
+        full = {key: v.detach().clone() for key, v in model.state_dict().items()}
 
         def state_of(floats: State) -> State:
             return {key: (floats[key] if key in floats else v).to(v.dtype).to(device) for key, v in full.items()}
@@ -386,12 +384,8 @@ class QATRounding(ObjectiveAttack):
             margin = (p.margin_z * rule.error(sigma, n, k, runs) / grid.step).clamp(p.margin_floor, 0.45)
         else:
             margin = torch.full_like(w, float(p.margin))
-        cost = flip_cost(w, grid, margin)
-        out = range_box(w, quantizer).pinned | ~cost.isfinite()
-        if rule.family is Family.ORDER:
-            down, up = order_reach(w, sigma, n, k, rule)
-            out = out | (cost > up) | (-cost > down)
-        return torch.where(out, torch.full_like(cost, math.inf), cost)
+        reach = order_reach(w, sigma, n, k, rule) if rule.family is Family.ORDER else None
+        return _reachable_cost(w, grid, quantizer, margin, reach)
 
     def _learn_rounding(
         self,
@@ -526,6 +520,22 @@ def _screen_score(model: nn.Module, state: State, x: torch.Tensor, p: RoundingPa
             q = torch.log_softmax(model(x).double(), 1)
         worst = max(worst, float((fp.exp() * (fp - q)).sum(1).mean()))
     return worst
+
+
+def _reachable_cost(
+    w: torch.Tensor,
+    grid: QuantGrid,
+    quantizer: WeightQuantizer,
+    margin: float | torch.Tensor,
+    reach: tuple[torch.Tensor, torch.Tensor] | None,
+) -> torch.Tensor:
+    """Each weight's signed flip cost (``flip_cost``); inf for the scale-setting extremes and beyond ``reach`` (down, up)."""
+    cost = flip_cost(w, grid, margin)
+    out = range_box(w, quantizer).pinned | ~cost.isfinite()
+    if reach is not None:
+        down, up = reach
+        out = out | (cost > up) | (-cost > down)
+    return torch.where(out, torch.full_like(cost, math.inf), cost)
 
 
 def _price(cost: torch.Tensor, gain: float, budget: float) -> torch.Tensor:
