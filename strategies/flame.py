@@ -128,3 +128,11 @@ class FlameDefense(TensorDefense[FlameParams]):
         gen = self.knowledge.generator("flame", r.server_round)
         p = self.params
         return flame(r.updates, r.weights, noise_lambda=p.noise_lambda, min_cluster_size=p.min_cluster_size, generator=gen)
+
+
+from fl_sim.rule_replicas import REPLICAS  # noqa: E402
+
+
+@REPLICAS.register("flame", "clustering, median-norm clipping and the equal-weight mean; no noise (the server's draw is unknown)")
+def _replica(updates: torch.Tensor, counts: torch.Tensor, f: int) -> torch.Tensor:
+    return flame(updates.double(), counts, noise_lambda=0.0).update

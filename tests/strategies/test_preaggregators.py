@@ -163,6 +163,19 @@ def test_the_server_aggregates_what_the_replica_computes(spec):
 
 
 @pytest.mark.usefixtures("task_identity", "one_thread")
+@pytest.mark.parametrize(
+    "strategy", [{"name": "norm_clipping"}, {"name": "rfa"}, {"name": "flame", "params": {"noise_lambda": 0.0}}]
+)
+def test_the_server_aggregates_what_the_tensor_rule_replicas_compute(strategy):
+    d = sum(v.numel() for v in _reference().values())
+    x = _updates(d)
+    agg, _ = _round(strategy, x)
+    expected = simulate(strategy["name"], x.double(), 2, torch.Generator()).float()
+    assert torch.allclose(agg, expected, atol=1e-5)
+    assert float((agg - x.mean(0)).norm()) > 1e-3  # the far pair moves the plain mean: the rule is not the mean
+
+
+@pytest.mark.usefixtures("task_identity", "one_thread")
 def test_nnm_then_krum_gives_the_far_updates_no_weight():
     d = sum(v.numel() for v in _reference().values())
     agg, log = _round({"name": "nnm+krum"}, _updates(d))
