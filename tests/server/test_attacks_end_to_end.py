@@ -55,9 +55,9 @@ def test_adaptive_attacks_need_a_replica_of_the_rule(tmp_path):
     from fl_sim.errors import UserError
 
     attack = {"behaviour": "fang", "collusion": "omniscient", "num_malicious": 1, "params": {}}
-    with pytest.raises(UserError, match=r"the scenario's strategy .*no replica of rule 'flame'"):
-        scenario_of(tiny_raw(attack=attack, strategy={"name": "flame"}), "t")
-    scenario_of(tiny_raw(attack={**attack, "params": {"against": "nnm+krum"}}, strategy={"name": "flame"}), "t")
+    with pytest.raises(UserError, match=r"the scenario's strategy .*no replica of rule 'dnc'"):
+        scenario_of(tiny_raw(attack=attack, strategy={"name": "dnc"}), "t")
+    scenario_of(tiny_raw(attack={**attack, "params": {"against": "nnm+krum"}}, strategy={"name": "dnc"}), "t")
     with pytest.raises(UserError, match=r"params.against: unknown pre-aggregator 'foo'"):
         scenario_of(tiny_raw(attack={**attack, "params": {"against": "foo+krum"}}), "t")
 
